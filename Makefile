@@ -1,0 +1,49 @@
+# larder — see README.md. Every target runs from a clean checkout.
+GO       ?= go
+PKGS     := ./... ./testdata/fixture ./testdata/cmd/mkfixtures
+BIN      := bin/larder
+FIXTURES ?= $(CURDIR)/.cache/fixtures
+
+.PHONY: all build test test-long bench fuzz demo lint fixtures clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/larder
+
+# The README's test command: unit and integration tests (needs the packages
+# .ci/run installs: PostgreSQL, gzip, tar, python3, pigz, ...).
+test:
+	$(GO) test -count=1 -timeout 60m $(PKGS)
+
+# The full differential matrix and long runs (CI runs it when time allows).
+test-long:
+	LARDER_LONG=1 $(GO) test -count=1 -timeout 80m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 120m $(PKGS)
+
+# Bounded fuzzing of every parser; each target runs for FUZZTIME.
+FUZZTIME ?= 20s
+fuzz:
+	@set -e; for p in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz' || true); do \
+	    echo "fuzz $$p $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p; \
+	  done; \
+	done
+
+demo: build
+	./scripts/demo.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped (make tools installs it)"; fi
+
+# Larger fixture series, cached outside git (needs PostgreSQL).
+fixtures:
+	$(GO) run ./testdata/cmd/mkfixtures -out $(FIXTURES)
+
+clean:
+	rm -rf bin .cache
