@@ -49,6 +49,11 @@ func (k *tokenCheck) blockEnd(c *compressor, last bool) {
 		return
 	}
 	k.bi++
+	// GNU gzip --rsyncable pads to a byte boundary with an empty stored
+	// block; the engine writes it within the same flush.
+	for k.bi < len(k.blocks) && k.blocks[k.bi].stored && k.blocks[k.bi].inLen == 0 && !k.blocks[k.bi].final {
+		k.bi++
+	}
 	if k.bi < len(k.blocks) {
 		k.si = k.blocks[k.bi].symOff
 	} else {

@@ -37,7 +37,7 @@ type compressor struct {
 	good, maxLazy, nice, maxChain int
 
 	wSize, wMask, windowSize, maxDist int
-	hashShift, hashMask             uint32
+	hashShift, hashMask               uint32
 
 	window []byte
 	prev   []uint16
@@ -165,19 +165,15 @@ func (c *compressor) slide() {
 	if c.rsyncChunkEnd != noChunkEnd {
 		c.rsyncChunkEnd -= uint64(w)
 	}
-	for i, m := range c.head {
-		if int(m) >= w {
-			c.head[i] = m - uint16(w)
-		} else {
-			c.head[i] = 0
-		}
-	}
-	for i, m := range c.prev {
-		if int(m) >= w {
-			c.prev[i] = m - uint16(w)
-		} else {
-			c.prev[i] = 0
-		}
+	slideTable(c.head, w)
+	slideTable(c.prev, w)
+}
+
+// slideTable rebases chain positions by w; positions that fall out of the
+// window become 0 (NIL).
+func slideTable(t []uint16, w int) {
+	for i, m := range t {
+		t[i] = uint16(max(int(m)-w, 0))
 	}
 }
 

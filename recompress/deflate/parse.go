@@ -164,7 +164,9 @@ func (d *huffDecoder) decode(r *bitReader) (int, error) {
 
 var fixedLit, fixedDist *huffDecoder
 
-func init() {
+// initFixedDecoders builds the decoders of the fixed code; tables.go's
+// init calls it once the fixed code exists.
+func initFixedDecoders() {
 	var l [288]uint8
 	for i := range l {
 		l[i] = uint8(staticLTree[i].len)

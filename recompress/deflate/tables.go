@@ -106,6 +106,7 @@ func init() {
 	for n := 0; n < dCodes; n++ {
 		staticDTree[n] = code{bits: reverse(uint16(n), 5), len: 5}
 	}
+	initFixedDecoders()
 }
 
 // dCode maps a match distance minus one to its distance code.

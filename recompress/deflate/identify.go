@@ -1,0 +1,301 @@
+package deflate
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+)
+
+// ErrNoEngine reports a deflate stream that no engine reproduces: it was
+// made by another encoder (pigz, zlib-ng, Go, zopfli, 7-Zip, ...).
+var ErrNoEngine = errors.New("deflate: no engine reproduces the stream")
+
+// Hint carries what the wrapper around a deflate stream suggests about its
+// maker. Hints only order the candidates; they never exclude one.
+type Hint struct {
+	// GzipXFL is the XFL byte of a gzip header, or -1.
+	GzipXFL int
+	// ZlibLevel is the FLEVEL field of a zlib header (0..3), or -1.
+	ZlibLevel int
+	// PreferGzip puts the GNU gzip engine first (an outer .tar.gz layer).
+	PreferGzip bool
+}
+
+// NoHint is a Hint that suggests nothing.
+var NoHint = Hint{GzipXFL: -1, ZlibLevel: -1}
+
+// Identification limits: how much of a stream Identify looks at.
+const (
+	// MaxIdentifyOut caps the decompressed bytes Identify decodes.
+	MaxIdentifyOut = 8 << 20
+	// IdentifyPrefix is how much compressed data callers should offer.
+	IdentifyPrefix = 1 << 20
+)
+
+// Result is the outcome of Identify.
+type Result struct {
+	Params Params
+	// Verified is how many leading compressed bytes the engine reproduced.
+	Verified int
+	// Complete is set when the whole stream was given and reproduced:
+	// no further verification is needed.
+	Complete bool
+	// Survivors counts the candidates that reproduced the prefix.
+	Survivors int
+}
+
+// Identify finds the engine and parameters that reproduce a raw deflate
+// stream from its first bytes. src is the stream's head (IdentifyPrefix
+// bytes are enough) or the whole stream (complete set). Candidates are run
+// on the decoded head and dropped at their first wrong symbol or byte; the
+// first survivor in order of likelihood is returned. Unless Complete is set
+// in the result, the caller must verify the rest of the stream.
+func Identify(src []byte, complete bool, hint Hint) (Result, error) {
+	pr := parseStream(src, MaxIdentifyOut)
+	if pr.stopped != nil && !errors.Is(pr.stopped, errTruncated) && !errors.Is(pr.stopped, errOutLimit) {
+		if len(pr.blocks) == 0 {
+			return Result{}, pr.stopped
+		}
+	}
+	if len(pr.blocks) == 0 {
+		return Result{}, ErrNoEngine
+	}
+	whole := complete && pr.end
+	if whole && pr.blocks[len(pr.blocks)-1].bitEnd != len(src)*8 &&
+		(pr.blocks[len(pr.blocks)-1].bitEnd+7)/8 != len(src) {
+		// Bytes after the final block are not part of the stream.
+		whole = false
+	}
+
+	if allStored(pr) {
+		var runs []StoredRun
+		for _, b := range pr.blocks {
+			runs = appendRun(runs, uint16(b.inLen))
+		}
+		p := Params{Engine: Stored, Runs: runs}
+		end := (pr.blocks[len(pr.blocks)-1].bitEnd + 7) / 8
+		return Result{Params: p, Verified: end, Complete: whole, Survivors: 1}, nil
+	}
+
+	cands := candidates(pr, hint)
+	var best Result
+	found := 0
+	c := &compressor{}
+	for _, p := range cands {
+		n, ok := tryCandidate(c, p, pr, src, whole)
+		if !ok {
+			continue
+		}
+		found++
+		if found == 1 {
+			best = Result{Params: p, Verified: n, Complete: whole}
+			if whole {
+				break // reproduced exactly: no better answer exists
+			}
+		}
+	}
+	if found == 0 {
+		return Result{}, ErrNoEngine
+	}
+	best.Survivors = found
+	return best, nil
+}
+
+func allStored(pr *parsed) bool {
+	for _, b := range pr.blocks {
+		if !b.stored {
+			return false
+		}
+	}
+	return true
+}
+
+func appendRun(runs []StoredRun, l uint16) []StoredRun {
+	if n := len(runs); n > 0 && runs[n-1].Len == l && runs[n-1].Count < 1<<32-1 {
+		runs[n-1].Count++
+		return runs
+	}
+	return append(runs, StoredRun{Len: l, Count: 1})
+}
+
+// candidates lists the parameter sets that the parsed head does not rule
+// out, most likely first.
+func candidates(pr *parsed, hint Hint) []Params {
+	// Facts of the head.
+	anyMatch, allDist1, allFixed := false, true, true
+	maxDist := 0
+	firstFull := -1 // symbols of the first complete non-final Huffman block
+	finalSyms := -1
+	for _, b := range pr.blocks {
+		if b.stored {
+			continue
+		}
+		if !b.fixed {
+			allFixed = false
+		}
+		if b.maxDist > 0 {
+			anyMatch = true
+			if !b.dist1 {
+				allDist1 = false
+			}
+		}
+		maxDist = max(maxDist, b.maxDist)
+		if !b.final && firstFull < 0 {
+			firstFull = b.nsyms
+		}
+		if b.final {
+			finalSyms = b.nsyms
+		}
+	}
+	minWBits := 9
+	for minWBits < 15 && maxDist > 1<<minWBits-minLookahead {
+		minWBits++
+	}
+
+	// Which zlib memory levels fit the block sizes: zlib ends a block at
+	// exactly 2^(memLevel+6)-1 symbols, and a final block is shorter.
+	memOK := func(m int) bool {
+		full := 1<<(m+6) - 1
+		if firstFull >= 0 {
+			return firstFull == full
+		}
+		return finalSyms < full
+	}
+	levelOrder := levelsByHint(hint)
+	var out []Params
+	add := func(p Params) {
+		if p.Validate() == nil {
+			out = append(out, p)
+		}
+	}
+	gzipCands := func() {
+		if firstFull < 0 && finalSyms >= gnuLitBuf-1 {
+			return
+		}
+		for _, l := range levelOrder {
+			add(GzipParams(l, RsyncOff))
+		}
+		for _, l := range levelOrder {
+			add(GzipParams(l, RsyncUpstream))
+		}
+	}
+	mems := []int{8, 9, 7, 6, 5, 4, 3, 2, 1}
+	wbitsList := []int{15, 14, 13, 12, 11, 10, 9}
+	zlibCands := func() {
+		for _, m := range mems {
+			if !memOK(m) {
+				continue
+			}
+			for _, wb := range wbitsList {
+				if wb < minWBits {
+					continue
+				}
+				{
+					for _, l := range levelOrder {
+						add(ZlibParams(l, wb, m, DefaultStrategy))
+						if l >= 4 {
+							add(ZlibParams(l, wb, m, Filtered))
+						}
+						if allFixed {
+							add(ZlibParams(l, wb, m, Fixed))
+							p := ZlibParams(l, wb, m, Fixed)
+							p.Variant |= ZlibFixedBefore1213
+							add(p)
+						}
+					}
+				}
+				if allDist1 {
+					// deflate_rle and deflate_huff ignore the level.
+					lv := levelOrder[0]
+					if anyMatch {
+						add(ZlibParams(lv, wb, m, RLE))
+					} else {
+						add(ZlibParams(lv, wb, m, HuffmanOnly))
+						add(ZlibParams(lv, wb, m, RLE))
+					}
+				}
+			}
+		}
+	}
+	if hint.PreferGzip {
+		gzipCands()
+		zlibCands()
+	} else {
+		zlibCands()
+		gzipCands()
+	}
+	return out
+}
+
+// levelsByHint orders the levels 1..9 by what the header suggests.
+func levelsByHint(h Hint) []int {
+	order := []int{6, 4, 9, 1, 5, 2, 3, 7, 8}
+	var first []int
+	switch {
+	case h.GzipXFL == 2:
+		first = []int{9}
+	case h.GzipXFL == 4:
+		first = []int{1}
+	case h.ZlibLevel == 0:
+		first = []int{1}
+	case h.ZlibLevel == 1:
+		first = []int{4, 5, 2, 3}
+	case h.ZlibLevel == 2:
+		first = []int{6}
+	case h.ZlibLevel == 3:
+		first = []int{9, 7, 8}
+	}
+	res := slices.Clone(first)
+	for _, l := range order {
+		if !slices.Contains(res, l) {
+			res = append(res, l)
+		}
+	}
+	return res
+}
+
+// tryCandidate runs p over the decoded head and reports whether its
+// symbols, block ends and bytes agree with the original, and how many
+// compressed bytes it reproduced.
+func tryCandidate(c *compressor, p Params, pr *parsed, src []byte, whole bool) (int, bool) {
+	c.reset(p)
+	chk := &tokenCheck{blocks: pr.blocks, syms: pr.syms}
+	c.check = chk
+	var stage []byte
+	const step = 4 << 10
+	data := pr.out
+	for i := 0; i < len(data) && !chk.done; i += step {
+		piece := data[i:min(i+step, len(data))]
+		if c.gnu {
+			stage = append(stage, piece...)
+			c.in = stage
+			c.gnuRun()
+			stage = stage[:copy(stage, c.in)]
+		} else {
+			c.in = piece
+			c.zlibRun(false)
+		}
+		if chk.failed || !bytes.HasPrefix(src, c.bw.out) {
+			return 0, false
+		}
+	}
+	if whole {
+		c.closed = true
+		if c.gnu {
+			c.in = stage
+			c.gnuRun()
+		} else {
+			c.in = nil
+			c.zlibRun(true)
+		}
+		if chk.failed || !bytes.Equal(c.bw.out, src) {
+			return 0, false
+		}
+		return len(src), true
+	}
+	if chk.bi == 0 && chk.symbols < 64 {
+		// Not enough evidence: no block end and hardly any symbols.
+		return 0, false
+	}
+	return len(c.bw.out), true
+}
