@@ -9,31 +9,41 @@ type tokenCheck struct {
 
 	bi      int // current block
 	si      int // next symbol in syms
+	seen    int // symbols of the compressor's current block already checked
 	failed  bool
 	done    bool // every parsed block was matched
 	symbols int  // symbols checked so far
 }
 
-func (k *tokenCheck) symbol(c *compressor, s uint32) {
+// scan checks the symbols the compressor buffered since the last scan.
+// The compressor calls it at each block end; Identify also calls it as
+// input goes in, so a wrong candidate stops early.
+func (k *tokenCheck) scan(c *compressor) {
 	if k.failed || k.done {
 		return
 	}
-	k.symbols++
 	b := &k.blocks[k.bi]
 	if b.stored {
-		return // the original kept no symbols for this block
-	}
-	if k.si >= b.symOff+b.nsyms || k.syms[k.si] != s {
-		k.failed = true
+		k.seen = c.nsyms // the original kept no symbols for this block
 		return
 	}
-	k.si++
+	for _, s := range c.syms[k.seen:c.nsyms] {
+		if k.si >= b.symOff+b.nsyms || k.syms[k.si] != s {
+			k.failed = true
+			return
+		}
+		k.si++
+		k.symbols++
+	}
+	k.seen = c.nsyms
 }
 
 func (k *tokenCheck) blockEnd(c *compressor, last bool) {
+	k.scan(c)
 	if k.failed || k.done {
 		return
 	}
+	k.seen = 0
 	b := &k.blocks[k.bi]
 	if b.final != last {
 		k.failed = true

@@ -3,6 +3,7 @@ package deflate
 import (
 	"encoding/binary"
 	"math/bits"
+	"unsafe"
 )
 
 // config is one row of the level table shared by zlib and GNU gzip.
@@ -28,6 +29,20 @@ var configTable = [10]config{
 // little past the data (8 bytes at a time).
 const windowPad = maxMatch + 16
 
+// The window, chains and hash heads are fixed-size arrays sized for the
+// largest configuration, so that indexes masked with these constants need
+// no bounds checks in the match finder.
+const (
+	windowAlloc = 1 << 17 // > 2 * 32 KiB + windowPad
+	windowIdx   = windowAlloc - 1
+	prevAlloc   = 1 << 16 // indexed by uint16: no bounds checks
+	prevIdx     = prevAlloc - 1
+	headAlloc   = 1 << 16 // memLevel 9: 16 hash bits
+	headIdx     = headAlloc - 1
+	symAlloc    = 1 << 15 // the largest block: 32767 symbols
+	symIdx      = symAlloc - 1
+)
+
 // compressor is the state of one deflate stream: the match finder of
 // deflate.c and the block writer of trees.c. Positions are window indexes.
 type compressor struct {
@@ -37,11 +52,14 @@ type compressor struct {
 	good, maxLazy, nice, maxChain int
 
 	wSize, wMask, windowSize, maxDist int
-	hashShift, hashMask               uint32
+	hashMask                          uint32
+	shift1, shift2                    uint8 // the hash shift and twice it
 
-	window []byte
-	prev   []uint16
-	head   []uint16
+	// Fixed-size arrays held in the struct: no nil checks, and indexes
+	// masked with constants need no bounds checks.
+	window [windowAlloc]byte
+	prev   [prevAlloc]uint16
+	head   [headAlloc]uint16
 
 	strstart       int
 	lookahead      int
@@ -63,7 +81,8 @@ type compressor struct {
 	closed bool
 
 	// Symbol buffer of the current block.
-	syms   []uint32
+	syms   [symAlloc]uint32
+	nsyms  int
 	symEnd int // the block is flushed when this many symbols are buffered
 	nDist  int // matches in the block (GNU gzip's last_dist)
 
@@ -74,7 +93,8 @@ type compressor struct {
 	rsyncSum      uint64
 	rsyncChunkEnd uint64
 
-	// expect, when set, is checked symbol by symbol (identification).
+	// check, when set, compares symbols and block ends with an original
+	// stream's (identification).
 	check *tokenCheck
 }
 
@@ -100,21 +120,19 @@ func (c *compressor) reset(p Params) {
 	c.maxDist = c.wSize - minLookahead
 	hashBits := uint32(p.MemLevel + 7)
 	c.hashMask = 1<<hashBits - 1
-	c.hashShift = (hashBits + minMatch - 1) / minMatch
+	shift := (hashBits + minMatch - 1) / minMatch
+	c.shift1, c.shift2 = uint8(shift), uint8(2*shift)
 
-	c.window = resize(c.window, c.windowSize+windowPad)
-	clear(c.window)
-	c.prev = resize(c.prev, c.wSize)
-	clear(c.prev)
-	c.head = resize(c.head, int(c.hashMask)+1)
-	clear(c.head)
+	clear(c.window[:c.windowSize+windowPad])
+	clear(c.prev[:c.wSize])
+	clear(c.head[:c.hashMask+1])
 
 	litBufSize := 1 << (p.MemLevel + 6)
 	if c.gnu {
 		litBufSize = 0x8000 // LIT_BUFSIZE
 	}
 	c.symEnd = litBufSize - 1
-	c.syms = resize(c.syms, litBufSize)[:0]
+	c.nsyms = 0
 	c.nDist = 0
 
 	c.strstart, c.lookahead, c.blockStart, c.insert = 0, 0, 0, 0
@@ -141,16 +159,19 @@ func resize[T any](s []T, n int) []T {
 // hash of the three bytes at p. zlib's and gzip's rolling hash always
 // equals this function of the window bytes.
 func (c *compressor) hash(p int) uint32 {
-	w := c.window[p : p+3 : p+3]
-	return (uint32(w[0])<<(2*c.hashShift) ^ uint32(w[1])<<c.hashShift ^ uint32(w[2])) & c.hashMask
+	w := &c.window
+	return (uint32(w[p&windowIdx])<<(c.shift2&31) ^ uint32(w[(p+1)&windowIdx])<<(c.shift1&31) ^
+		uint32(w[(p+2)&windowIdx])) & c.hashMask
 }
 
 // insertString inserts position p in the hash chains and returns the
 // previous head of its chain (zlib's INSERT_STRING).
 func (c *compressor) insertString(p int) int {
-	h := c.hash(p)
+	w := &c.window
+	h := uint16((uint32(w[p&windowIdx])<<(c.shift2&31) ^ uint32(w[(p+1)&windowIdx])<<(c.shift1&31) ^
+		uint32(w[(p+2)&windowIdx])) & c.hashMask)
 	head := c.head[h]
-	c.prev[p&c.wMask] = head
+	c.prev[uint16(p&c.wMask)] = head
 	c.head[h] = uint16(p)
 	return int(head)
 }
@@ -165,15 +186,21 @@ func (c *compressor) slide() {
 	if c.rsyncChunkEnd != noChunkEnd {
 		c.rsyncChunkEnd -= uint64(w)
 	}
-	slideTable(c.head, w)
-	slideTable(c.prev, w)
+	slideTable(c.head[:c.hashMask+1], w)
+	slideTable(c.prev[:c.wSize], w)
 }
 
-// slideTable rebases chain positions by w; positions that fall out of the
-// window become 0 (NIL).
+// slideTable rebases chain positions by w (a power of two); positions that
+// fall out of the window become 0 (NIL). Positions are below 2*w, so a
+// position at or above w has exactly bit log2(w) set: the new value is the
+// position's low bits if that bit is set, else 0. Four positions are done
+// at a time in a uint64 (len(t) is a multiple of 4).
 func slideTable(t []uint16, w int) {
-	for i, m := range t {
-		t[i] = uint16(max(int(m)-w, 0))
+	k := uint(bits.TrailingZeros(uint(w)))
+	low := uint64(w - 1)
+	v := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(t))), len(t)/4)
+	for i, x := range v {
+		v[i] = x & ((x >> k & 0x0001000100010001) * low)
 	}
 }
 
@@ -183,7 +210,7 @@ func slideTable(t []uint16, w int) {
 // candidates in the same order, the same early exits.
 func (c *compressor) longestMatch(cur int) int {
 	chain := c.maxChain
-	win := c.window
+	win := &c.window
 	scan := c.strstart
 	bestLen := c.prevLength
 	nice := c.nice
@@ -198,27 +225,29 @@ func (c *compressor) longestMatch(cur int) int {
 		// zlib: do not look for matches beyond the end of the input.
 		nice = c.lookahead
 	}
-	prev := c.prev
+	prev := &c.prev
 	wmask := c.wMask
 	s := win[scan : scan+maxMatch+8 : scan+maxMatch+8]
-	scanEnd1 := s[bestLen-1]
-	scanEnd := s[bestLen]
+	scanEnd1, scanEnd := s[bestLen-1], s[bestLen]
 	s0, s1 := s[0], s[1]
 	for {
-		m := win[cur : cur+maxMatch+8 : cur+maxMatch+8]
-		if m[bestLen] == scanEnd && m[bestLen-1] == scanEnd1 && m[0] == s0 && m[1] == s1 {
-			l := 2 + matchLen(m[2:maxMatch], s[2:maxMatch])
+		// The candidate must extend the best match: check its last two
+		// bytes, then its first two (zlib's order of checks). Positions
+		// are below windowAlloc-maxMatch, so the masks change nothing.
+		e := cur + bestLen
+		if win[e&windowIdx] == scanEnd && win[(e-1)&windowIdx] == scanEnd1 &&
+			win[cur&windowIdx] == s0 && win[(cur+1)&windowIdx] == s1 {
+			l := 2 + matchLen(win[cur+2:cur+maxMatch], s[2:maxMatch])
 			if l > bestLen {
 				c.matchStart = cur
 				bestLen = l
 				if l >= nice {
 					break
 				}
-				scanEnd1 = s[bestLen-1]
-				scanEnd = s[bestLen]
+				scanEnd1, scanEnd = s[bestLen-1], s[bestLen]
 			}
 		}
-		cur = int(prev[cur&wmask])
+		cur = int(prev[uint16(cur&wmask)])
 		if cur <= limit {
 			break
 		}
@@ -255,25 +284,23 @@ func matchLen(a, b []byte) int {
 
 // tallyLit buffers a literal and reports whether the block is full.
 func (c *compressor) tallyLit(b byte) bool {
-	c.syms = append(c.syms, uint32(b))
+	n := c.nsyms
+	c.syms[n&symIdx] = uint32(b)
+	c.nsyms = n + 1
 	c.lFreq[b]++
-	if c.check != nil {
-		c.check.symbol(c, uint32(b))
-	}
-	return len(c.syms) == c.symEnd
+	return n+1 == c.symEnd
 }
 
 // tallyDist buffers a match and reports whether the block is full.
 func (c *compressor) tallyDist(dist, lc int) bool {
 	s := uint32(dist)<<16 | uint32(lc)
-	c.syms = append(c.syms, s)
+	n := c.nsyms
+	c.syms[n&symIdx] = s
+	c.nsyms = n + 1
 	c.nDist++
-	c.lFreq[int(lengthCode[lc])+literals+1]++
-	c.dFreq[dCode(dist-1)]++
-	if c.check != nil {
-		c.check.symbol(c, s)
-	}
-	return len(c.syms) == c.symEnd
+	c.lFreq[int(lengthCode[uint8(lc)])+literals+1]++
+	c.dFreq[distCodeOf[uint16(dist-1)]]++
+	return n+1 == c.symEnd
 }
 
 // flushBlock ends the current block (zlib's FLUSH_BLOCK_ONLY and
@@ -304,14 +331,14 @@ func (c *compressor) flushBlock(last, pad bool) {
 		b.storedBlock(buf, last)
 	case oldFixed || staticLenb == optLenb:
 		b.sendBits(staticTrees<<1|boolBit(last), 3)
-		compressBlock(b, c.syms, staticLTree[:], staticDTree[:])
+		compressBlock(b, c.syms[:c.nsyms], staticLTree[:], staticDTree[:])
 	default:
 		b.sendBits(dynamicTrees<<1|boolBit(last), 3)
 		t.sendAllTrees(b, t.l.maxCode+1, t.d.maxCode+1, maxBLIndex+1)
-		compressBlock(b, c.syms, t.lCode[:], t.dCode[:])
+		compressBlock(b, c.syms[:c.nsyms], t.lCode[:], t.dCode[:])
 	}
 	t.initBlock()
-	c.syms = c.syms[:0]
+	c.nsyms = 0
 	c.nDist = 0
 	if last {
 		b.windup()

@@ -86,7 +86,7 @@ func (c *compressor) gnuRun() bool {
 // gnuTally is ct_tally: buffer a symbol, then guess whether to end the
 // block early (levels above 2, every 4096 symbols) or whether it is full.
 func (c *compressor) gnuTally(full bool) bool {
-	lastLit := len(c.syms)
+	lastLit := c.nsyms
 	if c.p.Level > 2 && lastLit&gnuCheckStep == 0 {
 		out := uint64(lastLit) * 8
 		in := uint64(c.strstart - c.blockStart)
@@ -107,7 +107,7 @@ func (c *compressor) rsyncRoll(start, num int) {
 	if c.p.Rsync == RsyncOff {
 		return
 	}
-	w := c.window
+	w := &c.window
 	if start < rsyncWin {
 		for i := start; i < rsyncWin; i++ {
 			if i == start+num {

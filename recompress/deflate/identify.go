@@ -275,6 +275,7 @@ func tryCandidate(c *compressor, p Params, pr *parsed, src []byte, whole bool) (
 			c.in = piece
 			c.zlibRun(false)
 		}
+		chk.scan(c)
 		if chk.failed || !bytes.HasPrefix(src, c.bw.out) {
 			return 0, false
 		}

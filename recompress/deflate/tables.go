@@ -40,6 +40,8 @@ var (
 	lengthCode [maxMatch - minMatch + 1]uint8 // match length-3 → length code
 	distCode   [512]uint8                     // see dCode
 
+	distCodeOf  [1 << 16]uint8 // distance minus one → distance code, without branches
+
 	staticLTree [lCodes + 2]code
 	staticDTree [dCodes]code
 )
@@ -80,6 +82,12 @@ func init() {
 		for n := 0; n < 1<<(extraDBits[c]-7); n++ {
 			distCode[256+dist] = uint8(c)
 			dist++
+		}
+	}
+
+	for d := range distCodeOf {
+		if d < 1<<15 {
+			distCodeOf[d] = dCode(d)
 		}
 	}
 

@@ -179,7 +179,7 @@ func (c *compressor) zlibRLE(finish bool) bool {
 		}
 		c.matchLength = 0
 		if c.lookahead >= minMatch && c.strstart > 0 {
-			w := c.window
+			w := &c.window
 			p := w[c.strstart-1]
 			s := c.strstart
 			if p == w[s] && p == w[s+1] && p == w[s+2] {
