@@ -40,7 +40,7 @@ var (
 	lengthCode [maxMatch - minMatch + 1]uint8 // match length-3 → length code
 	distCode   [512]uint8                     // see dCode
 
-	distCodeOf  [1 << 16]uint8 // distance minus one → distance code, without branches
+	distCodeOf [1 << 16]uint8 // distance minus one → distance code, without branches
 
 	staticLTree [lCodes + 2]code
 	staticDTree [dCodes]code
