@@ -112,7 +112,7 @@ func BenchmarkIdentify1GiB(b *testing.B) {
 			var res Result
 			for i := 0; i < b.N; i++ {
 				var err error
-				res, err = Identify(tc.src[:IdentifyPrefix], false, tc.hint)
+				res, err = Identify(tc.src[:IdentifyPrefix], tc.hint)
 				if err != nil {
 					b.Fatal(err)
 				}

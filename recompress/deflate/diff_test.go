@@ -198,7 +198,7 @@ func TestIdentifyMatrix(t *testing.T) {
 				continue
 			}
 			src := z.compress(t, zc.level, zc.wbits, zc.mem, zc.s, 0, in.data)
-			res, err := Identify(src, true, NoHint)
+			res, err := Identify(src, NoHint)
 			if err != nil {
 				t.Errorf("%v on %s: %v", zc, in.name, err)
 				continue
@@ -215,7 +215,7 @@ func TestIdentifyMatrix(t *testing.T) {
 				continue
 			}
 			src := gzipReference(t, level, level%3 == 0, in.data)
-			res, err := Identify(src, true, Hint{GzipXFL: -1, ZlibLevel: -1, PreferGzip: true})
+			res, err := Identify(src, Hint{GzipXFL: -1, ZlibLevel: -1, PreferGzip: true})
 			if err != nil {
 				t.Errorf("gzip -%d on %s: %v", level, in.name, err)
 				continue
@@ -237,7 +237,7 @@ func TestIdentifyPrefix(t *testing.T) {
 	z := zlibReference(t)
 	data := bigInput()
 	check := func(name string, src []byte, hint Hint, want Params) {
-		res, err := Identify(src[:IdentifyPrefix], false, hint)
+		res, err := Identify(src[:IdentifyPrefix], hint)
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -265,7 +265,7 @@ func TestStoredLevel0(t *testing.T) {
 	for _, step := range []int{0, 1000, 70000} {
 		for _, in := range [][]byte{nil, data[:10], data} {
 			src := z.compress(t, 0, 15, 8, DefaultStrategy, step, in)
-			res, err := Identify(src, true, NoHint)
+			res, err := Identify(src, NoHint)
 			if err != nil {
 				t.Fatalf("level 0, %d bytes in %d-byte calls: %v", len(in), step, err)
 			}
@@ -367,7 +367,7 @@ func TestNoEngine(t *testing.T) {
 			if !whole && len(head) > IdentifyPrefix {
 				head = head[:IdentifyPrefix]
 			}
-			res, err := Identify(head, whole, NoHint)
+			res, err := Identify(head, NoHint)
 			if err == ErrNoEngine {
 				t.Logf("%s (whole=%v): no engine", m.name, whole)
 				continue

@@ -46,11 +46,13 @@ type Result struct {
 
 // Identify finds the engine and parameters that reproduce a raw deflate
 // stream from its first bytes. src is the stream's head (IdentifyPrefix
-// bytes are enough) or the whole stream (complete set). Candidates are run
-// on the decoded head and dropped at their first wrong symbol or byte; the
-// first survivor in order of likelihood is returned. Unless Complete is set
-// in the result, the caller must verify the rest of the stream.
-func Identify(src []byte, complete bool, hint Hint) (Result, error) {
+// bytes are enough); it may run past the end of the stream (a gzip
+// trailer, further members), which is recognised and ignored. Candidates
+// are run on the decoded head and dropped at their first wrong symbol or
+// byte; the first survivor in order of likelihood is returned. Unless
+// Complete is set in the result (the whole stream was in src and was
+// rebuilt byte for byte), the caller must verify the rest of the stream.
+func Identify(src []byte, hint Hint) (Result, error) {
 	pr := parseStream(src, MaxIdentifyOut)
 	if pr.stopped != nil && !errors.Is(pr.stopped, errTruncated) && !errors.Is(pr.stopped, errOutLimit) {
 		if len(pr.blocks) == 0 {
@@ -60,11 +62,10 @@ func Identify(src []byte, complete bool, hint Hint) (Result, error) {
 	if len(pr.blocks) == 0 {
 		return Result{}, ErrNoEngine
 	}
-	whole := complete && pr.end
-	if whole && pr.blocks[len(pr.blocks)-1].bitEnd != len(src)*8 &&
-		(pr.blocks[len(pr.blocks)-1].bitEnd+7)/8 != len(src) {
+	whole := pr.end
+	if whole {
 		// Bytes after the final block are not part of the stream.
-		whole = false
+		src = src[:(pr.blocks[len(pr.blocks)-1].bitEnd+7)/8]
 	}
 
 	if allStored(pr) {

@@ -19,7 +19,7 @@ func TestIdentifyZlibWhole(t *testing.T) {
 		{6, 15, 9, DefaultStrategy}, {6, 15, 8, HuffmanOnly}, {6, 15, 8, RLE}, {6, 15, 8, Fixed},
 	} {
 		src := z.compress(t, tc.level, tc.wbits, tc.mem, tc.s, 0, text)
-		res, err := Identify(src, true, NoHint)
+		res, err := Identify(src, NoHint)
 		if err != nil {
 			t.Errorf("%+v: %v", tc, err)
 			continue
@@ -41,7 +41,7 @@ func TestIdentifyGzipWhole(t *testing.T) {
 	for level := 1; level <= 9; level++ {
 		for _, rs := range []bool{false, true} {
 			src := gzipReference(t, level, rs, text)
-			res, err := Identify(src, true, Hint{GzipXFL: -1, ZlibLevel: -1, PreferGzip: true})
+			res, err := Identify(src, Hint{GzipXFL: -1, ZlibLevel: -1, PreferGzip: true})
 			if err != nil {
 				t.Errorf("gzip -%d rsync=%v: %v", level, rs, err)
 				continue

@@ -1,0 +1,501 @@
+package recompress
+
+import (
+	"bufio"
+	"compress/flate"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+
+	"github.com/larder/larder/recompress/deflate"
+)
+
+// maxLag bounds the compressed bytes read but not yet matched by an
+// engine's output; past it the member is treated as diverged.
+const maxLag = 32 << 20
+
+// gzipNode unpacks a gzip layer: its members' decompressed content is the
+// input of a child layer; each member's deflate stream is rebuilt by an
+// identified engine and verified against the original as it is read.
+func (u *unpacker) gzipNode(in *bufio.Reader, depth int, c nodeCtx) (Node, uint64, error) {
+	g := &gzLayer{u: u, c: c.child("gzip"), depth: depth, node: &Gzip{Verbatim: -1}, inherited: c.discard}
+	g.src = &countingReader{r: in}
+	g.in = bufio.NewReaderSize(g.src, deflate.IdentifyPrefix+maxGzipString+4096)
+
+	// The first member decides whether the content is kept: when no engine
+	// rebuilds it (pigz, zopfli, ...), the layer is stored verbatim.
+	if err := g.next(); err != nil {
+		return nil, 0, err
+	}
+	var content Node
+	var clen uint64
+	if !g.done {
+		cc := g.c
+		cc.discard = g.inherited || g.opaque
+		var err error
+		content, clen, err = u.node(bufio.NewReaderSize(g, smallBuf), depth+1, cc)
+		if err != nil {
+			return nil, 0, err
+		}
+		if g.err != nil {
+			return nil, 0, g.err
+		}
+	}
+	// Whatever follows the last member is kept verbatim.
+	n, err := g.toVerbatim(g.in)
+	if err != nil {
+		return nil, 0, err
+	}
+	g.node.Trailing = n
+	if g.inherited {
+		return nil, g.src.n, nil
+	}
+	var total uint64
+	for _, m := range g.node.Members {
+		total += m.ContentLen
+	}
+	if !g.opaque && total != clen {
+		return nil, 0, fmt.Errorf("%w: %s: %s: members hold %d bytes, the content layer read %d",
+			ErrUnpack, u.name, g.c.where, total, clen)
+	}
+	if !g.opaque {
+		g.node.Content = content
+	}
+	return g.node, g.src.n, nil
+}
+
+// gzLayer reads the decompressed content of a gzip layer, member after
+// member, verifying the engines as it goes. It is the io.Reader the child
+// layer reads.
+type gzLayer struct {
+	u       *unpacker
+	c       nodeCtx
+	depth   int
+	node    *Gzip
+	src     *countingReader // the layer's input, for offsets
+	in      *bufio.Reader
+	// inherited: the layer lies inside a verbatim member, so nothing of
+	// it is stored. opaque: no engine rebuilds its first member, so its
+	// content is not stored either; its deflate bytes are.
+	inherited bool
+	opaque    bool
+	started   bool
+	done    bool
+	err     error
+	cur     *gzMember
+}
+
+type gzMember struct {
+	m        Member
+	index    int
+	start    int64 // offset of the member in the layer's input
+	tee      *teeReader
+	inflate  io.ReadCloser
+	engine   *deflate.Writer
+	cmp      *comparator
+	crc      hash.Hash32
+	size     uint64
+	verbatim bool // no engine: every deflate byte goes to the verbatim stream
+}
+
+// Read returns decompressed content.
+func (g *gzLayer) Read(p []byte) (int, error) {
+	for {
+		if g.err != nil {
+			return 0, g.err
+		}
+		if g.cur == nil {
+			if g.done {
+				return 0, io.EOF
+			}
+			if err := g.next(); err != nil {
+				g.err = err
+				return 0, err
+			}
+			continue
+		}
+		m := g.cur
+		n, err := m.inflate.Read(p)
+		if n > 0 {
+			if ferr := g.feed(m, p[:n]); ferr != nil {
+				g.err = ferr
+				return 0, ferr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			if ferr := g.finish(m); ferr != nil {
+				g.err = ferr
+				return n, nil
+			}
+		case err != nil:
+			if m.tee.err != nil {
+				// The medium failed, not the data.
+				g.err = g.u.readErr(m.tee.err)
+				return 0, g.err
+			}
+			if derr := g.damaged(m, err); derr != nil {
+				g.err = derr
+			}
+		}
+		if n > 0 {
+			return n, nil
+		}
+	}
+}
+
+// next starts the next member, or marks the layer done when the input
+// holds no further member.
+func (g *gzLayer) next() error {
+	first := !g.started
+	g.started = true
+	head, _ := g.in.Peek(3)
+	if !isGzip(head) || len(g.node.Members) >= MaxNodes {
+		g.done = true
+		return nil
+	}
+	start := g.offset()
+	hdr, err := readGzipHeader(g.in)
+	if err != nil {
+		if !errors.Is(err, errNotGzip) {
+			if g.src.err != nil {
+				return g.u.readErr(g.src.err)
+			}
+			g.u.warn(g.c, start, "member %d: %v", len(g.node.Members)+1, err)
+		}
+		g.done = true
+		return nil
+	}
+	m := &gzMember{index: len(g.node.Members) + 1, start: start, crc: crc32.NewIEEE()}
+	m.m.Header = hdr.raw
+	if !g.inherited && !g.opaque {
+		prefix, _ := g.in.Peek(deflate.IdentifyPrefix)
+		res, ierr := deflate.Identify(prefix, hintFor(hdr, g.depth))
+		if ierr == nil {
+			m.m.Params = res.Params
+			m.cmp = &comparator{}
+			if m.engine, err = deflate.NewWriter(m.cmp, res.Params); err != nil {
+				return fmt.Errorf("%w: %s: %v", ErrUnpack, g.u.name, err)
+			}
+		} else if first {
+			g.opaque = true
+		}
+	}
+	m.verbatim = m.engine == nil
+	m.tee = &teeReader{r: g.in, g: g, m: m}
+	m.inflate = flate.NewReader(m.tee)
+	g.cur = m
+	return nil
+}
+
+func hintFor(h *gzipHeader, depth int) deflate.Hint {
+	// GNU gzip names its members and sets MTIME; zlib's gzip wrapper
+	// (pg_dump, gzopen) writes neither.
+	prefer := depth == 0 || h.name != ""
+	return deflate.Hint{GzipXFL: int(h.xfl), ZlibLevel: -1, PreferGzip: prefer}
+}
+
+func (g *gzLayer) offset() int64 { return int64(g.src.n) - int64(g.in.Buffered()) }
+
+// feed passes decompressed bytes to the member's checks and engine.
+func (g *gzLayer) feed(m *gzMember, p []byte) error {
+	m.crc.Write(p)
+	m.size += uint64(len(p))
+	if m.engine != nil && !m.cmp.diverged {
+		if _, err := m.engine.Write(p); err != nil {
+			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
+		}
+		if err := g.settle(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settle moves the member to verbatim mode once its engine diverged.
+func (g *gzLayer) settle(m *gzMember) error {
+	if m.engine == nil {
+		return nil
+	}
+	if !m.cmp.diverged && len(m.cmp.orig) > maxLag {
+		m.cmp.diverged = true
+	}
+	if !m.cmp.diverged {
+		return nil
+	}
+	m.engine = nil
+	m.verbatim = true
+	rest := m.cmp.orig
+	m.cmp.orig = nil
+	return g.verbatim(m, rest)
+}
+
+// verbatim stores bytes of the member's deflate stream that no engine
+// rebuilds.
+func (g *gzLayer) verbatim(m *gzMember, p []byte) error {
+	m.m.Tail += uint64(len(p))
+	if g.inherited || len(p) == 0 {
+		return nil
+	}
+	return g.writeVerbatim(p)
+}
+
+func (g *gzLayer) writeVerbatim(p []byte) error {
+	if g.node.Verbatim < 0 {
+		i, err := g.u.newStream(KindVerbatim)
+		if err != nil {
+			return err
+		}
+		g.node.Verbatim = i
+	}
+	return g.u.write(g.node.Verbatim, p)
+}
+
+// toVerbatim stores everything r holds in the layer's verbatim stream.
+func (g *gzLayer) toVerbatim(r io.Reader) (uint64, error) {
+	buf := make([]byte, 32<<10)
+	var total uint64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			total += uint64(n)
+			if !g.inherited {
+				if werr := g.writeVerbatim(buf[:n]); werr != nil {
+					return 0, werr
+				}
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return 0, g.u.readErr(err)
+		}
+	}
+}
+
+// finish ends a member at the end of its deflate stream: the engine's last
+// bytes, then the trailer.
+func (g *gzLayer) finish(m *gzMember) error {
+	if m.engine != nil {
+		if err := m.engine.Close(); err != nil {
+			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
+		}
+		if !m.cmp.diverged && (len(m.cmp.orig) > 0 || len(m.cmp.gen) > 0) {
+			m.cmp.diverged = true // the engine's stream is shorter or longer
+		}
+		if err := g.settle(m); err != nil {
+			return err
+		}
+	}
+	m.m.Exact = 0
+	if m.cmp != nil {
+		m.m.Exact = m.cmp.exact
+	}
+	switch {
+	case m.cmp == nil:
+		m.m.Mode = ModeVerbatim
+	case m.m.Tail == 0 && !m.cmp.diverged:
+		m.m.Mode = ModeExact
+	default:
+		m.m.Mode = ModePartial
+	}
+	if g.opaque || g.inherited {
+		m.m.ContentLen = 0
+	} else {
+		m.m.ContentLen = m.size
+	}
+	// The trailer: CRC-32 and ISIZE of the content.
+	var want [8]byte
+	binary.LittleEndian.PutUint32(want[:], m.crc.Sum32())
+	binary.LittleEndian.PutUint32(want[4:], uint32(m.size))
+	got, _ := g.in.Peek(8)
+	got = append([]byte(nil), got...)
+	g.in.Discard(len(got))
+	if g.src.err != nil && len(got) < 8 {
+		return g.u.readErr(g.src.err)
+	}
+	if g.opaque {
+		// Pack will not see the content: keep the trailer as found.
+		m.m.Trailer = got
+	}
+	if len(got) != 8 || [8]byte(got) != want {
+		m.m.Trailer = got
+		switch {
+		case len(got) < 8:
+			g.u.warn(g.c, g.offset(), "member %d: trailer truncated (%d of 8 bytes)", m.index, len(got))
+		case binary.LittleEndian.Uint32(got) != m.crc.Sum32():
+			g.u.warn(g.c, g.offset(), "member %d: CRC-32 mismatch (stored %08x, content %08x)",
+				m.index, binary.LittleEndian.Uint32(got), m.crc.Sum32())
+		default:
+			g.u.warn(g.c, g.offset(), "member %d: ISIZE mismatch (stored %d, content %d mod 2^32)",
+				m.index, binary.LittleEndian.Uint32(got[4:]), uint32(m.size))
+		}
+	}
+	g.node.Members = append(g.node.Members, m.m)
+	g.cur = nil
+	return nil
+}
+
+// damaged ends a member whose deflate stream is corrupt or cut short: its
+// exact prefix stays, and everything after, to the end of the layer's
+// input, is kept verbatim.
+func (g *gzLayer) damaged(m *gzMember, cause error) error {
+	problem := "deflate stream corrupt"
+	if errors.Is(cause, io.ErrUnexpectedEOF) {
+		problem = "deflate stream truncated"
+	}
+	g.u.warn(g.c, g.offset(), "member %d: %s: %v", m.index, problem, cause)
+	if m.engine != nil {
+		m.cmp.diverged = true
+		if err := g.settle(m); err != nil {
+			return err
+		}
+	}
+	m.tee.rest = true
+	n, err := g.toVerbatim(g.in)
+	if err != nil {
+		return err
+	}
+	m.m.Tail += n
+	m.m.Exact = 0
+	if m.cmp != nil {
+		m.m.Exact = m.cmp.exact
+		m.m.Mode = ModePartial
+	} else {
+		m.m.Mode = ModeVerbatim
+	}
+	if g.opaque || g.inherited {
+		m.m.ContentLen = 0
+	} else {
+		m.m.ContentLen = m.size
+	}
+	m.m.Trailer = []byte{}
+	g.node.Members = append(g.node.Members, m.m)
+	g.cur = nil
+	g.done = true
+	return nil
+}
+
+// teeReader gives the inflater the member's compressed bytes and hands
+// each byte it consumes to the comparator (or to the verbatim stream).
+type teeReader struct {
+	r    *bufio.Reader
+	g    *gzLayer
+	m    *gzMember
+	err  error // a read error of the medium
+	rest bool  // the member is over: nothing more is recorded
+}
+
+func (t *teeReader) record(p []byte) error {
+	if t.rest {
+		return nil
+	}
+	m := t.m
+	if m.engine != nil {
+		m.cmp.orig = append(m.cmp.orig, p...)
+		m.cmp.match()
+		return t.g.settle(m)
+	}
+	return t.g.verbatim(m, p)
+}
+
+func (t *teeReader) ReadByte() (byte, error) {
+	b, err := t.r.ReadByte()
+	if err != nil {
+		t.noteErr(err)
+		return 0, err
+	}
+	if err := t.record([]byte{b}); err != nil {
+		return 0, &streamErr{err}
+	}
+	return b, nil
+}
+
+func (t *teeReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 {
+		if rerr := t.record(p[:n]); rerr != nil {
+			return 0, &streamErr{rerr}
+		}
+	}
+	if err != nil {
+		t.noteErr(err)
+	}
+	return n, err
+}
+
+func (t *teeReader) noteErr(err error) {
+	if err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	if t.g.src.err != nil && t.err == nil {
+		t.err = t.g.src.err
+	}
+}
+
+// comparator matches an engine's output against the original compressed
+// bytes as both arrive.
+type comparator struct {
+	orig     []byte // original bytes not yet matched
+	gen      []byte // engine bytes not yet matched
+	exact    uint64 // bytes matched
+	diverged bool
+}
+
+func (c *comparator) Write(p []byte) (int, error) {
+	if !c.diverged {
+		c.gen = append(c.gen, p...)
+		c.match()
+	}
+	return len(p), nil
+}
+
+func (c *comparator) match() {
+	if c.diverged {
+		return
+	}
+	n := min(len(c.orig), len(c.gen))
+	for i := 0; i < n; i++ {
+		if c.orig[i] != c.gen[i] {
+			c.exact += uint64(i)
+			c.orig = c.orig[i:]
+			c.gen = nil
+			c.diverged = true
+			return
+		}
+	}
+	c.exact += uint64(n)
+	c.orig = shift(c.orig, n)
+	c.gen = shift(c.gen, n)
+}
+
+// shift drops the first n bytes, reusing the buffer.
+func shift(b []byte, n int) []byte {
+	if n == len(b) {
+		return b[:0]
+	}
+	if n > cap(b)/2 {
+		return append(b[:0], b[n:]...)
+	}
+	return b[n:]
+}
+
+// countingReader counts the bytes read and keeps the first read error.
+type countingReader struct {
+	r   io.Reader
+	n   uint64
+	err error
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += uint64(n)
+	if err != nil && err != io.EOF && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}

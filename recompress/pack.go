@@ -1,0 +1,290 @@
+package recompress
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+
+	"github.com/larder/larder/recompress/deflate"
+)
+
+// ErrPack reports streams that do not rebuild the recipe's file: a stream
+// ends early or runs long, or an engine makes other bytes than recorded.
+var ErrPack = errors.New("recompress: pack failed")
+
+// Pack writes the original file of rc to w, reading each canonical stream,
+// in order, from the reader open returns for it. Streams are opened when
+// first needed and read exactly once.
+func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, error), w io.Writer) error {
+	if err := rc.Validate(); err != nil {
+		return err
+	}
+	p := &packer{ctx: ctx, rc: rc, open: open, readers: make([]io.Reader, len(rc.Streams))}
+	cw := &countWriter{w: w}
+	if err := p.node(rc.Root, cw); err != nil {
+		return err
+	}
+	if cw.n != rc.Size {
+		return fmt.Errorf("%w: rebuilt %d bytes, the recipe says %d", ErrPack, cw.n, rc.Size)
+	}
+	// Every stream must be used up exactly.
+	var one [1]byte
+	for i, r := range p.readers {
+		if r == nil {
+			continue
+		}
+		if n, _ := io.ReadFull(r, one[:]); n != 0 {
+			return fmt.Errorf("%w: stream %d holds more bytes than the recipe uses", ErrPack, i)
+		}
+	}
+	return nil
+}
+
+type packer struct {
+	ctx     context.Context
+	rc      *Recipe
+	open    func(int, Kind) (io.Reader, error)
+	readers []io.Reader
+	buf     []byte
+}
+
+func (p *packer) stream(i int) (io.Reader, error) {
+	if p.readers[i] == nil {
+		r, err := p.open(i, p.rc.Streams[i].Kind)
+		if err != nil {
+			return nil, fmt.Errorf("%w: opening stream %d: %w", ErrPack, i, err)
+		}
+		p.readers[i] = r
+	}
+	return p.readers[i], nil
+}
+
+// copyN copies n bytes of stream i to w.
+func (p *packer) copyN(w io.Writer, i int, n uint64) error {
+	if n == 0 {
+		return nil
+	}
+	r, err := p.stream(i)
+	if err != nil {
+		return err
+	}
+	if p.buf == nil {
+		p.buf = make([]byte, 64<<10)
+	}
+	for n > 0 {
+		if err := p.ctx.Err(); err != nil {
+			return err
+		}
+		k, err := io.ReadFull(r, p.buf[:min(uint64(len(p.buf)), n)])
+		if k > 0 {
+			if _, werr := w.Write(p.buf[:k]); werr != nil {
+				return werr
+			}
+			n -= uint64(k)
+		}
+		if err != nil {
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return fmt.Errorf("%w: stream %d ended %d bytes early", ErrPack, i, n)
+			}
+			return fmt.Errorf("%w: reading stream %d: %w", ErrPack, i, err)
+		}
+	}
+	return nil
+}
+
+func (p *packer) node(n Node, w io.Writer) error {
+	switch n := n.(type) {
+	case *Copy:
+		return p.copyN(w, n.Stream, n.Len)
+	case *Tar:
+		for _, part := range n.Parts {
+			if err := p.copyN(w, n.Skeleton, part.Skip); err != nil {
+				return err
+			}
+			cw := &countWriter{w: w}
+			if err := p.node(part.Child, cw); err != nil {
+				return err
+			}
+			if cw.n != part.Len {
+				return fmt.Errorf("%w: a tar member was rebuilt as %d bytes, not %d", ErrPack, cw.n, part.Len)
+			}
+		}
+		return p.copyN(w, n.Skeleton, n.Rest)
+	case *Gzip:
+		mw := &memberWriter{p: p, g: n, w: w, cur: -1}
+		if n.Content != nil {
+			if err := p.node(n.Content, mw); err != nil {
+				return err
+			}
+		}
+		if err := mw.finish(); err != nil {
+			return err
+		}
+		if n.Trailing > 0 {
+			return p.copyN(w, n.Verbatim, n.Trailing)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unknown node %T", ErrRecipe, n)
+}
+
+// memberWriter receives a gzip layer's content and writes its members:
+// header, the engine's rebuild of the deflate stream (and any verbatim
+// tail), trailer.
+type memberWriter struct {
+	p      *packer
+	g      *Gzip
+	w      io.Writer
+	cur    int    // current member, -1 before the first
+	left   uint64 // content bytes the current member still takes
+	engine *deflate.Writer
+	out    *limitWriter
+	crc    hash.Hash32
+	size   uint64
+}
+
+func (m *memberWriter) begin(i int) error {
+	mb := &m.g.Members[i]
+	m.cur, m.left, m.size = i, mb.ContentLen, 0
+	m.crc = crc32.NewIEEE()
+	if _, err := m.w.Write(mb.Header); err != nil {
+		return err
+	}
+	m.engine = nil
+	if mb.Mode != ModeVerbatim {
+		m.out = &limitWriter{w: m.w, left: mb.Exact}
+		var err error
+		if m.engine, err = deflate.NewWriter(m.out, mb.Params); err != nil {
+			return fmt.Errorf("%w: member %d: %w", ErrPack, i+1, err)
+		}
+	}
+	return nil
+}
+
+func (m *memberWriter) end() error {
+	mb := &m.g.Members[m.cur]
+	if m.engine != nil {
+		if err := m.engine.Close(); err != nil {
+			return fmt.Errorf("%w: member %d: %w", ErrPack, m.cur+1, err)
+		}
+		if m.out.err != nil {
+			return m.out.err
+		}
+		if m.out.total < mb.Exact || (mb.Mode == ModeExact && m.out.total != mb.Exact) {
+			return fmt.Errorf("%w: member %d: the engine made %d bytes, the recipe expects %d",
+				ErrPack, m.cur+1, m.out.total, mb.Exact)
+		}
+	}
+	if mb.Tail > 0 {
+		if err := m.p.copyN(m.w, m.g.Verbatim, mb.Tail); err != nil {
+			return err
+		}
+	}
+	trailer := mb.Trailer
+	if trailer == nil {
+		var t [8]byte
+		binary.LittleEndian.PutUint32(t[:], m.crc.Sum32())
+		binary.LittleEndian.PutUint32(t[4:], uint32(m.size))
+		trailer = t[:]
+	}
+	_, err := m.w.Write(trailer)
+	return err
+}
+
+// Write takes content bytes, member after member.
+func (m *memberWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		if m.cur < 0 || m.left == 0 {
+			if err := m.next(); err != nil {
+				return 0, err
+			}
+			if m.cur >= len(m.g.Members) {
+				return 0, fmt.Errorf("%w: gzip content longer than its members", ErrPack)
+			}
+			continue
+		}
+		k := min(uint64(len(b)), m.left)
+		part := b[:k]
+		m.crc.Write(part)
+		m.size += k
+		m.left -= k
+		if m.engine != nil && !(mb(m).Mode == ModePartial && m.out.left == 0) {
+			if _, err := m.engine.Write(part); err != nil {
+				return 0, err
+			}
+			if m.out.err != nil {
+				return 0, m.out.err
+			}
+		}
+		b = b[k:]
+	}
+	return n, nil
+}
+
+func mb(m *memberWriter) *Member { return &m.g.Members[m.cur] }
+
+// next ends the current member (if any) and begins the next one.
+func (m *memberWriter) next() error {
+	if m.cur >= 0 {
+		if err := m.end(); err != nil {
+			return err
+		}
+	}
+	if m.cur+1 >= len(m.g.Members) {
+		m.cur = len(m.g.Members)
+		return nil
+	}
+	return m.begin(m.cur + 1)
+}
+
+// finish writes the members whose content is complete or empty.
+func (m *memberWriter) finish() error {
+	if m.cur >= 0 && m.cur < len(m.g.Members) && m.left != 0 {
+		return fmt.Errorf("%w: gzip member %d lacks %d content bytes", ErrPack, m.cur+1, m.left)
+	}
+	for m.cur < len(m.g.Members) {
+		if err := m.next(); err != nil {
+			return err
+		}
+		if m.cur < len(m.g.Members) && m.left != 0 {
+			return fmt.Errorf("%w: gzip member %d lacks %d content bytes", ErrPack, m.cur+1, m.left)
+		}
+	}
+	return nil
+}
+
+// limitWriter passes on the first left bytes and counts all of them.
+type limitWriter struct {
+	w     io.Writer
+	left  uint64
+	total uint64
+	err   error
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	l.total += uint64(len(p))
+	if l.left > 0 && l.err == nil {
+		k := min(uint64(len(p)), l.left)
+		if _, err := l.w.Write(p[:k]); err != nil {
+			l.err = err
+		}
+		l.left -= k
+	}
+	return len(p), nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
+}

@@ -1,0 +1,570 @@
+package recompress
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/larder/larder/recompress/deflate"
+)
+
+// Kind says what a canonical stream holds. Values are stored in recipes
+// and manifests: they are never reused or renumbered.
+type Kind uint8
+
+const (
+	KindRaw      Kind = 1 // bytes of no known structure
+	KindTar      Kind = 2 // tar skeletons: headers, padding, members kept as is
+	KindSQL      Kind = 3 // pg_dump plain-format SQL text
+	KindPGData   Kind = 4 // pg_dump directory-format table data (COPY rows)
+	KindJSON     Kind = 5 // JSON documents (Zulip exports, meta.json)
+	KindVerbatim Kind = 6 // compressed bytes that no engine reproduces
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindRaw:
+		return "raw"
+	case KindTar:
+		return "tar"
+	case KindSQL:
+		return "sql"
+	case KindPGData:
+		return "pgdata"
+	case KindJSON:
+		return "json"
+	case KindVerbatim:
+		return "verbatim"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Stream describes one canonical stream of a recipe.
+type Stream struct {
+	Kind Kind
+	Len  uint64 // bytes
+}
+
+// Recipe rebuilds a backup from its canonical streams.
+type Recipe struct {
+	Streams []Stream
+	Root    Node
+	Size    uint64 // length of the original file
+}
+
+// Node is one layer of the tree: *Copy, *Gzip or *Tar.
+type Node interface{ node() }
+
+// Copy is Len bytes taken from a stream, in order.
+type Copy struct {
+	Stream int
+	Len    uint64
+}
+
+// Gzip is a gzip file: members whose decompressed contents, concatenated,
+// are the output of Content, then Trailing bytes from the Verbatim stream.
+type Gzip struct {
+	Content  Node // nil when every member is verbatim
+	Members  []Member
+	Trailing uint64 // bytes after the last member (verbatim stream)
+	Verbatim int    // stream of this layer's verbatim bytes, -1 if none
+}
+
+// Member modes.
+const (
+	ModeExact    = 0 // the engine rebuilds the whole deflate stream
+	ModeVerbatim = 1 // the deflate stream is stored as is
+	ModePartial  = 2 // the engine rebuilds a prefix, the rest is stored
+)
+
+// Member is one gzip member.
+type Member struct {
+	Header     []byte         // the header bytes, verbatim
+	Mode       uint8          // ModeExact, ModeVerbatim or ModePartial
+	Params     deflate.Params // the engine (not ModeVerbatim)
+	ContentLen uint64         // decompressed bytes taken from Content
+	Exact      uint64         // deflate bytes the engine rebuilds
+	Tail       uint64         // deflate bytes after them (verbatim stream)
+	// Trailer is nil when CRC-32 and ISIZE follow from the content;
+	// otherwise it holds the bytes found (0 to 8, damaged input).
+	Trailer []byte
+}
+
+// Tar is a tar layer: the skeleton stream with children spliced in.
+type Tar struct {
+	Skeleton int
+	Parts    []TarPart
+	Rest     uint64 // skeleton bytes after the last part
+}
+
+// TarPart is Skip skeleton bytes followed by a child layer's output (the
+// data of one member) of Len bytes.
+type TarPart struct {
+	Skip  uint64
+	Child Node
+	Len   uint64
+}
+
+func (*Copy) node() {}
+func (*Gzip) node() {}
+func (*Tar) node()  {}
+
+// Limits on recipes read from disk.
+const (
+	// MaxRecipeSize bounds an encoded recipe.
+	MaxRecipeSize = 64 << 20
+	// MaxStreams bounds the canonical streams of one recipe.
+	MaxStreams = 1 << 16
+	// MaxDepth bounds the nesting of layers.
+	MaxDepth = 8
+	// MaxHeaderSize bounds a gzip header kept in a recipe.
+	MaxHeaderSize = 1 << 18
+	// MaxNodes bounds the nodes (members, parts) of one recipe.
+	MaxNodes = 1 << 22
+)
+
+// ErrRecipe reports a recipe that cannot be decoded or does not add up.
+var ErrRecipe = errors.New("recompress: invalid recipe")
+
+var recipeMagic = []byte("LRCP")
+
+const recipeVersion = 1
+
+const (
+	tagCopy = 1
+	tagGzip = 2
+	tagTar  = 3
+)
+
+// MarshalBinary encodes the recipe (docs/FORMAT.md, "recipe").
+func (r *Recipe) MarshalBinary() ([]byte, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	var b []byte
+	b = append(b, recipeMagic...)
+	b = append(b, recipeVersion)
+	b = binary.AppendUvarint(b, r.Size)
+	b = binary.AppendUvarint(b, uint64(len(r.Streams)))
+	for _, s := range r.Streams {
+		b = append(b, byte(s.Kind))
+		b = binary.AppendUvarint(b, s.Len)
+	}
+	return appendNode(b, r.Root)
+}
+
+func appendNode(b []byte, n Node) ([]byte, error) {
+	switch n := n.(type) {
+	case *Copy:
+		b = append(b, tagCopy)
+		b = binary.AppendUvarint(b, uint64(n.Stream))
+		b = binary.AppendUvarint(b, n.Len)
+	case *Gzip:
+		b = append(b, tagGzip)
+		b = binary.AppendUvarint(b, uint64(n.Verbatim+1))
+		b = binary.AppendUvarint(b, n.Trailing)
+		b = binary.AppendUvarint(b, uint64(len(n.Members)))
+		for i := range n.Members {
+			m := &n.Members[i]
+			b = binary.AppendUvarint(b, uint64(len(m.Header)))
+			b = append(b, m.Header...)
+			b = append(b, m.Mode)
+			if m.Mode != ModeVerbatim {
+				p, err := m.Params.MarshalBinary()
+				if err != nil {
+					return nil, err
+				}
+				b = binary.AppendUvarint(b, uint64(len(p)))
+				b = append(b, p...)
+			}
+			b = binary.AppendUvarint(b, m.ContentLen)
+			b = binary.AppendUvarint(b, m.Exact)
+			b = binary.AppendUvarint(b, m.Tail)
+			if m.Trailer == nil {
+				b = append(b, 0)
+			} else {
+				b = append(b, 1, byte(len(m.Trailer)))
+				b = append(b, m.Trailer...)
+			}
+		}
+		if n.Content == nil {
+			b = append(b, 0)
+		} else {
+			var err error
+			if b, err = appendNode(b, n.Content); err != nil {
+				return nil, err
+			}
+		}
+	case *Tar:
+		b = append(b, tagTar)
+		b = binary.AppendUvarint(b, uint64(n.Skeleton))
+		b = binary.AppendUvarint(b, uint64(len(n.Parts)))
+		for _, p := range n.Parts {
+			b = binary.AppendUvarint(b, p.Skip)
+			b = binary.AppendUvarint(b, p.Len)
+			var err error
+			if b, err = appendNode(b, p.Child); err != nil {
+				return nil, err
+			}
+		}
+		b = binary.AppendUvarint(b, n.Rest)
+	default:
+		return nil, fmt.Errorf("%w: unknown node %T", ErrRecipe, n)
+	}
+	return b, nil
+}
+
+// UnmarshalBinary decodes a recipe, checking every length and count
+// against the Max* limits before it allocates, and validates it.
+func (r *Recipe) UnmarshalBinary(data []byte) error {
+	if len(data) > MaxRecipeSize {
+		return fmt.Errorf("%w: %d bytes is over the %d-byte limit", ErrRecipe, len(data), MaxRecipeSize)
+	}
+	d := &decoder{b: data}
+	if !bytes.HasPrefix(data, recipeMagic) {
+		return fmt.Errorf("%w: bad magic", ErrRecipe)
+	}
+	d.b = d.b[len(recipeMagic):]
+	if v := d.byte(); v != recipeVersion {
+		if d.err != nil {
+			return d.err
+		}
+		return fmt.Errorf("%w: version %d is unknown", ErrRecipe, v)
+	}
+	var q Recipe
+	q.Size = d.uvarint()
+	ns := d.count(MaxStreams)
+	for i := 0; i < ns && d.err == nil; i++ {
+		q.Streams = append(q.Streams, Stream{Kind: Kind(d.byte()), Len: d.uvarint()})
+	}
+	q.Root = d.node(0)
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrRecipe, len(d.b))
+	}
+	if err := q.Validate(); err != nil {
+		return err
+	}
+	*r = q
+	return nil
+}
+
+type decoder struct {
+	b     []byte
+	err   error
+	nodes int
+}
+
+func (d *decoder) fail(format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", ErrRecipe, fmt.Sprintf(format, a...))
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) == 0 {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad number")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a count and checks it against max and the bytes left.
+func (d *decoder) count(max int) int {
+	v := d.uvarint()
+	if v > uint64(max) || v > uint64(len(d.b)) {
+		d.fail("count %d is over its limit", v)
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) bytes(max int) []byte {
+	n := d.count(max)
+	if d.err != nil {
+		return nil
+	}
+	p := bytes.Clone(d.b[:n])
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) node(depth int) Node {
+	if d.err != nil {
+		return nil
+	}
+	if depth > MaxDepth {
+		d.fail("layers nested deeper than %d", MaxDepth)
+		return nil
+	}
+	d.nodes++
+	if d.nodes > MaxNodes {
+		d.fail("more than %d nodes", MaxNodes)
+		return nil
+	}
+	switch tag := d.byte(); tag {
+	case tagCopy:
+		s := d.uvarint()
+		if s >= MaxStreams {
+			d.fail("stream %d", s)
+		}
+		return &Copy{Stream: int(s), Len: d.uvarint()}
+	case tagGzip:
+		g := &Gzip{}
+		v := d.uvarint()
+		if v > MaxStreams {
+			d.fail("stream %d", v)
+		}
+		g.Verbatim = int(v) - 1
+		g.Trailing = d.uvarint()
+		nm := d.count(MaxNodes)
+		for i := 0; i < nm && d.err == nil; i++ {
+			d.nodes++
+			var m Member
+			m.Header = d.bytes(MaxHeaderSize)
+			m.Mode = d.byte()
+			if m.Mode > ModePartial {
+				d.fail("member mode %d", m.Mode)
+				return nil
+			}
+			if m.Mode != ModeVerbatim {
+				p := d.bytes(1 << 20)
+				if d.err == nil {
+					if err := m.Params.UnmarshalBinary(p); err != nil {
+						d.fail("member %d: %v", i, err)
+					}
+				}
+			}
+			m.ContentLen = d.uvarint()
+			m.Exact = d.uvarint()
+			m.Tail = d.uvarint()
+			switch d.byte() {
+			case 0:
+			case 1:
+				n := int(d.byte())
+				if n > 8 || n > len(d.b) {
+					d.fail("trailer of %d bytes", n)
+					return nil
+				}
+				m.Trailer = bytes.Clone(d.b[:n])
+				d.b = d.b[n:]
+			default:
+				d.fail("bad trailer flag")
+			}
+			g.Members = append(g.Members, m)
+		}
+		if len(d.b) > 0 && d.b[0] == 0 {
+			d.b = d.b[1:]
+		} else {
+			g.Content = d.node(depth + 1)
+		}
+		return g
+	case tagTar:
+		t := &Tar{}
+		s := d.uvarint()
+		if s >= MaxStreams {
+			d.fail("stream %d", s)
+		}
+		t.Skeleton = int(s)
+		np := d.count(MaxNodes)
+		for i := 0; i < np && d.err == nil; i++ {
+			var p TarPart
+			p.Skip = d.uvarint()
+			p.Len = d.uvarint()
+			p.Child = d.node(depth + 1)
+			t.Parts = append(t.Parts, p)
+		}
+		t.Rest = d.uvarint()
+		return t
+	default:
+		d.fail("node tag %d", tag)
+		return nil
+	}
+}
+
+// Validate checks that the recipe adds up: every stream is known, every
+// stream's length equals what the nodes take from it, and every node's
+// output has a determined length.
+func (r *Recipe) Validate() error {
+	if len(r.Streams) > MaxStreams {
+		return fmt.Errorf("%w: %d streams", ErrRecipe, len(r.Streams))
+	}
+	for i, s := range r.Streams {
+		if s.Kind < KindRaw || s.Kind > KindVerbatim {
+			return fmt.Errorf("%w: stream %d has unknown kind %d", ErrRecipe, i, s.Kind)
+		}
+	}
+	used := make([]uint64, len(r.Streams))
+	if r.Root == nil {
+		return fmt.Errorf("%w: no root", ErrRecipe)
+	}
+	size, err := r.check(r.Root, used, 0)
+	if err != nil {
+		return err
+	}
+	if size != r.Size {
+		return fmt.Errorf("%w: layers make %d bytes, the file has %d", ErrRecipe, size, r.Size)
+	}
+	for i, s := range r.Streams {
+		if used[i] != s.Len {
+			return fmt.Errorf("%w: stream %d holds %d bytes, the layers take %d", ErrRecipe, i, s.Len, used[i])
+		}
+	}
+	return nil
+}
+
+// errOverflow reports lengths that do not fit in 64 bits.
+var errOverflow = fmt.Errorf("%w: lengths overflow", ErrRecipe)
+
+// sum adds lengths, failing on overflow (recipes come from storage).
+func sum(xs ...uint64) (uint64, error) {
+	var t uint64
+	for _, x := range xs {
+		if t+x < t {
+			return 0, errOverflow
+		}
+		t += x
+	}
+	return t, nil
+}
+
+// check returns the output length of n and adds what n takes from each
+// stream to used.
+func (r *Recipe) check(n Node, used []uint64, depth int) (uint64, error) {
+	if depth > MaxDepth {
+		return 0, fmt.Errorf("%w: layers nested deeper than %d", ErrRecipe, MaxDepth)
+	}
+	stream := func(i int) error {
+		if i < 0 || i >= len(used) {
+			return fmt.Errorf("%w: stream %d does not exist", ErrRecipe, i)
+		}
+		return nil
+	}
+	switch n := n.(type) {
+	case *Copy:
+		if err := stream(n.Stream); err != nil {
+			return 0, err
+		}
+		u, err := sum(used[n.Stream], n.Len)
+		used[n.Stream] = u
+		return n.Len, err
+	case *Gzip:
+		var out, content uint64
+		needContent := false
+		for i := range n.Members {
+			m := &n.Members[i]
+			if len(m.Header) < 10 || len(m.Header) > MaxHeaderSize {
+				return 0, fmt.Errorf("%w: gzip member %d header of %d bytes", ErrRecipe, i, len(m.Header))
+			}
+			switch m.Mode {
+			case ModeExact:
+				if m.Tail != 0 {
+					return 0, fmt.Errorf("%w: exact member %d with a verbatim tail", ErrRecipe, i)
+				}
+				needContent = true
+			case ModePartial:
+				needContent = true
+			case ModeVerbatim:
+				if m.Exact != 0 {
+					return 0, fmt.Errorf("%w: verbatim member %d with engine bytes", ErrRecipe, i)
+				}
+			default:
+				return 0, fmt.Errorf("%w: member %d mode %d", ErrRecipe, i, m.Mode)
+			}
+			if m.Trailer != nil && len(m.Trailer) > 8 {
+				return 0, fmt.Errorf("%w: member %d trailer of %d bytes", ErrRecipe, i, len(m.Trailer))
+			}
+			trailer := uint64(8)
+			if m.Trailer != nil {
+				trailer = uint64(len(m.Trailer))
+			}
+			var err error
+			if content, err = sum(content, m.ContentLen); err != nil {
+				return 0, err
+			}
+			if out, err = sum(out, uint64(len(m.Header)), m.Exact, m.Tail, trailer); err != nil {
+				return 0, err
+			}
+		}
+		if n.Content != nil {
+			got, err := r.check(n.Content, used, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			if got != content {
+				return 0, fmt.Errorf("%w: gzip content makes %d bytes, its members take %d", ErrRecipe, got, content)
+			}
+		} else if needContent && content != 0 {
+			return 0, fmt.Errorf("%w: gzip members need content that is missing", ErrRecipe)
+		}
+		verbatim := n.Trailing
+		for _, m := range n.Members {
+			var err error
+			if verbatim, err = sum(verbatim, m.Tail); err != nil {
+				return 0, err
+			}
+		}
+		if verbatim > 0 {
+			if err := stream(n.Verbatim); err != nil {
+				return 0, err
+			}
+			u, err := sum(used[n.Verbatim], verbatim)
+			if err != nil {
+				return 0, err
+			}
+			used[n.Verbatim] = u
+		}
+		return sum(out, n.Trailing)
+	case *Tar:
+		if err := stream(n.Skeleton); err != nil {
+			return 0, err
+		}
+		var out uint64
+		for _, p := range n.Parts {
+			got, err := r.check(p.Child, used, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			if got != p.Len {
+				return 0, fmt.Errorf("%w: tar member of %d bytes rebuilt as %d", ErrRecipe, p.Len, got)
+			}
+			if used[n.Skeleton], err = sum(used[n.Skeleton], p.Skip); err != nil {
+				return 0, err
+			}
+			if out, err = sum(out, p.Skip, p.Len); err != nil {
+				return 0, err
+			}
+		}
+		u, err := sum(used[n.Skeleton], n.Rest)
+		if err != nil {
+			return 0, err
+		}
+		used[n.Skeleton] = u
+		return sum(out, n.Rest)
+	case nil:
+		return 0, fmt.Errorf("%w: missing node", ErrRecipe)
+	default:
+		return 0, fmt.Errorf("%w: unknown node %T", ErrRecipe, n)
+	}
+}

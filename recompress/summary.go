@@ -1,0 +1,296 @@
+package recompress
+
+import (
+	"bytes"
+	"io"
+	"path"
+	"sort"
+	"strings"
+)
+
+// Summary describes a backup's content, computed while it is unpacked, for
+// the snapshot manifest: what the streams hold, how each compressed layer
+// was rebuilt, the database tables with their rows, and the tar contents.
+type Summary struct {
+	Streams []StreamSummary `json:"streams"`
+	Layers  []LayerSummary  `json:"layers"`
+	Tables  []TableRows     `json:"tables,omitempty"`
+	Tar     *TarSummary     `json:"tar,omitempty"`
+	// Exact is set when an engine rebuilds every compressed layer, so all
+	// of the backup deduplicates; false when some bytes are verbatim.
+	Exact bool `json:"exact"`
+}
+
+// StreamSummary is one canonical stream.
+type StreamSummary struct {
+	Index int    `json:"index"`
+	Kind  string `json:"kind"`
+	Bytes uint64 `json:"bytes"`
+}
+
+// LayerSummary is one gzip member and how it is rebuilt.
+type LayerSummary struct {
+	Where  string `json:"where"`
+	Engine string `json:"engine,omitempty"` // e.g. "gzip -1", "zlib -4 wbits=15 mem=8 default"
+	Mode   string `json:"mode"`             // exact, partial, verbatim
+	Bytes  uint64 `json:"bytes"`            // compressed bytes
+	Exact  uint64 `json:"exact"`            // of which the engine rebuilds
+}
+
+// TableRows is a table of a pg_dump and its rows (COPY data lines).
+type TableRows struct {
+	Table string `json:"table"`
+	Rows  uint64 `json:"rows"`
+}
+
+// TarSummary counts the members of the outermost tar.
+type TarSummary struct {
+	Members int         `json:"members"`
+	Bytes   uint64      `json:"bytes"`
+	ByTop   []TopFolder `json:"by_top"`
+}
+
+// TopFolder is the share of a tar's first path element (e.g. "uploads").
+type TopFolder struct {
+	Name    string `json:"name"`
+	Members int    `json:"members"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+type summary struct {
+	tables map[string]uint64
+	order  []string
+	tars   []*tarStats
+}
+
+func newSummary() *summary { return &summary{tables: map[string]uint64{}} }
+
+func (s *summary) addRows(table string, n uint64) {
+	if _, ok := s.tables[table]; !ok {
+		s.order = append(s.order, table)
+	}
+	s.tables[table] += n
+}
+
+// observer returns a writer that watches a leaf stream's bytes.
+func (s *summary) observer(k Kind, name string) io.Writer {
+	switch k {
+	case KindSQL:
+		return &sqlCounter{s: s}
+	case KindPGData:
+		// A directory-format data file is the data of one COPY block,
+		// ended by a "\." line.
+		return &sqlCounter{s: s, table: "file " + path.Base(strings.TrimSuffix(name, ".gz"))}
+	}
+	return io.Discard
+}
+
+// memberObserver watches the data of a plain tar member: a pg_dump SQL
+// file (Discourse before v1.6) is counted like an SQL stream.
+func (s *summary) memberObserver(name string) io.Writer {
+	return &sniffer{s: s}
+}
+
+// sniffer decides from a member's first bytes whether it is pg_dump SQL.
+type sniffer struct {
+	s    *summary
+	head []byte
+	w    io.Writer // decided
+}
+
+func (f *sniffer) Write(p []byte) (int, error) {
+	if f.w != nil {
+		return f.w.Write(p)
+	}
+	need := len(sqlMagic) - len(f.head)
+	if len(p) < need {
+		f.head = append(f.head, p...)
+		return len(p), nil
+	}
+	f.head = append(f.head, p[:need]...)
+	f.w = io.Discard
+	if bytes.Equal(f.head, sqlMagic) {
+		f.w = &sqlCounter{s: f.s}
+		f.w.Write(f.head)
+	}
+	f.w.Write(p[need:])
+	return len(p), nil
+}
+
+var sqlMagic = []byte("--\n-- PostgreSQL database dump")
+
+// sqlCounter counts the data lines of each COPY block of pg_dump SQL.
+type sqlCounter struct {
+	s     *summary
+	line  []byte // the start of the current line (bounded)
+	long  bool   // the current line is longer than kept
+	table string // inside COPY data for this table
+	rows  uint64
+}
+
+const maxLineKept = 1024
+
+func (c *sqlCounter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			c.keep(p)
+			break
+		}
+		c.keep(p[:i])
+		c.endLine()
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+func (c *sqlCounter) keep(p []byte) {
+	if room := maxLineKept - len(c.line); room > 0 {
+		c.line = append(c.line, p[:min(len(p), room)]...)
+	}
+	if len(c.line)+len(p) > maxLineKept {
+		c.long = true
+	}
+}
+
+func (c *sqlCounter) endLine() {
+	line := c.line
+	if c.table != "" {
+		if !c.long && string(line) == `\.` {
+			c.s.addRows(c.table, c.rows)
+			c.table, c.rows = "", 0
+		} else {
+			c.rows++
+		}
+	} else if bytes.HasPrefix(line, []byte("COPY ")) && bytes.HasSuffix(line, []byte(" FROM stdin;")) {
+		rest := line[len("COPY "):]
+		if i := bytes.IndexAny(rest, " ("); i > 0 {
+			c.table = string(rest[:i])
+		}
+	}
+	c.line = c.line[:0]
+	c.long = false
+}
+
+// tarStats counts a tar's members.
+type tarStats struct {
+	members int
+	bytes   uint64
+	top     map[string]*TopFolder
+	order   []string
+}
+
+func (s *summary) tar() *tarStats {
+	t := &tarStats{top: map[string]*TopFolder{}}
+	s.tars = append(s.tars, t)
+	return t
+}
+
+func (t *tarStats) member(name string, typ byte, size int64) {
+	t.members++
+	t.bytes += uint64(size)
+	top, _, _ := strings.Cut(strings.TrimPrefix(name, "./"), "/")
+	f := t.top[top]
+	if f == nil {
+		f = &TopFolder{Name: top}
+		t.top[top] = f
+		t.order = append(t.order, top)
+	}
+	f.Members++
+	f.Bytes += uint64(size)
+}
+
+// finish builds the Summary once the recipe is known.
+func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
+	out := &Summary{Exact: true}
+	for i, st := range streams {
+		out.Streams = append(out.Streams, StreamSummary{Index: i, Kind: st.kind.String(), Bytes: st.n})
+	}
+	var walk func(n Node, where string)
+	walk = func(n Node, where string) {
+		switch n := n.(type) {
+		case *Gzip:
+			for i, m := range n.Members {
+				l := LayerSummary{Where: joinWhere(where, "gzip member "+itoa(i+1)),
+					Bytes: m.Exact + m.Tail, Exact: m.Exact}
+				switch m.Mode {
+				case ModeExact:
+					l.Mode = "exact"
+				case ModePartial:
+					l.Mode = "partial"
+				default:
+					l.Mode = "verbatim"
+				}
+				if m.Mode != ModeVerbatim {
+					l.Engine = m.Params.String()
+				}
+				if m.Mode != ModeExact {
+					out.Exact = false
+				}
+				out.Layers = append(out.Layers, l)
+			}
+			if n.Trailing > 0 {
+				out.Exact = false
+			}
+			if n.Content != nil {
+				walk(n.Content, joinWhere(where, "gzip"))
+			}
+		case *Tar:
+			for _, p := range n.Parts {
+				walk(p.Child, joinWhere(where, "tar"))
+			}
+		}
+	}
+	walk(rc.Root, "")
+	for _, t := range s.order {
+		out.Tables = append(out.Tables, TableRows{Table: t, Rows: s.tables[t]})
+	}
+	sort.SliceStable(out.Tables, func(i, j int) bool { return out.Tables[i].Table < out.Tables[j].Table })
+	if len(s.tars) > 0 {
+		t := s.tars[0]
+		ts := &TarSummary{Members: t.members, Bytes: t.bytes}
+		for _, name := range t.order {
+			ts.ByTop = append(ts.ByTop, *t.top[name])
+		}
+		out.Tar = ts
+	}
+	return out
+}
+
+func joinWhere(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " > " + b
+}
+
+func itoa(i int) string {
+	var b [20]byte
+	n := len(b)
+	for {
+		n--
+		b[n] = byte('0' + i%10)
+		i /= 10
+		if i == 0 {
+			break
+		}
+	}
+	return string(b[n:])
+}
+
+// classify names the kind of a leaf layer from its first bytes; the tar
+// member name only tells pg_dump's directory-format data files apart.
+func classify(head []byte, name string) Kind {
+	switch {
+	case bytes.HasPrefix(head, sqlMagic):
+		return KindSQL
+	case strings.HasSuffix(name, ".dat.gz") || strings.HasSuffix(name, ".dat"):
+		return KindPGData
+	}
+	t := bytes.TrimLeft(head, " \t\r\n")
+	if len(t) > 0 && (t[0] == '{' || t[0] == '[') {
+		return KindJSON
+	}
+	return KindRaw
+}

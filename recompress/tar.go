@@ -1,0 +1,390 @@
+package recompress
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"strconv"
+	"strings"
+)
+
+const tarBlock = 512
+
+// Limits of the tar walker.
+const (
+	// maxTarMeta bounds the data of a pax header or GNU long name that
+	// the walker reads to learn the next member's size and name.
+	maxTarMeta = 1 << 20
+)
+
+// isTarHeader reports whether b is a tar header block: its checksum is
+// right (signed or unsigned sum, as old tars wrote either).
+func isTarHeader(b []byte) bool {
+	if len(b) < tarBlock {
+		return false
+	}
+	stored, ok := parseOctal(b[148:156])
+	if !ok {
+		return false
+	}
+	var u, s int64
+	for i := 0; i < tarBlock; i++ {
+		c := b[i]
+		if i >= 148 && i < 156 {
+			c = ' '
+		}
+		u += int64(c)
+		s += int64(int8(c))
+	}
+	if u == 8*' ' { // an all-zero block has checksum 256 with spaces
+		return false
+	}
+	return stored == u || stored == s
+}
+
+// parseOctal reads a NUL- or space-terminated octal field.
+func parseOctal(f []byte) (int64, bool) {
+	f = bytes.TrimRight(bytes.TrimLeft(f, " "), " \x00")
+	if len(f) == 0 {
+		return 0, true
+	}
+	v, err := strconv.ParseInt(string(f), 8, 64)
+	return v, err == nil && v >= 0
+}
+
+// tarSize decodes the size field: octal, or GNU base-256 for big files.
+func tarSize(f []byte) (int64, bool) {
+	if len(f) > 0 && f[0]&0x80 != 0 {
+		if f[0]&0x40 != 0 {
+			return 0, false // negative
+		}
+		var v int64
+		for i, c := range f {
+			if i == 0 {
+				c &= 0x7f
+			}
+			if v > (1<<63-1)>>8 {
+				return 0, false
+			}
+			v = v<<8 | int64(c)
+		}
+		return v, true
+	}
+	return parseOctal(f)
+}
+
+func zeroBlock(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// tarNode walks a tar layer. Headers, padding and member data stay in the
+// skeleton stream, except the data of members that are gzip, which is cut
+// out and unpacked as a child layer. Bytes the walker cannot parse stay in
+// the skeleton: the layer is always rebuilt exactly.
+func (u *unpacker) tarNode(r *bufio.Reader, depth int, c nodeCtx) (Node, uint64, error) {
+	t := &tarWalk{u: u, r: r, c: c.child("tar"), depth: depth, node: &Tar{}}
+	if !c.discard {
+		si, err := u.sharedStream(KindTar)
+		if err != nil {
+			return nil, 0, err
+		}
+		t.node.Skeleton = si
+	}
+	stats := u.sum.tar()
+	if err := t.walk(stats); err != nil {
+		return nil, 0, err
+	}
+	// Everything after the archive (end blocks, record padding, garbage).
+	if err := t.copyRest(); err != nil {
+		return nil, 0, err
+	}
+	t.node.Rest = t.pending
+	if c.discard {
+		return nil, t.total, nil
+	}
+	return t.node, t.total, nil
+}
+
+type tarWalk struct {
+	u       *unpacker
+	r       *bufio.Reader
+	c       nodeCtx
+	depth   int
+	node    *Tar
+	pending uint64 // skeleton bytes since the last part
+	total   uint64 // bytes read
+	block   [tarBlock]byte
+}
+
+// skel copies n bytes of the layer into the skeleton.
+func (t *tarWalk) skel(p []byte) error {
+	t.pending += uint64(len(p))
+	t.total += uint64(len(p))
+	if t.c.discard {
+		return nil
+	}
+	return t.u.write(t.node.Skeleton, p)
+}
+
+// readBlock reads one 512-byte block; short is set at the end of input.
+func (t *tarWalk) readBlock() (b []byte, short bool, err error) {
+	n, err := io.ReadFull(t.r, t.block[:])
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return t.block[:n], true, nil
+	}
+	if err != nil {
+		return nil, false, t.u.readErr(err)
+	}
+	return t.block[:], false, nil
+}
+
+// copyN copies n bytes of member data to the skeleton, handing them to obs.
+func (t *tarWalk) copyN(n int64, obs io.Writer) (short bool, err error) {
+	buf := make([]byte, 32<<10)
+	for n > 0 {
+		k, rerr := t.r.Read(buf[:min(int64(len(buf)), n)])
+		if k > 0 {
+			if obs != nil {
+				obs.Write(buf[:k])
+			}
+			if err := t.skel(buf[:k]); err != nil {
+				return false, err
+			}
+			n -= int64(k)
+		}
+		if rerr == io.EOF {
+			return n > 0, nil
+		}
+		if rerr != nil {
+			return false, t.u.readErr(rerr)
+		}
+	}
+	return false, nil
+}
+
+func (t *tarWalk) walk(stats *tarStats) error {
+	var longName string
+	paxSize := int64(-1)
+	var paxPath string
+	ended := false // an end-of-archive block was seen
+	for {
+		if err := t.u.ctx.Err(); err != nil {
+			return err
+		}
+		head, _ := t.r.Peek(tarBlock)
+		if len(head) < tarBlock {
+			if len(head) > 0 && !ended {
+				t.u.warn(t.c, int64(t.total), "tar archive truncated (%d bytes after the last block)", len(head))
+			}
+			return nil
+		}
+		off := int64(t.total)
+		if zeroBlock(head) {
+			// End-of-archive blocks and record padding; archives joined
+			// end to end carry on after them.
+			ended = true
+			if _, err := t.copyN(tarBlock, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		if !isTarHeader(head) {
+			if !ended {
+				t.u.warn(t.c, off, "tar header checksum error; the rest of the archive is kept as is")
+			}
+			return nil
+		}
+		b, _, err := t.readBlock()
+		if err != nil {
+			return err
+		}
+		hdr := append([]byte(nil), b...)
+		if err := t.skel(hdr); err != nil {
+			return err
+		}
+		size, ok := tarSize(hdr[124:136])
+		if !ok {
+			t.u.warn(t.c, off, "tar header has an invalid size field")
+			return nil
+		}
+		typ := hdr[156]
+		name := tarName(hdr)
+		if longName != "" {
+			name, longName = longName, ""
+		}
+		if paxPath != "" {
+			name, paxPath = paxPath, ""
+		}
+		if paxSize >= 0 && typ != 'x' && typ != 'g' {
+			size, paxSize = paxSize, -1
+		}
+		switch typ {
+		case '1', '2', '3', '4', '5', '6':
+			// Links, devices, folders and FIFOs carry no data.
+			stats.member(name, typ, 0)
+			continue
+		case 'L', 'K', 'x', 'g':
+			if size > maxTarMeta {
+				t.u.warn(t.c, off, "tar extended header of %d bytes is too large", size)
+				return nil
+			}
+			var meta bytes.Buffer
+			if short, err := t.copyN(size, &meta); err != nil || short {
+				if short {
+					t.u.warn(t.c, off, "tar archive truncated")
+				}
+				return err
+			}
+			if short, err := t.pad(size); err != nil || short {
+				return err
+			}
+			switch typ {
+			case 'L':
+				longName = strings.TrimRight(meta.String(), "\x00")
+			case 'x':
+				if s, p, ok := parsePax(meta.Bytes()); ok {
+					paxSize, paxPath = s, p
+				} else {
+					t.u.warn(t.c, off, "tar pax header is malformed")
+				}
+			}
+			continue
+		}
+		if typ == 'S' && hdr[482] != 0 {
+			// Old GNU sparse files: extension blocks of the sparse map
+			// follow the header while their last byte is set.
+			for {
+				b, short, err := t.readBlock()
+				if err != nil {
+					return err
+				}
+				if err := t.skel(b); err != nil {
+					return err
+				}
+				if short {
+					t.u.warn(t.c, off, "tar archive truncated in a sparse map")
+					return nil
+				}
+				if b[504] == 0 {
+					break
+				}
+			}
+		}
+		stats.member(name, typ, size)
+		data, _ := t.r.Peek(3)
+		if size >= 18 && isGzip(data) {
+			if err := t.splice(name, size, off); err != nil {
+				return err
+			}
+		} else if short, err := t.copyN(size, t.u.sum.memberObserver(name)); err != nil || short {
+			if short {
+				t.u.warn(t.c, off, "tar archive truncated in member %s", name)
+			}
+			return err
+		}
+		if short, err := t.pad(size); err != nil || short {
+			return err
+		}
+	}
+}
+
+// pad copies the padding of a member's data to the block boundary.
+func (t *tarWalk) pad(size int64) (bool, error) {
+	if r := size % tarBlock; r != 0 {
+		short, err := t.copyN(tarBlock-r, nil)
+		if short {
+			t.u.warn(t.c, int64(t.total), "tar archive truncated in padding")
+		}
+		return short, err
+	}
+	return false, nil
+}
+
+// splice unpacks a member's gzip data as a child layer.
+func (t *tarWalk) splice(name string, size, off int64) error {
+	lr := &io.LimitedReader{R: t.r, N: size}
+	c := t.c.child("member " + name)
+	c.name = name
+	c.content = c.content || isCarried(name)
+	child, n, err := t.u.node(bufio.NewReaderSize(lr, smallBuf), t.depth+1, c)
+	if err != nil {
+		return err
+	}
+	t.total += n
+	if int64(n) != size {
+		// The tar was cut inside this member: what was read is all there is.
+		t.u.warn(t.c, off, "tar archive truncated in member %s", name)
+	}
+	if !t.c.discard {
+		t.node.Parts = append(t.node.Parts, TarPart{Skip: t.pending, Child: child, Len: n})
+	}
+	t.pending = 0
+	return nil
+}
+
+// copyRest copies what follows the archive into the skeleton.
+func (t *tarWalk) copyRest() error {
+	_, err := t.copyN(1<<62, nil)
+	return err
+}
+
+// tarName returns the ustar name (prefix/name).
+func tarName(h []byte) string {
+	name := cstr(h[0:100])
+	if string(h[257:263]) == "ustar\x00" {
+		if p := cstr(h[345:500]); p != "" {
+			name = p + "/" + name
+		}
+	}
+	return name
+}
+
+func cstr(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// parsePax reads the size and path of pax records ("%d key=value\n").
+func parsePax(b []byte) (size int64, path string, ok bool) {
+	size = -1
+	for len(b) > 0 {
+		sp := bytes.IndexByte(b, ' ')
+		if sp <= 0 {
+			return -1, "", false
+		}
+		n, err := strconv.Atoi(string(b[:sp]))
+		if err != nil || n <= sp+1 || n > len(b) || b[n-1] != '\n' {
+			return -1, "", false
+		}
+		rec := b[sp+1 : n-1]
+		b = b[n:]
+		k, v, found := bytes.Cut(rec, []byte{'='})
+		if !found {
+			return -1, "", false
+		}
+		switch string(k) {
+		case "size":
+			s, err := strconv.ParseInt(string(v), 10, 64)
+			if err != nil || s < 0 {
+				return -1, "", false
+			}
+			size = s
+		case "path":
+			path = string(v)
+		}
+	}
+	return size, path, true
+}
+
+// isCarried reports whether a member is content the backup carries (an
+// upload) rather than part of the backup itself, for warnings.
+func isCarried(name string) bool {
+	return strings.HasPrefix(name, "uploads/") || strings.Contains(name, "/uploads/")
+}
