@@ -335,9 +335,31 @@ func (g *gzLayer) finish(m *gzMember) error {
 				m.index, binary.LittleEndian.Uint32(got[4:]), uint32(m.size))
 		}
 	}
+	g.record(m)
+	return nil
+}
+
+// record adds the finished member to the layer and to the summary.
+func (g *gzLayer) record(m *gzMember) {
 	g.node.Members = append(g.node.Members, m.m)
 	g.cur = nil
-	return nil
+	if g.inherited {
+		return
+	}
+	l := LayerSummary{Where: fmt.Sprintf("%s member %d", g.c.where, m.index),
+		Bytes: m.m.Exact + m.m.Tail, Exact: m.m.Exact}
+	switch m.m.Mode {
+	case ModeExact:
+		l.Mode = "exact"
+	case ModePartial:
+		l.Mode = "partial"
+	default:
+		l.Mode = "verbatim"
+	}
+	if m.m.Mode != ModeVerbatim {
+		l.Engine = m.m.Params.String()
+	}
+	g.u.sum.layers = append(g.u.sum.layers, l)
 }
 
 // damaged ends a member whose deflate stream is corrupt or cut short: its
@@ -374,8 +396,7 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 		m.m.ContentLen = m.size
 	}
 	m.m.Trailer = []byte{}
-	g.node.Members = append(g.node.Members, m.m)
-	g.cur = nil
+	g.record(m)
 	g.done = true
 	return nil
 }

@@ -58,6 +58,7 @@ type TopFolder struct {
 }
 
 type summary struct {
+	layers []LayerSummary
 	tables map[string]uint64
 	order  []string
 	tars   []*tarStats
@@ -207,42 +208,29 @@ func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
 	for i, st := range streams {
 		out.Streams = append(out.Streams, StreamSummary{Index: i, Kind: st.kind.String(), Bytes: st.n})
 	}
-	var walk func(n Node, where string)
-	walk = func(n Node, where string) {
+	out.Layers = s.layers
+	var walk func(n Node)
+	walk = func(n Node) {
 		switch n := n.(type) {
 		case *Gzip:
-			for i, m := range n.Members {
-				l := LayerSummary{Where: joinWhere(where, "gzip member "+itoa(i+1)),
-					Bytes: m.Exact + m.Tail, Exact: m.Exact}
-				switch m.Mode {
-				case ModeExact:
-					l.Mode = "exact"
-				case ModePartial:
-					l.Mode = "partial"
-				default:
-					l.Mode = "verbatim"
-				}
-				if m.Mode != ModeVerbatim {
-					l.Engine = m.Params.String()
-				}
+			for _, m := range n.Members {
 				if m.Mode != ModeExact {
 					out.Exact = false
 				}
-				out.Layers = append(out.Layers, l)
 			}
 			if n.Trailing > 0 {
 				out.Exact = false
 			}
 			if n.Content != nil {
-				walk(n.Content, joinWhere(where, "gzip"))
+				walk(n.Content)
 			}
 		case *Tar:
 			for _, p := range n.Parts {
-				walk(p.Child, joinWhere(where, "tar"))
+				walk(p.Child)
 			}
 		}
 	}
-	walk(rc.Root, "")
+	walk(rc.Root)
 	for _, t := range s.order {
 		out.Tables = append(out.Tables, TableRows{Table: t, Rows: s.tables[t]})
 	}
@@ -258,26 +246,6 @@ func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
 	return out
 }
 
-func joinWhere(a, b string) string {
-	if a == "" {
-		return b
-	}
-	return a + " > " + b
-}
-
-func itoa(i int) string {
-	var b [20]byte
-	n := len(b)
-	for {
-		n--
-		b[n] = byte('0' + i%10)
-		i /= 10
-		if i == 0 {
-			break
-		}
-	}
-	return string(b[n:])
-}
 
 // classify names the kind of a leaf layer from its first bytes; the tar
 // member name only tells pg_dump's directory-format data files apart.
