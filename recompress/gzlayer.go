@@ -71,21 +71,21 @@ func (u *unpacker) gzipNode(in *bufio.Reader, depth int, c nodeCtx) (Node, uint6
 // member, verifying the engines as it goes. It is the io.Reader the child
 // layer reads.
 type gzLayer struct {
-	u       *unpacker
-	c       nodeCtx
-	depth   int
-	node    *Gzip
-	src     *countingReader // the layer's input, for offsets
-	in      *bufio.Reader
+	u     *unpacker
+	c     nodeCtx
+	depth int
+	node  *Gzip
+	src   *countingReader // the layer's input, for offsets
+	in    *bufio.Reader
 	// inherited: the layer lies inside a verbatim member, so nothing of
 	// it is stored. opaque: no engine rebuilds its first member, so its
 	// content is not stored either; its deflate bytes are.
 	inherited bool
 	opaque    bool
 	started   bool
-	done    bool
-	err     error
-	cur     *gzMember
+	done      bool
+	err       error
+	cur       *gzMember
 }
 
 type gzMember struct {

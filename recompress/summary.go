@@ -246,7 +246,6 @@ func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
 	return out
 }
 
-
 // classify names the kind of a leaf layer from its first bytes; the tar
 // member name only tells pg_dump's directory-format data files apart.
 func classify(head []byte, name string) Kind {
