@@ -59,8 +59,10 @@ func wrapKey(shared []byte, ephPub, recipPub *[32]byte) [KeySize]byte {
 // X25519 private keys can open it, the way age's X25519 recipients work: a
 // random file key is wrapped for each recipient with a fresh ephemeral key,
 // the header is authenticated with an HMAC keyed by the file key (which
-// also commits every recipient to the same file key), and the body is
-// XChaCha20-Poly1305 bound to the header and to ad. The sender forgets the
+// also commits every recipient to the same file key, so all recipients
+// either open the same plaintext or fail), and the body is
+// XChaCha20-Poly1305 under a key derived from the file key, with ad as
+// associated data. The sender forgets the
 // file key and the ephemeral secrets, so it cannot open what it sealed.
 // rand is crypto/rand.Reader if nil. The layout is in docs/format/keys.md.
 func SealTo(r io.Reader, plaintext, ad []byte, recipients ...[32]byte) ([]byte, error) {
@@ -128,14 +130,6 @@ func headerMAC(fileKey *[fileKeySize]byte, header []byte) []byte {
 	return m.Sum(nil)
 }
 
-// sealedAD is the body's associated data: the whole header (MAC included),
-// then the caller's associated data.
-func sealedAD(header, ad []byte) []byte {
-	b := make([]byte, 0, len(header)+len(ad))
-	b = append(b, header...)
-	return append(b, ad...)
-}
-
 // OpenSealed opens an object made by [SealTo] with the X25519 private key
 // priv and the same associated data ad. It fails with [ErrMalformed] if
 // the framing is wrong and [ErrAuthFailed] if priv is not a recipient or
@@ -197,7 +191,7 @@ func OpenSealed(sealed, ad []byte, priv [32]byte) ([]byte, error) {
 	}
 	aead := payloadAEAD(&fileKey)
 	nonce := sealed[headerLen-NonceSize : headerLen]
-	pt, err := aead.Open(nil, nonce, sealed[len(header):], sealedAD(header, ad))
+	pt, err := aead.Open(nil, nonce, sealed[len(header):], ad)
 	if err != nil {
 		return nil, ErrAuthFailed
 	}
@@ -217,7 +211,9 @@ func payloadAEAD(fileKey *[fileKeySize]byte) cipher.AEAD {
 }
 
 // sealBody appends the body: the plaintext sealed under the payload key
-// with the header's nonce, bound to the header and ad.
+// with the header's nonce and the caller's associated data. The body is
+// bound to the header through the file key: both the header MAC and the
+// payload key derive from it.
 func sealBody(header []byte, fileKey *[fileKeySize]byte, nonce *[NonceSize]byte, plaintext, ad []byte) []byte {
-	return payloadAEAD(fileKey).Seal(header, nonce[:], plaintext, sealedAD(header, ad))
+	return payloadAEAD(fileKey).Seal(header, nonce[:], plaintext, ad)
 }

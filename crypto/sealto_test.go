@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/curve25519"
 )
 
 func TestSealToRoundTrip(t *testing.T) {
@@ -146,5 +149,39 @@ func TestSealToWriterCannotReopen(t *testing.T) {
 		if _, err := OpenSealed(sealed, nil, k); err == nil {
 			t.Fatalf("write-key secret %d opened the sealed manifest", i)
 		}
+	}
+}
+
+// TestSealToKeyCommitment: a malicious sender wraps a different file key
+// for each recipient. The header MAC commits to one file key, so the other
+// recipient must fail instead of reading a different plaintext.
+func TestSealToKeyCommitment(t *testing.T) {
+	m, w, a := testKeys(t)
+	r := newDetReader("malicious sender")
+	var k1, k2 [fileKeySize]byte
+	r.Read(k1[:])
+	r.Read(k2[:])
+	out := []byte{kindSealed, sealedVersion, 2}
+	var zero [12]byte
+	for i, recip := range [][32]byte{w.MasterBoxPub, w.AuditBoxPub} {
+		fk := [][fileKeySize]byte{k1, k2}[i]
+		eph, _ := newBoxKeyPair(r)
+		shared, _ := curve25519.X25519(eph.Private[:], recip[:])
+		wk := wrapKey(shared, &eph.Public, &recip)
+		aead, _ := chacha20poly1305.New(wk[:])
+		out = append(out, eph.Public[:]...)
+		out = aead.Seal(out, zero[:], fk[:], nil)
+	}
+	var nonce [NonceSize]byte
+	r.Read(nonce[:])
+	out = append(out, nonce[:]...)
+	out = append(out, headerMAC(&k1, out)...)
+	out = sealBody(out, &k1, &nonce, []byte("what the master sees"), nil)
+
+	if pt, err := OpenSealed(out, nil, m.BoxKey.Private); err != nil || string(pt) != "what the master sees" {
+		t.Fatalf("master: %v", err)
+	}
+	if _, err := OpenSealed(out, nil, a.BoxKey.Private); err != ErrAuthFailed {
+		t.Fatalf("auditor with another file key: %v, want ErrAuthFailed", err)
 	}
 }

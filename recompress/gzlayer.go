@@ -94,11 +94,10 @@ type gzMember struct {
 	start    int64 // offset of the member in the layer's input
 	tee      *teeReader
 	inflate  io.ReadCloser
-	engine   *deflate.Writer
-	cmp      *comparator
+	v        *verifier // nil: no engine
 	crc      hash.Hash32
 	size     uint64
-	verbatim bool // no engine: every deflate byte goes to the verbatim stream
+	verbatim bool // every further deflate byte goes to the verbatim stream
 }
 
 // Read returns decompressed content.
@@ -176,15 +175,14 @@ func (g *gzLayer) next() error {
 		res, ierr := deflate.Identify(prefix, hintFor(hdr, g.depth))
 		if ierr == nil {
 			m.m.Params = res.Params
-			m.cmp = &comparator{}
-			if m.engine, err = deflate.NewWriter(m.cmp, res.Params); err != nil {
+			if m.v, err = newVerifier(res.Params); err != nil {
 				return fmt.Errorf("%w: %s: %v", ErrUnpack, g.u.name, err)
 			}
 		} else if first {
 			g.opaque = true
 		}
 	}
-	m.verbatim = m.engine == nil
+	m.verbatim = m.v == nil
 	m.tee = &teeReader{r: g.in, g: g, m: m}
 	m.inflate = flate.NewReader(m.tee)
 	g.cur = m
@@ -204,32 +202,24 @@ func (g *gzLayer) offset() int64 { return int64(g.src.n) - int64(g.in.Buffered()
 func (g *gzLayer) feed(m *gzMember, p []byte) error {
 	m.crc.Write(p)
 	m.size += uint64(len(p))
-	if m.engine != nil && !m.cmp.diverged {
-		if _, err := m.engine.Write(p); err != nil {
-			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
-		}
-		if err := g.settle(m); err != nil {
-			return err
-		}
+	if m.v != nil && !m.verbatim {
+		m.v.feed(p)
+		return g.settle(m)
 	}
 	return nil
 }
 
-// settle moves the member to verbatim mode once its engine diverged.
+// settle moves the member to verbatim mode once its engine diverged: the
+// original bytes it did not match, and all that follow, are stored.
 func (g *gzLayer) settle(m *gzMember) error {
-	if m.engine == nil {
+	if m.v == nil || m.verbatim {
 		return nil
 	}
-	if !m.cmp.diverged && len(m.cmp.orig) > maxLag {
-		m.cmp.diverged = true
-	}
-	if !m.cmp.diverged {
+	rest, ok := m.v.takeRest()
+	if !ok {
 		return nil
 	}
-	m.engine = nil
 	m.verbatim = true
-	rest := m.cmp.orig
-	m.cmp.orig = nil
 	return g.verbatim(m, rest)
 }
 
@@ -280,28 +270,27 @@ func (g *gzLayer) toVerbatim(r io.Reader) (uint64, error) {
 // finish ends a member at the end of its deflate stream: the engine's last
 // bytes, then the trailer.
 func (g *gzLayer) finish(m *gzMember) error {
-	if m.engine != nil {
-		if err := m.engine.Close(); err != nil {
+	if err := m.tee.sync(); err != nil {
+		return err
+	}
+	if m.v != nil {
+		if err := m.v.finish(false); err != nil {
 			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
-		}
-		if !m.cmp.diverged && (len(m.cmp.orig) > 0 || len(m.cmp.gen) > 0) {
-			m.cmp.diverged = true // the engine's stream is shorter or longer
 		}
 		if err := g.settle(m); err != nil {
 			return err
 		}
 	}
 	m.m.Exact = 0
-	if m.cmp != nil {
-		m.m.Exact = m.cmp.exact
-	}
 	switch {
-	case m.cmp == nil:
+	case m.v == nil:
 		m.m.Mode = ModeVerbatim
-	case m.m.Tail == 0 && !m.cmp.diverged:
+	case !m.verbatim:
 		m.m.Mode = ModeExact
+		m.m.Exact = m.v.matched()
 	default:
 		m.m.Mode = ModePartial
+		m.m.Exact = m.v.matched()
 	}
 	if g.opaque || g.inherited {
 		m.m.ContentLen = 0
@@ -370,9 +359,14 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 	if errors.Is(cause, io.ErrUnexpectedEOF) {
 		problem = "deflate stream truncated"
 	}
+	if err := m.tee.sync(); err != nil {
+		return err
+	}
 	g.u.warn(g.c, g.offset(), "member %d: %s: %v", m.index, problem, cause)
-	if m.engine != nil {
-		m.cmp.diverged = true
+	if m.v != nil {
+		if err := m.v.finish(true); err != nil {
+			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
+		}
 		if err := g.settle(m); err != nil {
 			return err
 		}
@@ -384,8 +378,8 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 	}
 	m.m.Tail += n
 	m.m.Exact = 0
-	if m.cmp != nil {
-		m.m.Exact = m.cmp.exact
+	if m.v != nil {
+		m.m.Exact = m.v.matched()
 		m.m.Mode = ModePartial
 	} else {
 		m.m.Mode = ModeVerbatim
@@ -401,52 +395,84 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 	return nil
 }
 
-// teeReader gives the inflater the member's compressed bytes and hands
-// each byte it consumes to the comparator (or to the verbatim stream).
+// teeReader gives the inflater the member's compressed bytes, straight
+// from the layer's buffer, and hands the bytes it consumed, in batches, to
+// the verifier (or to the verbatim stream). sync must be called before the
+// layer's reader is used again.
 type teeReader struct {
 	r    *bufio.Reader
 	g    *gzLayer
 	m    *gzMember
-	err  error // a read error of the medium
-	rest bool  // the member is over: nothing more is recorded
+	buf  []byte // bytes peeked from r
+	pos  int    // of which the inflater consumed
+	err  error  // a read error of the medium
+	rest bool   // the member is over: nothing more is recorded
+}
+
+// sync records the consumed bytes and discards them from r.
+func (t *teeReader) sync() error {
+	if t.pos == 0 {
+		return nil
+	}
+	consumed := t.buf[:t.pos]
+	var err error
+	if !t.rest {
+		err = t.record(consumed)
+	}
+	t.r.Discard(t.pos)
+	t.buf, t.pos = nil, 0
+	return err
+}
+
+// fill syncs and peeks at the next buffered bytes.
+func (t *teeReader) fill() error {
+	if err := t.sync(); err != nil {
+		return &streamErr{err}
+	}
+	if t.r.Buffered() == 0 {
+		if _, err := t.r.Peek(1); err != nil {
+			t.noteErr(err)
+			return err
+		}
+	}
+	t.buf, _ = t.r.Peek(t.r.Buffered())
+	return nil
 }
 
 func (t *teeReader) record(p []byte) error {
-	if t.rest {
-		return nil
-	}
 	m := t.m
-	if m.engine != nil {
-		m.cmp.orig = append(m.cmp.orig, p...)
-		m.cmp.match()
+	if !m.verbatim && m.v.addOrig(p) {
 		return t.g.settle(m)
+	}
+	if !m.verbatim {
+		// Diverged just now: take the unmatched bytes, then these.
+		if err := t.g.settle(m); err != nil {
+			return err
+		}
 	}
 	return t.g.verbatim(m, p)
 }
 
 func (t *teeReader) ReadByte() (byte, error) {
-	b, err := t.r.ReadByte()
-	if err != nil {
-		t.noteErr(err)
-		return 0, err
+	if t.pos == len(t.buf) {
+		if err := t.fill(); err != nil {
+			return 0, err
+		}
 	}
-	if err := t.record([]byte{b}); err != nil {
-		return 0, &streamErr{err}
-	}
+	b := t.buf[t.pos]
+	t.pos++
 	return b, nil
 }
 
 func (t *teeReader) Read(p []byte) (int, error) {
-	n, err := t.r.Read(p)
-	if n > 0 {
-		if rerr := t.record(p[:n]); rerr != nil {
-			return 0, &streamErr{rerr}
+	if t.pos == len(t.buf) {
+		if err := t.fill(); err != nil {
+			return 0, err
 		}
 	}
-	if err != nil {
-		t.noteErr(err)
-	}
-	return n, err
+	n := copy(p, t.buf[t.pos:])
+	t.pos += n
+	return n, nil
 }
 
 func (t *teeReader) noteErr(err error) {
@@ -456,53 +482,6 @@ func (t *teeReader) noteErr(err error) {
 	if t.g.src.err != nil && t.err == nil {
 		t.err = t.g.src.err
 	}
-}
-
-// comparator matches an engine's output against the original compressed
-// bytes as both arrive.
-type comparator struct {
-	orig     []byte // original bytes not yet matched
-	gen      []byte // engine bytes not yet matched
-	exact    uint64 // bytes matched
-	diverged bool
-}
-
-func (c *comparator) Write(p []byte) (int, error) {
-	if !c.diverged {
-		c.gen = append(c.gen, p...)
-		c.match()
-	}
-	return len(p), nil
-}
-
-func (c *comparator) match() {
-	if c.diverged {
-		return
-	}
-	n := min(len(c.orig), len(c.gen))
-	for i := 0; i < n; i++ {
-		if c.orig[i] != c.gen[i] {
-			c.exact += uint64(i)
-			c.orig = c.orig[i:]
-			c.gen = nil
-			c.diverged = true
-			return
-		}
-	}
-	c.exact += uint64(n)
-	c.orig = shift(c.orig, n)
-	c.gen = shift(c.gen, n)
-}
-
-// shift drops the first n bytes, reusing the buffer.
-func shift(b []byte, n int) []byte {
-	if n == len(b) {
-		return b[:0]
-	}
-	if n > cap(b)/2 {
-		return append(b[:0], b[n:]...)
-	}
-	return b[n:]
 }
 
 // countingReader counts the bytes read and keeps the first read error.

@@ -50,6 +50,9 @@ type packer struct {
 	open    func(int, Kind) (io.Reader, error)
 	readers []io.Reader
 	buf     []byte
+	// tee, when set, returns a writer that also receives a gzip layer's
+	// content (Export), or nil.
+	tee func(Node) (io.Writer, error)
 }
 
 func (p *packer) stream(i int) (io.Reader, error) {
@@ -117,7 +120,17 @@ func (p *packer) node(n Node, w io.Writer) error {
 	case *Gzip:
 		mw := &memberWriter{p: p, g: n, w: w, cur: -1}
 		if n.Content != nil {
-			if err := p.node(n.Content, mw); err != nil {
+			var cw io.Writer = mw
+			if p.tee != nil {
+				t, err := p.tee(n)
+				if err != nil {
+					return err
+				}
+				if t != nil {
+					cw = io.MultiWriter(mw, t)
+				}
+			}
+			if err := p.node(n.Content, cw); err != nil {
 				return err
 			}
 		}

@@ -104,6 +104,7 @@ type TarPart struct {
 	Skip  uint64
 	Child Node
 	Len   uint64
+	Name  string // the member's name, for canonical exports and messages
 }
 
 func (*Copy) node() {}
@@ -122,6 +123,8 @@ const (
 	MaxHeaderSize = 1 << 18
 	// MaxNodes bounds the nodes (members, parts) of one recipe.
 	MaxNodes = 1 << 22
+	// MaxNameSize bounds a tar member name kept in a recipe.
+	MaxNameSize = 1 << 16
 )
 
 // ErrRecipe reports a recipe that cannot be decoded or does not add up.
@@ -203,6 +206,8 @@ func appendNode(b []byte, n Node) ([]byte, error) {
 		for _, p := range n.Parts {
 			b = binary.AppendUvarint(b, p.Skip)
 			b = binary.AppendUvarint(b, p.Len)
+			b = binary.AppendUvarint(b, uint64(len(p.Name)))
+			b = append(b, p.Name...)
 			var err error
 			if b, err = appendNode(b, p.Child); err != nil {
 				return nil, err
@@ -392,6 +397,7 @@ func (d *decoder) node(depth int) Node {
 			var p TarPart
 			p.Skip = d.uvarint()
 			p.Len = d.uvarint()
+			p.Name = string(d.bytes(MaxNameSize))
 			p.Child = d.node(depth + 1)
 			t.Parts = append(t.Parts, p)
 		}

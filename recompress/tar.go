@@ -321,7 +321,10 @@ func (t *tarWalk) splice(name string, size, off int64) error {
 		t.u.warn(t.c, off, "tar archive truncated in member %s", name)
 	}
 	if !t.c.discard {
-		t.node.Parts = append(t.node.Parts, TarPart{Skip: t.pending, Child: child, Len: n})
+		if len(name) > MaxNameSize {
+			name = name[:MaxNameSize]
+		}
+		t.node.Parts = append(t.node.Parts, TarPart{Skip: t.pending, Child: child, Len: n, Name: name})
 	}
 	t.pending = 0
 	return nil

@@ -1,0 +1,181 @@
+package recompress
+
+import (
+	"bytes"
+	"sync"
+
+	"github.com/larder/larder/recompress/deflate"
+)
+
+// verifier re-runs a member's engine in a goroutine of its own and
+// compares its output with the original compressed bytes as both arrive.
+// The reading side adds original bytes (addOrig) and decompressed content
+// (feed); the engine's side adds what it makes. Once they differ, or the
+// engine lags too far behind, the verifier has diverged: the reading side
+// takes the unmatched original bytes (takeRest) and stores them verbatim.
+type verifier struct {
+	mu       sync.Mutex
+	orig     []byte // original bytes not yet matched
+	gen      []byte // engine bytes not yet matched
+	exact    uint64 // bytes matched
+	diverged bool
+	taken    bool // the reading side took the unmatched bytes
+
+	engine *deflate.Writer
+	work   chan *[]byte // content for the engine; closed at the member's end
+	done   chan error
+	err    error
+}
+
+const (
+	verifyQueue = 8        // content chunks in flight
+	chunkCap    = 64 << 10 // their capacity
+)
+
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkCap); return &b }}
+
+func newVerifier(p deflate.Params) (*verifier, error) {
+	v := &verifier{work: make(chan *[]byte, verifyQueue), done: make(chan error, 1)}
+	var err error
+	if v.engine, err = deflate.NewWriter(v, p); err != nil {
+		return nil, err
+	}
+	go v.run()
+	return v, nil
+}
+
+func (v *verifier) run() {
+	var err error
+	for b := range v.work {
+		if err == nil && !v.isDiverged() {
+			_, err = v.engine.Write(*b)
+		}
+		*b = (*b)[:0]
+		chunkPool.Put(b)
+	}
+	if err == nil && !v.isDiverged() {
+		err = v.engine.Close()
+	}
+	v.done <- err
+}
+
+func (v *verifier) isDiverged() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.diverged
+}
+
+// Write takes the engine's output.
+func (v *verifier) Write(p []byte) (int, error) {
+	v.mu.Lock()
+	if !v.diverged {
+		v.gen = append(v.gen, p...)
+		v.match()
+	}
+	v.mu.Unlock()
+	return len(p), nil
+}
+
+// addOrig takes original bytes the inflater consumed. It reports false
+// once the verifier diverged (the bytes were not taken).
+func (v *verifier) addOrig(p []byte) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.diverged {
+		return false
+	}
+	v.orig = append(v.orig, p...)
+	v.match()
+	if !v.diverged && len(v.orig) > maxLag {
+		v.diverged = true
+	}
+	return true
+}
+
+// feed passes content to the engine; it drops it once diverged.
+func (v *verifier) feed(p []byte) {
+	if v.isDiverged() {
+		return
+	}
+	for len(p) > 0 {
+		b := chunkPool.Get().(*[]byte)
+		k := min(len(p), chunkCap)
+		*b = append((*b)[:0], p[:k]...)
+		v.work <- b
+		p = p[k:]
+	}
+}
+
+// finish waits for the engine to end and reports whether its stream
+// matched the original exactly.
+func (v *verifier) finish(abort bool) error {
+	if abort {
+		v.mu.Lock()
+		v.diverged = true
+		v.mu.Unlock()
+	}
+	if v.work != nil {
+		close(v.work)
+		v.err = <-v.done
+		v.work = nil
+	}
+	v.mu.Lock()
+	if !v.diverged && (len(v.orig) > 0 || len(v.gen) > 0) {
+		v.diverged = true // the engine's stream is shorter or longer
+	}
+	v.mu.Unlock()
+	return v.err
+}
+
+// takeRest hands the unmatched original bytes to the reading side once
+// diverged; it returns nil, false while the engine still matches.
+func (v *verifier) takeRest() ([]byte, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if !v.diverged || v.taken {
+		return nil, false
+	}
+	v.taken = true
+	rest := v.orig
+	v.orig, v.gen = nil, nil
+	return rest, true
+}
+
+func (v *verifier) matched() uint64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.exact
+}
+
+// match compares what both sides have; the caller holds mu.
+func (v *verifier) match() {
+	n := min(len(v.orig), len(v.gen))
+	if n == 0 || v.diverged {
+		return
+	}
+	if !bytes.Equal(v.orig[:n], v.gen[:n]) {
+		i := 0
+		for v.orig[i] == v.gen[i] {
+			i++
+		}
+		v.exact += uint64(i)
+		v.orig = v.orig[i:]
+		v.gen = nil
+		v.diverged = true
+		return
+	}
+	v.exact += uint64(n)
+	v.orig = shift(v.orig, n)
+	v.gen = shift(v.gen, n)
+}
+
+// shift drops the first n bytes, reusing the buffer.
+func shift(b []byte, n int) []byte {
+	if n == len(b) {
+		return b[:0]
+	}
+	if n > cap(b)/2 {
+		return append(b[:0], b[n:]...)
+	}
+	return b[n:]
+}
