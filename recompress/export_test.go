@@ -20,7 +20,7 @@ func TestExport(t *testing.T) {
 		{"v15", []string{"backup.tar"}},
 	}
 	for _, tc := range cases {
-		data := fixture(t, tc.folder)
+		data := committedFixture(t, tc.folder)
 		name := "backup.tar.gz"
 		if tc.folder == "dumponly" {
 			name = "backup.sql.gz"
@@ -52,7 +52,7 @@ func TestExport(t *testing.T) {
 		}
 	}
 	// The 2026 format: the tar itself and every table's data file.
-	res, sink := roundTrip(t, "2026", fixture(t, "2026"))
+	res, sink := roundTrip(t, "2026", committedFixture(t, "2026"))
 	dir := t.TempDir()
 	files, err := Export(context.Background(), res.Recipe, sink.open, dir, "site-v3.5.0.tar")
 	if err != nil {

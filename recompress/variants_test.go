@@ -27,7 +27,7 @@ func mustRead(t testing.TB, p string) []byte {
 }
 
 // fixture returns a committed fixture by folder.
-func fixture(t testing.TB, folder string) []byte {
+func committedFixture(t testing.TB, folder string) []byte {
 	t.Helper()
 	for _, f := range committed(t) {
 		if filepath.Base(filepath.Dir(f)) == folder {
@@ -111,7 +111,7 @@ sys.stdout.buffer.write(hdr + body + struct.pack('<II', zlib.crc32(data), len(da
 }
 
 func TestVariantsOuter(t *testing.T) {
-	tarball := gunzip(t, fixture(t, "classic-gzip1"))
+	tarball := gunzip(t, committedFixture(t, "classic-gzip1"))
 	half := len(tarball) / 2
 	// pigz cuts its input into independent 128 KiB blocks: on a bigger
 	// file that is not what any zlib call sequence makes.
@@ -153,7 +153,7 @@ sys.stdout.buffer.write(gzip.compress(sys.stdin.buffer.read(), compresslevel=9, 
 }
 
 // dumpSQL returns the plain SQL of the committed dump-only fixture.
-func dumpSQL(t testing.TB) []byte { return gunzip(t, fixture(t, "dumponly")) }
+func dumpSQL(t testing.TB) []byte { return gunzip(t, committedFixture(t, "dumponly")) }
 
 func TestVariantsInnerLevels(t *testing.T) {
 	sql := dumpSQL(t)
@@ -193,7 +193,7 @@ sys.stdout.buffer.write(out + c.flush())`, level), sql)
 // TestCanonicalAcrossOuterLevels: the same backup gzipped at any level
 // gives the same canonical streams.
 func TestCanonicalAcrossOuterLevels(t *testing.T) {
-	tarball := gunzip(t, fixture(t, "classic-gzip5"))
+	tarball := gunzip(t, committedFixture(t, "classic-gzip5"))
 	var ref [][]byte
 	for _, level := range []string{"-1", "-3", "-6", "-9"} {
 		_, sink := roundTrip(t, "gzip "+level, run(t, tarball, "gzip", level, "-c"))
@@ -217,7 +217,7 @@ func TestCanonicalAcrossOuterLevels(t *testing.T) {
 }
 
 func TestDamaged(t *testing.T) {
-	good := fixture(t, "classic-gzip1")
+	good := committedFixture(t, "classic-gzip1")
 	mid := len(good) / 2
 	flip := func(b []byte, i int) []byte {
 		c := bytes.Clone(b)
@@ -263,7 +263,7 @@ func TestDamaged(t *testing.T) {
 // damaged, never a panic or an error.
 func TestTruncatedPrefixes(t *testing.T) {
 	for _, folder := range []string{"classic-gzip1", "2026", "dumponly"} {
-		data := fixture(t, folder)
+		data := committedFixture(t, folder)
 		step := max(1, len(data)/300)
 		for n := 0; n < len(data); n++ {
 			if n > 600 && n%step != 0 {
