@@ -3,7 +3,6 @@ package crypto
 import (
 	"crypto/cipher"
 	"crypto/rand"
-	"fmt"
 	"unsafe"
 
 	"golang.org/x/crypto/chacha20poly1305"
@@ -163,12 +162,4 @@ func anyOverlap(x, y []byte) bool {
 	return len(x) > 0 && len(y) > 0 &&
 		uintptr(unsafe.Pointer(&x[0])) <= uintptr(unsafe.Pointer(&y[len(y)-1])) &&
 		uintptr(unsafe.Pointer(&y[0])) <= uintptr(unsafe.Pointer(&x[len(x)-1]))
-}
-
-// checkKey32 rejects nil key pointers early, with context.
-func checkKey32(what string, key *[KeySize]byte) error {
-	if key == nil {
-		return fmt.Errorf("crypto: %s: %w: nil key", what, ErrInvalidKey)
-	}
-	return nil
 }

@@ -98,7 +98,7 @@ func calibrate(target time.Duration, measure func(KDFParams) time.Duration) KDFP
 // not under TestOnlyFastKDF, the floors.
 func (p KDFParams) check(creating bool) error {
 	switch {
-	case p.Time < 1:
+	case p.Time < 1 || p.Time > MaxKDFTime:
 		return malformed("key file", "argon2id time %d not in 1..%d", p.Time, MaxKDFTime)
 	case p.Threads < 1 || p.Threads > MaxKDFThreads:
 		return malformed("key file", "argon2id threads %d not in 1..%d", p.Threads, MaxKDFThreads)

@@ -53,7 +53,8 @@ type KeyFileHeader struct {
 }
 
 // KeyFile is a parsed key file: its header and the one key it holds.
-// Exactly one of Master, Write and Audit is set, according to Role.
+// Exactly one of Master, Write and Audit is set, according to Role. The
+// caller owns the key and should call its Erase method when done with it.
 type KeyFile struct {
 	KeyFileHeader
 	Master *MasterKey

@@ -62,9 +62,9 @@ func wrapKey(shared []byte, ephPub, recipPub *[32]byte) [KeySize]byte {
 // also commits every recipient to the same file key, so all recipients
 // either open the same plaintext or fail), and the body is
 // XChaCha20-Poly1305 under a key derived from the file key, with ad as
-// associated data. The sender forgets the
-// file key and the ephemeral secrets, so it cannot open what it sealed.
-// rand is crypto/rand.Reader if nil. The layout is in docs/format/keys.md.
+// associated data. The sender forgets the file key and the ephemeral
+// secrets, so it cannot open what it sealed. r is the random source
+// (crypto/rand.Reader if nil). The layout is in docs/format/keys.md.
 func SealTo(r io.Reader, plaintext, ad []byte, recipients ...[32]byte) ([]byte, error) {
 	if r == nil {
 		r = rand.Reader

@@ -40,8 +40,7 @@ func TestMain(m *testing.M) {
 
 // fileSink writes each stream to dir/stream-N.
 type fileSink struct {
-	dir   string
-	files []*os.File
+	dir string
 }
 
 func (s *fileSink) Stream(i int, k Kind) (io.WriteCloser, error) {
@@ -286,4 +285,4 @@ func BenchmarkUnpackPack1GB(b *testing.B) {
 type bytesWriter struct{ b []byte }
 
 func (w *bytesWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-func (w *bytesWriter) String() string             { return string(w.b) }
+func (w *bytesWriter) String() string              { return string(w.b) }

@@ -498,7 +498,7 @@ func (r *Recipe) check(n Node, used []uint64, depth int) (uint64, error) {
 			default:
 				return 0, fmt.Errorf("%w: member %d mode %d", ErrRecipe, i, m.Mode)
 			}
-			if m.Trailer != nil && len(m.Trailer) > 8 {
+			if len(m.Trailer) > 8 {
 				return 0, fmt.Errorf("%w: member %d trailer of %d bytes", ErrRecipe, i, len(m.Trailer))
 			}
 			trailer := uint64(8)

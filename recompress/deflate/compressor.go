@@ -149,23 +149,10 @@ func (c *compressor) reset(p Params) {
 	c.bw = bitWriter{out: c.bw.out[:0]}
 }
 
-func resize[T any](s []T, n int) []T {
-	if cap(s) >= n {
-		return s[:n]
-	}
-	return make([]T, n)
-}
-
-// hash of the three bytes at p. zlib's and gzip's rolling hash always
-// equals this function of the window bytes.
-func (c *compressor) hash(p int) uint32 {
-	w := &c.window
-	return (uint32(w[p&windowIdx])<<(c.shift2&31) ^ uint32(w[(p+1)&windowIdx])<<(c.shift1&31) ^
-		uint32(w[(p+2)&windowIdx])) & c.hashMask
-}
-
 // insertString inserts position p in the hash chains and returns the
-// previous head of its chain (zlib's INSERT_STRING).
+// previous head of its chain (zlib's INSERT_STRING). The hash is computed
+// from the three window bytes at p: zlib's and gzip's rolling hash always
+// equals this function of them (the bits of older bytes shift out).
 func (c *compressor) insertString(p int) int {
 	w := &c.window
 	h := uint16((uint32(w[p&windowIdx])<<(c.shift2&31) ^ uint32(w[(p+1)&windowIdx])<<(c.shift1&31) ^

@@ -77,14 +77,13 @@ func Identify(src []byte, hint Hint) (Result, error) {
 		end := (pr.blocks[len(pr.blocks)-1].bitEnd + 7) / 8
 		// Rebuild them: another encoder may set the padding bits after a
 		// block header, which ours leaves zero.
-		var out bytes.Buffer
 		sw := &storedWriter{runs: runs}
 		var bw bitWriter
-		if err := sw.write(pr.out, &bw); err == nil && whole {
+		err := sw.write(pr.out, &bw)
+		if err == nil && whole {
 			err = sw.finish(&bw)
 		}
-		out.Write(bw.out)
-		if !bytes.HasPrefix(src, out.Bytes()) || whole && out.Len() != len(src) {
+		if err != nil || !bytes.HasPrefix(src, bw.out) || whole && len(bw.out) != len(src) {
 			return Result{}, ErrNoEngine
 		}
 		return Result{Params: p, Verified: end, Complete: whole, Survivors: 1}, nil

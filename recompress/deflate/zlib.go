@@ -23,7 +23,7 @@ func (c *compressor) zlibFill() {
 		c.lookahead += n
 		// zlib re-derives its hash here and inserts the strings left over
 		// from a flush (c.insert); with no flushes insert stays zero and the
-		// hash is a function of the window bytes (see hash).
+		// hash is a function of the window bytes (see insertString).
 		for c.insert > 0 && c.lookahead+c.insert >= minMatch {
 			c.insertString(c.strstart - c.insert)
 			c.insert--

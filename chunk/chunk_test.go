@@ -1,0 +1,161 @@
+package chunk
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"testing/iotest"
+
+	"github.com/restic/chunker"
+)
+
+// testPol is a fixed irreducible polynomial for the test vectors.
+const testPol = chunker.Pol(0x3DA3358B4DC173)
+
+func testData(n int) []byte {
+	rng := rand.New(rand.NewPCG(23, 23))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
+}
+
+func chunks(t *testing.T, r io.Reader, p Params) [][]byte {
+	t.Helper()
+	c := New(r, p)
+	var out [][]byte
+	for {
+		b, err := c.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, bytes.Clone(b))
+	}
+}
+
+// TestVectors pins the chunk boundaries of DefaultParams: they are a
+// contract (stored data deduplicates only if they never change).
+func TestVectors(t *testing.T) {
+	if !testPol.Irreducible() {
+		t.Fatal("test polynomial is not irreducible")
+	}
+	data := testData(2 << 20)
+	got := chunks(t, bytes.NewReader(data), DefaultParams(testPol))
+	h := sha256.New()
+	total := 0
+	for _, c := range got {
+		total += len(c)
+		sum := sha256.Sum256(c)
+		h.Write(sum[:])
+	}
+	if total != len(data) {
+		t.Fatalf("chunks hold %d bytes, not %d", total, len(data))
+	}
+	const wantChunks = 121
+	const wantDigest = "PLACEHOLDER"
+	if len(got) != wantChunks || hex.EncodeToString(h.Sum(nil)) != wantDigest {
+		t.Errorf("%d chunks, digest %x; the pinned vector is %d chunks, %s", len(got), h.Sum(nil), wantChunks, wantDigest)
+	}
+	for i, c := range got[:len(got)-1] {
+		if len(c) < 4<<10 || len(c) > 128<<10 {
+			t.Errorf("chunk %d has %d bytes, outside 4 KiB..128 KiB", i, len(c))
+		}
+	}
+}
+
+// TestStability: the chunks do not depend on how the reader delivers the
+// data, nor on a Chunker's earlier use.
+func TestStability(t *testing.T) {
+	data := testData(700_000)
+	p := DefaultParams(testPol)
+	whole := chunks(t, bytes.NewReader(data), p)
+	for name, r := range map[string]io.Reader{
+		"one byte at a time": iotest.OneByteReader(bytes.NewReader(data)),
+		"half reads":         iotest.HalfReader(bytes.NewReader(data)),
+		"data errors":        iotest.DataErrReader(bytes.NewReader(data)),
+	} {
+		got := chunks(t, r, p)
+		if len(got) != len(whole) {
+			t.Fatalf("%s: %d chunks, not %d", name, len(got), len(whole))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], whole[i]) {
+				t.Fatalf("%s: chunk %d differs", name, i)
+			}
+		}
+	}
+	// Reuse through Reset.
+	c := New(bytes.NewReader(testData(100_000)), p)
+	for {
+		if _, err := c.Next(); err != nil {
+			break
+		}
+	}
+	c.Reset(bytes.NewReader(data), p)
+	for i := 0; ; i++ {
+		b, err := c.Next()
+		if err == io.EOF {
+			if i != len(whole) {
+				t.Fatalf("after Reset: %d chunks, not %d", i, len(whole))
+			}
+			break
+		}
+		if !bytes.Equal(b, whole[i]) {
+			t.Fatalf("after Reset: chunk %d differs", i)
+		}
+	}
+}
+
+// TestShiftResistance: inserting bytes near the start changes only the
+// chunks around the insertion.
+func TestShiftResistance(t *testing.T) {
+	data := testData(1 << 20)
+	p := DefaultParams(testPol)
+	a := chunks(t, bytes.NewReader(data), p)
+	ins := append(append(bytes.Clone(data[:5000]), []byte("a new forum post")...), data[5000:]...)
+	b := chunks(t, bytes.NewReader(ins), p)
+	seen := map[[32]byte]bool{}
+	for _, c := range a {
+		seen[sha256.Sum256(c)] = true
+	}
+	shared := 0
+	for _, c := range b {
+		if seen[sha256.Sum256(c)] {
+			shared++
+		}
+	}
+	if shared < len(a)-3 {
+		t.Errorf("only %d of %d chunks survive a 16-byte insertion", shared, len(a))
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := DefaultParams(testPol)
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, p := range map[string]Params{
+		"reducible polynomial": {Pol: 0x3, Min: 1 << 12, Max: 1 << 16, AvgBits: 14},
+		"min over max":         {Pol: testPol, Min: 1 << 17, Max: 1 << 16, AvgBits: 14},
+		"max too big":          {Pol: testPol, Min: 1 << 12, Max: 1 << 24, AvgBits: 14},
+		"average too small":    {Pol: testPol, Min: 1 << 12, Max: 1 << 16, AvgBits: 4},
+	} {
+		if err := p.Validate(); !errors.Is(err, ErrParams) {
+			t.Errorf("%s: Validate = %v", name, err)
+		}
+	}
+}
+
+func TestEmptyStream(t *testing.T) {
+	if got := chunks(t, bytes.NewReader(nil), DefaultParams(testPol)); len(got) != 0 {
+		t.Fatalf("empty stream gave %d chunks", len(got))
+	}
+}
