@@ -1,0 +1,126 @@
+package repo
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/larder/larder/chunk"
+	"github.com/larder/larder/crypto"
+)
+
+// A blob's plaintext, before padding and sealing, is a flag byte and the
+// chunk, zstd-compressed when that makes it smaller (docs/FORMAT.md).
+const (
+	blobRaw  = 0
+	blobZstd = 1
+)
+
+// AEAD object types of blobs (never reused).
+func blobObjType(t BlobType) byte {
+	switch t {
+	case BlobData:
+		return 'D'
+	case BlobList:
+		return 'L'
+	}
+	return 0
+}
+
+var (
+	zstdOnce sync.Once
+	zstdEnc  *zstd.Encoder
+	zstdDec  *zstd.Decoder
+)
+
+// codecs configures zstd once: every option stated, memory capped at the
+// largest chunk, and reused by every EncodeAll and DecodeAll.
+func codecs() (*zstd.Encoder, *zstd.Decoder) {
+	zstdOnce.Do(func() {
+		var err error
+		zstdEnc, err = zstd.NewWriter(nil,
+			zstd.WithEncoderLevel(zstd.SpeedDefault),
+			// The AEAD authenticates every blob: no frame checksum.
+			zstd.WithEncoderCRC(false),
+			// Chunks are at most chunk.MaxChunk: one frame, one block run.
+			zstd.WithWindowSize(1<<22),
+			zstd.WithEncoderConcurrency(2),
+			zstd.WithZeroFrames(true),
+		)
+		if err != nil {
+			panic(err)
+		}
+		zstdDec, err = zstd.NewReader(nil,
+			zstd.WithDecoderConcurrency(2),
+			// Never allocate past what a chunk can be.
+			zstd.WithDecoderMaxMemory(chunk.MaxChunk+1024),
+			zstd.WithDecoderMaxWindow(chunk.MaxChunk),
+			zstd.WithDecodeAllCapLimit(true),
+		)
+		if err != nil {
+			panic(err)
+		}
+	})
+	return zstdEnc, zstdDec
+}
+
+// sealBlob compresses, pads and seals a chunk with the session.
+func sealBlob(s *crypto.Session, t BlobType, id ID, data []byte) ([]byte, error) {
+	enc, _ := codecs()
+	plain := make([]byte, 1, len(data)+1)
+	if z := enc.EncodeAll(data, plain[:1]); len(z) < len(data)+1 {
+		plain = z
+		plain[0] = blobZstd
+	} else {
+		plain[0] = blobRaw
+		plain = append(plain, data...)
+	}
+	padded := crypto.Pad(make([]byte, 0, crypto.PaddedSize(len(plain))), plain)
+	if t == BlobList {
+		return s.SealMeta(nil, blobObjType(t), id[:], padded)
+	}
+	return s.SealData(nil, blobObjType(t), id[:], padded)
+}
+
+// ErrBlob reports a blob that fails authentication or decoding.
+var ErrBlob = errors.New("blob is damaged or was tampered with")
+
+// openBlob opens, unpads and decompresses a blob; dst is reused.
+func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen uint32, dst []byte) ([]byte, error) {
+	var padded []byte
+	var err error
+	if t == BlobList {
+		padded, err = k.OpenMeta(nil, blobObjType(t), id[:], sealed)
+	} else {
+		padded, err = k.OpenData(nil, blobObjType(t), id[:], sealed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
+	}
+	plain, err := crypto.Unpad(padded)
+	if err != nil || len(plain) == 0 {
+		return nil, fmt.Errorf("%w: %s: padding", ErrBlob, id.Short())
+	}
+	if rawLen > chunk.MaxChunk {
+		return nil, fmt.Errorf("%w: %s: %d bytes is over the chunk limit", ErrBlob, id.Short(), rawLen)
+	}
+	switch plain[0] {
+	case blobRaw:
+		if uint32(len(plain)-1) != rawLen {
+			return nil, fmt.Errorf("%w: %s: %d bytes, the index says %d", ErrBlob, id.Short(), len(plain)-1, rawLen)
+		}
+		return append(dst[:0], plain[1:]...), nil
+	case blobZstd:
+		_, dec := codecs()
+		out, err := dec.DecodeAll(plain[1:], dst[:0])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
+		}
+		if uint32(len(out)) != rawLen {
+			return nil, fmt.Errorf("%w: %s: %d bytes, the index says %d", ErrBlob, id.Short(), len(out), rawLen)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("%w: %s: unknown encoding %d", ErrBlob, id.Short(), plain[0])
+}

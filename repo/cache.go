@@ -1,0 +1,291 @@
+package repo
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Cache is the local bbolt cache of a repository's index (chunk ID → pack,
+// offset, length) and of the originals already ingested. It is only ever
+// a copy: a missing, stale or damaged cache is rebuilt from the
+// repository, never an error.
+type Cache struct {
+	db   *bolt.DB
+	path string
+	temp bool // a private cache made because the shared one was busy
+}
+
+var (
+	bucketBlobs     = []byte("blobs")     // ID → pack ID | type | offset | length | raw length
+	bucketIndexes   = []byte("indexes")   // index file name → nothing
+	bucketOriginals = []byte("originals") // original tag → snapshot name
+	bucketSnapshots = []byte("snapshots") // snapshot name → nothing (seen)
+	bucketMeta      = []byte("meta")
+)
+
+const cacheVersion = "1"
+
+// OpenCache opens (or makes) the cache in dir. When another process holds
+// it, a private temporary cache is used instead: concurrent ingests each
+// have a working cache.
+func OpenCache(dir string) (*Cache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "cache.db")
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	temp := false
+	if errors.Is(err, bolt.ErrTimeout) {
+		f, terr := os.CreateTemp(dir, "cache-*.db")
+		if terr != nil {
+			return nil, terr
+		}
+		f.Close()
+		path, temp = f.Name(), true
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	}
+	if err != nil && !temp {
+		// A damaged cache: start afresh.
+		os.Remove(path)
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the cache %s: %w", path, err)
+	}
+	c := &Cache{db: db, path: path, temp: temp}
+	if err := c.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Cache) init() error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
+		if err != nil {
+			return err
+		}
+		if v := meta.Get([]byte("version")); v != nil && string(v) != cacheVersion {
+			// Another layout: drop everything and rebuild.
+			for _, b := range [][]byte{bucketBlobs, bucketIndexes, bucketOriginals, bucketSnapshots} {
+				if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+					return err
+				}
+			}
+		}
+		if err := meta.Put([]byte("version"), []byte(cacheVersion)); err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bucketBlobs, bucketIndexes, bucketOriginals, bucketSnapshots} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Close closes the cache (and removes a private temporary one).
+func (c *Cache) Close() error {
+	err := c.db.Close()
+	if c.temp {
+		os.Remove(c.path)
+	}
+	return err
+}
+
+func encodeLoc(p PackedBlob) []byte {
+	b := make([]byte, 0, 32+1+15)
+	b = append(b, p.Pack[:]...)
+	b = append(b, byte(p.Type))
+	b = binary.AppendUvarint(b, uint64(p.Offset))
+	b = binary.AppendUvarint(b, uint64(p.Length))
+	b = binary.AppendUvarint(b, uint64(p.RawLen))
+	return b
+}
+
+func decodeLoc(id ID, v []byte) (PackedBlob, bool) {
+	var p PackedBlob
+	if len(v) < 34 {
+		return p, false
+	}
+	copy(p.Pack[:], v)
+	p.ID = id
+	p.Type = BlobType(v[32])
+	r := v[33:]
+	var vals [3]uint64
+	for i := range vals {
+		x, n := binary.Uvarint(r)
+		if n <= 0 || x > 1<<32-1 {
+			return p, false
+		}
+		vals[i] = x
+		r = r[n:]
+	}
+	p.Offset, p.Length, p.RawLen = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
+	return p, true
+}
+
+// Lookup finds a blob.
+func (c *Cache) Lookup(id ID) (PackedBlob, bool) {
+	var p PackedBlob
+	var ok bool
+	c.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketBlobs).Get(id[:]); v != nil {
+			p, ok = decodeLoc(id, v) // decodeLoc copies out of v
+		}
+		return nil
+	})
+	return p, ok
+}
+
+// Has reports whether a blob is known.
+func (c *Cache) Has(id ID) bool {
+	var ok bool
+	c.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketBlobs).Get(id[:]) != nil
+		return nil
+	})
+	return ok
+}
+
+// addIndex records the blobs of an index file, and the file as seen.
+func (c *Cache) addIndex(name string, f *IndexFile) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBlobs)
+		for _, p := range f.Packs {
+			for _, bl := range p.Blobs {
+				if err := b.Put(bl.ID[:], encodeLoc(PackedBlob{Blob: bl, Pack: p.ID})); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.Bucket(bucketIndexes).Put([]byte(name), nil)
+	})
+}
+
+// Sync brings the cache up to date with the repository's index files:
+// new ones are read; if any it knows has gone (prune), it starts over.
+func (c *Cache) Sync(ctx context.Context, be Backend, indexKey *[32]byte) error {
+	present := map[string]bool{}
+	if err := be.List(ctx, TypeIndex, func(name string, _ int64) error {
+		present[name] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	var known []string
+	c.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIndexes).ForEach(func(k, _ []byte) error {
+			known = append(known, string(k))
+			return nil
+		})
+	})
+	seen := map[string]bool{}
+	stale := false
+	for _, k := range known {
+		seen[k] = true
+		if !present[k] {
+			stale = true
+		}
+	}
+	if stale {
+		if err := c.reset(bucketBlobs, bucketIndexes); err != nil {
+			return err
+		}
+		seen = map[string]bool{}
+	}
+	for name := range present {
+		if seen[name] {
+			continue
+		}
+		f, err := loadIndexFile(ctx, be, name, indexKey)
+		if err != nil {
+			return err
+		}
+		if err := c.addIndex(name, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Cache) reset(buckets ...[]byte) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		for _, b := range buckets {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				return err
+			}
+			if _, err := tx.CreateBucket(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Original returns the snapshot that holds an original, by its tag.
+func (c *Cache) Original(tag ID) (string, bool) {
+	var name string
+	c.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketOriginals).Get(tag[:]); v != nil {
+			name = string(v)
+		}
+		return nil
+	})
+	return name, name != ""
+}
+
+// syncSnapshots records the originals of snapshots from their envelopes
+// (which every key can read); gone snapshots are dropped.
+func (c *Cache) syncSnapshots(ctx context.Context, be Backend) error {
+	present := map[string]bool{}
+	if err := be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+		present[name] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	c.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketSnapshots).ForEach(func(k, _ []byte) error {
+			known[string(k)] = true
+			return nil
+		})
+	})
+	for k := range known {
+		if !present[k] {
+			if err := c.reset(bucketSnapshots, bucketOriginals); err != nil {
+				return err
+			}
+			known = map[string]bool{}
+			break
+		}
+	}
+	for name := range present {
+		if known[name] {
+			continue
+		}
+		env, err := loadEnvelope(ctx, be, name)
+		if err != nil {
+			return err
+		}
+		if err := c.db.Update(func(tx *bolt.Tx) error {
+			if err := tx.Bucket(bucketOriginals).Put(env.Original[:], []byte(name)); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketSnapshots).Put([]byte(name), nil)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

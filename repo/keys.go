@@ -1,0 +1,108 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/larder/larder/crypto"
+)
+
+// AddKey stores a key's public record (master only).
+func (r *Repo) AddKey(ctx context.Context, rec *crypto.KeyRecord) error {
+	if err := r.need("add keys", crypto.RoleMaster); err != nil {
+		return err
+	}
+	if err := rec.Verify(r.master.SignPublic()); err != nil {
+		return fmt.Errorf("key %s: %w", rec.ID, err)
+	}
+	b, err := rec.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	return r.be.Save(ctx, Handle{TypeKey, rec.ID.String() + ".cert"}, bytesReader(b))
+}
+
+// Keys lists the repository's keys with whether each was revoked.
+func (r *Repo) Keys(ctx context.Context) ([]*crypto.KeyRecord, map[crypto.KeyID]bool, error) {
+	recs, err := r.keyRecords(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	revoked := map[crypto.KeyID]bool{}
+	var out []*crypto.KeyRecord
+	for id, rec := range recs {
+		out = append(out, rec)
+		if ok, err := r.revoked(ctx, id); err != nil {
+			return nil, nil, err
+		} else if ok {
+			revoked[id] = true
+		}
+	}
+	return out, revoked, nil
+}
+
+// Revoke records the master's revocation of a key.
+func (r *Repo) Revoke(ctx context.Context, id crypto.KeyID, reason string) error {
+	if err := r.need("revoke keys", crypto.RoleMaster); err != nil {
+		return err
+	}
+	if id == r.master.ID {
+		return fmt.Errorf("the master key cannot revoke itself")
+	}
+	recs, err := r.keyRecords(ctx)
+	if err != nil {
+		return err
+	}
+	if recs[id] == nil {
+		return fmt.Errorf("%s: %w: no key %s", r.be.Location(), ErrNotFound, id)
+	}
+	rev, err := r.master.Revoke(id, reason, r.now())
+	if err != nil {
+		return err
+	}
+	b, err := rev.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	err = r.be.Save(ctx, Handle{TypeKey, id.String() + ".revoked"}, bytesReader(b))
+	if errors.Is(err, ErrExists) {
+		return nil
+	}
+	return err
+}
+
+// MasterKeyFile returns the master key file stored in the repository.
+func MasterKeyFile(ctx context.Context, be Backend) ([]byte, error) {
+	cfg, err := ReadConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := crypto.ParseKeyRecord(cfg.Master)
+	if err != nil {
+		return nil, err
+	}
+	return loadAll(ctx, be, Handle{TypeKey, rec.ID.String() + ".key"}, 1<<20)
+}
+
+// ReplaceMasterKeyFile stores the master key file sealed with a new
+// passphrase (key passwd): the new file is saved beside the old, then
+// moved over it.
+func (r *Repo) ReplaceMasterKeyFile(ctx context.Context, keyFile []byte) error {
+	if err := r.need("change the master passphrase", crypto.RoleMaster); err != nil {
+		return err
+	}
+	name := r.master.ID.String() + ".key"
+	tmp := r.master.ID.String() + ".key-new"
+	r.be.Remove(ctx, Handle{TypeKey, tmp})
+	if err := r.be.Save(ctx, Handle{TypeKey, tmp}, bytesReader(keyFile)); err != nil {
+		return err
+	}
+	if err := r.be.Remove(ctx, Handle{TypeKey, name}); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := r.be.Save(ctx, Handle{TypeKey, name}, bytesReader(keyFile)); err != nil {
+		return err
+	}
+	return r.be.Remove(ctx, Handle{TypeKey, tmp})
+}

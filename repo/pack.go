@@ -1,0 +1,271 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/larder/larder/crypto"
+)
+
+// ID is the 32-byte name of a chunk (keyed hash of its plaintext) or of
+// an object (SHA-256 of its bytes).
+type ID [32]byte
+
+func (id ID) String() string { return hex.EncodeToString(id[:]) }
+
+// Short is the first 8 hex digits, for messages.
+func (id ID) Short() string { return hex.EncodeToString(id[:4]) }
+
+// ParseID reads a 64-digit hex ID.
+func ParseID(s string) (ID, error) {
+	var id ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("invalid ID %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// BlobType says what a blob holds and which session key seals it.
+// Values are stored in packs and index files: never reused.
+type BlobType uint8
+
+const (
+	// BlobData is a chunk of a canonical stream: sealed with the session's
+	// data key, which only the master can derive.
+	BlobData BlobType = 1
+	// BlobList is a chunk of a chunk list: sealed with the meta key,
+	// which auditors can derive too.
+	BlobList BlobType = 2
+)
+
+func (t BlobType) valid() bool { return t == BlobData || t == BlobList }
+
+// Pack format v1 (docs/FORMAT.md, "Pack"):
+//
+//	magic "LRDPACK1" | ephemeral public key (32) | writer key ID (16)
+//	blob* (each sealed: nonce 24 | ciphertext | tag 16)
+//	trailer (sealed with the index key) | trailer length (uint32 LE)
+const (
+	packMagic      = "LRDPACK1"
+	packHeaderSize = len(packMagic) + 32 + 16
+	// MaxPackTrailer bounds a pack's trailer.
+	MaxPackTrailer = 16 << 20
+	// objPackTrailer and objIndex are the AEAD object types of the
+	// trailer and of index files (docs/FORMAT.md); never reused.
+	objPackTrailer = 'T'
+	objIndex       = 'I'
+)
+
+// Blob is one entry of a pack.
+type Blob struct {
+	Type   BlobType
+	ID     ID
+	Offset uint32 // in the pack
+	Length uint32 // sealed bytes
+	RawLen uint32 // plaintext bytes
+}
+
+// PackedBlob locates a blob in the repository.
+type PackedBlob struct {
+	Blob
+	Pack ID
+}
+
+func appendBlob(b []byte, e Blob) []byte {
+	b = append(b, byte(e.Type))
+	b = append(b, e.ID[:]...)
+	b = binary.AppendUvarint(b, uint64(e.Offset))
+	b = binary.AppendUvarint(b, uint64(e.Length))
+	b = binary.AppendUvarint(b, uint64(e.RawLen))
+	return b
+}
+
+func readBlob(r *bytes.Reader) (Blob, error) {
+	var e Blob
+	t, err := r.ReadByte()
+	if err != nil {
+		return e, err
+	}
+	e.Type = BlobType(t)
+	if !e.Type.valid() {
+		return e, fmt.Errorf("unknown blob type %d", t)
+	}
+	if _, err := io.ReadFull(r, e.ID[:]); err != nil {
+		return e, err
+	}
+	vals := [3]uint64{}
+	for i := range vals {
+		v, err := binary.ReadUvarint(r)
+		if err != nil {
+			return e, err
+		}
+		if v > 1<<32-1 {
+			return e, errors.New("blob field out of range")
+		}
+		vals[i] = v
+	}
+	e.Offset, e.Length, e.RawLen = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
+	return e, nil
+}
+
+// packBuilder writes one pack into a temporary file.
+type packBuilder struct {
+	f      *os.File
+	header []byte
+	blobs  []Blob
+	size   int64
+}
+
+func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID) (*packBuilder, error) {
+	f, err := os.CreateTemp(dir, "pack-*")
+	if err != nil {
+		return nil, err
+	}
+	h := make([]byte, 0, packHeaderSize)
+	h = append(h, packMagic...)
+	h = append(h, eph[:]...)
+	h = append(h, writer[:]...)
+	if _, err := f.Write(h); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return &packBuilder{f: f, header: h, size: int64(len(h))}, nil
+}
+
+func (p *packBuilder) add(t BlobType, id ID, sealed []byte, rawLen int) error {
+	if _, err := p.f.Write(sealed); err != nil {
+		return err
+	}
+	p.blobs = append(p.blobs, Blob{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
+	p.size += int64(len(sealed))
+	return nil
+}
+
+// finish writes the trailer, syncs, and returns the pack's ID (the
+// SHA-256 of its bytes) and the path of the finished temporary file.
+func (p *packBuilder) finish(indexKey *[32]byte) (ID, string, error) {
+	var plain []byte
+	plain = binary.AppendUvarint(plain, uint64(len(p.blobs)))
+	for _, b := range p.blobs {
+		plain = appendBlob(plain, b)
+	}
+	trailer := crypto.Seal(nil, indexKey, objPackTrailer, p.header, plain)
+	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(trailer)))
+	if _, err := p.f.Write(trailer); err != nil {
+		return ID{}, "", err
+	}
+	if err := p.f.Sync(); err != nil {
+		return ID{}, "", err
+	}
+	if _, err := p.f.Seek(0, io.SeekStart); err != nil {
+		return ID{}, "", err
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, p.f); err != nil {
+		return ID{}, "", err
+	}
+	var id ID
+	copy(id[:], h.Sum(nil))
+	name := p.f.Name()
+	return id, name, p.f.Close()
+}
+
+func (p *packBuilder) discard() {
+	p.f.Close()
+	os.Remove(p.f.Name())
+}
+
+// packHeader is a pack's plaintext header.
+type packHeader struct {
+	Ephemeral [32]byte
+	Writer    crypto.KeyID
+	raw       []byte
+}
+
+func parsePackHeader(b []byte) (*packHeader, error) {
+	if len(b) < packHeaderSize || string(b[:len(packMagic)]) != packMagic {
+		return nil, errors.New("not a larder pack (bad magic)")
+	}
+	h := &packHeader{raw: bytes.Clone(b[:packHeaderSize])}
+	copy(h.Ephemeral[:], b[len(packMagic):])
+	copy(h.Writer[:], b[len(packMagic)+32:])
+	return h, nil
+}
+
+// readPackTrailer reads and opens a pack's blob list with the index key.
+func readPackTrailer(ctx context.Context, be Backend, id ID, indexKey *[32]byte) (*packHeader, []Blob, error) {
+	h := Handle{TypeData, id.String()}
+	size, err := be.Stat(ctx, h)
+	if err != nil {
+		return nil, nil, err
+	}
+	if size < int64(packHeaderSize+4) {
+		return nil, nil, fmt.Errorf("pack %s: %d bytes is too short", id.Short(), size)
+	}
+	hdr, err := loadRange(ctx, be, h, 0, int64(packHeaderSize))
+	if err != nil {
+		return nil, nil, err
+	}
+	ph, err := parsePackHeader(hdr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pack %s: %w", id.Short(), err)
+	}
+	tl, err := loadRange(ctx, be, h, size-4, 4)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := int64(binary.LittleEndian.Uint32(tl))
+	if n > MaxPackTrailer || n > size-4-int64(packHeaderSize) {
+		return nil, nil, fmt.Errorf("pack %s: trailer of %d bytes does not fit", id.Short(), n)
+	}
+	sealed, err := loadRange(ctx, be, h, size-4-n, n)
+	if err != nil {
+		return nil, nil, err
+	}
+	plain, err := crypto.Open(nil, indexKey, objPackTrailer, ph.raw, sealed)
+	if err != nil {
+		return nil, nil, fmt.Errorf("pack %s: trailer: %w", id.Short(), err)
+	}
+	r := bytes.NewReader(plain)
+	count, err := binary.ReadUvarint(r)
+	if err != nil || count > uint64(len(plain)) {
+		return nil, nil, fmt.Errorf("pack %s: bad trailer", id.Short())
+	}
+	blobs := make([]Blob, 0, count)
+	end := uint64(size - 4 - n)
+	for i := uint64(0); i < count; i++ {
+		b, err := readBlob(r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pack %s: trailer entry %d: %w", id.Short(), i, err)
+		}
+		if uint64(b.Offset) < uint64(packHeaderSize) || uint64(b.Offset)+uint64(b.Length) > end {
+			return nil, nil, fmt.Errorf("pack %s: blob %s lies outside the pack", id.Short(), b.ID.Short())
+		}
+		blobs = append(blobs, b)
+	}
+	return ph, blobs, nil
+}
+
+// loadRange reads exactly n bytes at off.
+func loadRange(ctx context.Context, be Backend, h Handle, off, n int64) ([]byte, error) {
+	rc, err := be.Load(ctx, h, off, n)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b := make([]byte, n)
+	if _, err := io.ReadFull(rc, b); err != nil {
+		return nil, fmt.Errorf("%s: reading %d bytes at %d: %w", h, n, off, err)
+	}
+	return b, nil
+}

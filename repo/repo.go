@@ -1,0 +1,396 @@
+// Package repo is larder's repository: immutable, content-named objects in
+// a backend (a local folder), holding encrypted packs of deduplicated
+// chunks, index files, signed snapshot manifests, drill records and the
+// records of forget and prune.
+//
+// # Roles
+//
+// The key a repository is opened with decides what it can do (see
+// ../shared/DESIGN.md and SECURITY.md): a master key everything; a write
+// key adds snapshots and deduplicates against what exists, but reads and
+// deletes nothing; an audit key lists and verifies snapshots, chains,
+// drills and the presence of every chunk, without seeing content.
+//
+// # Crash safety
+//
+// Every object is written to a temporary name, synced, and linked into
+// place; packs are written before the index files that name them, index
+// files before the snapshots that need them. A crash at any point leaves
+// a valid repository: at worst packs no index names, which the next ingest
+// does not use and prune removes.
+package repo
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/larder/larder/chunk"
+	"github.com/larder/larder/crypto"
+	"github.com/restic/chunker"
+)
+
+// Config is the repository's configuration, signed by the master key.
+type Config struct {
+	Version  int                   `json:"version"`
+	ID       string                `json:"id"`
+	Created  time.Time             `json:"created"`
+	Master   []byte                `json:"master"` // the master's key record
+	Chunking map[string]ChunkSizes `json:"chunking"`
+	PackSize int                   `json:"pack_size"`
+
+	master *crypto.KeyRecord
+}
+
+// ChunkSizes are the chunk sizes of one class of streams.
+type ChunkSizes struct {
+	Min     uint `json:"min"`
+	Max     uint `json:"max"`
+	AvgBits int  `json:"avg_bits"`
+}
+
+// Stream classes: text streams (SQL, table data, JSON) change in scattered
+// places and get small chunks; bulk streams (tar skeletons with uploads,
+// verbatim bytes) get bigger ones (chunk.BenchmarkChunkSizes).
+const (
+	ClassText = "text"
+	ClassBulk = "bulk"
+)
+
+// DefaultChunking is the chunking of new repositories.
+func DefaultChunking() map[string]ChunkSizes {
+	return map[string]ChunkSizes{
+		ClassText: {Min: 1 << 10, Max: 32 << 10, AvgBits: 12},
+		ClassBulk: {Min: 16 << 10, Max: 512 << 10, AvgBits: 16},
+	}
+}
+
+const (
+	repoVersion = 1
+	// MaxConfig bounds the config object.
+	MaxConfig = 1 << 20
+	// DefaultPackSize is the target size of a pack.
+	DefaultPackSize = 16 << 20
+	configContext   = crypto.SigContext("larder config v1")
+)
+
+// Errors of repositories.
+var (
+	// ErrNoRepository: there is no repository at the location.
+	ErrNoRepository = errors.New("no repository")
+	// ErrPermission: the key's role does not allow the operation.
+	ErrPermission = errors.New("the key's role does not allow this")
+	// ErrWrongKey: the key belongs to another repository or was revoked.
+	ErrWrongKey = errors.New("the key does not belong to this repository")
+	// ErrCorrupt: an object fails its checks.
+	ErrCorrupt = errors.New("repository object is damaged")
+)
+
+// Repo is an opened repository.
+type Repo struct {
+	be       Backend
+	cfg      *Config
+	master   *crypto.MasterKey
+	write    *crypto.WriteKey
+	audit    *crypto.AuditKey
+	cache    *Cache
+	cacheDir string
+	now      func() time.Time
+
+	lastStats IngestStats // of the last snapshot committed (tests, messages)
+}
+
+// Backend returns the repository's storage.
+func (r *Repo) Backend() Backend { return r.be }
+
+// Config returns the repository's configuration.
+func (r *Repo) Config() *Config { return r.cfg }
+
+// Role is the role of the key the repository was opened with.
+func (r *Repo) Role() crypto.Role {
+	switch {
+	case r.master != nil:
+		return crypto.RoleMaster
+	case r.write != nil:
+		return crypto.RoleWrite
+	case r.audit != nil:
+		return crypto.RoleAudit
+	}
+	return 0
+}
+
+// KeyID is the ID of the key the repository was opened with.
+func (r *Repo) KeyID() crypto.KeyID {
+	switch {
+	case r.master != nil:
+		return r.master.ID
+	case r.write != nil:
+		return r.write.ID
+	case r.audit != nil:
+		return r.audit.ID
+	}
+	return crypto.KeyID{}
+}
+
+func (r *Repo) need(op string, roles ...crypto.Role) error {
+	role := r.Role()
+	for _, x := range roles {
+		if x == role {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: %w: a %v key cannot %s", r.be.Location(), ErrPermission, role, op)
+}
+
+// Init makes a new repository in be with master as its master key. The
+// master key file (sealed with its passphrase) is stored in the
+// repository too, as keys/<id>.key.
+func Init(ctx context.Context, be Backend, master *crypto.MasterKey, keyFile []byte) (*Repo, error) {
+	if _, err := be.Stat(ctx, Handle{TypeConfig, "config"}); err == nil {
+		return nil, fmt.Errorf("%s: a repository already exists", be.Location())
+	}
+	rec, err := master.Record()
+	if err != nil {
+		return nil, err
+	}
+	recBytes, err := rec.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	id := make([]byte, 16)
+	if _, err := randRead(id); err != nil {
+		return nil, err
+	}
+	cfg := &Config{Version: repoVersion, ID: fmt.Sprintf("%x", id), Created: time.Now().UTC().Truncate(time.Second),
+		Master: recBytes, Chunking: DefaultChunking(), PackSize: DefaultPackSize}
+	body, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := master.Sign(configContext, body)
+	if err != nil {
+		return nil, err
+	}
+	signed, err := json.Marshal(signedConfig{Config: body, Sig: sig})
+	if err != nil {
+		return nil, err
+	}
+	// Keys first, the config last: a repository exists once its config does.
+	if err := be.Save(ctx, Handle{TypeKey, rec.ID.String() + ".cert"}, bytesReader(recBytes)); err != nil {
+		return nil, fmt.Errorf("%s: %w", be.Location(), err)
+	}
+	if keyFile != nil {
+		if err := be.Save(ctx, Handle{TypeKey, rec.ID.String() + ".key"}, bytesReader(keyFile)); err != nil {
+			return nil, fmt.Errorf("%s: %w", be.Location(), err)
+		}
+	}
+	if err := be.Save(ctx, Handle{TypeConfig, "config"}, bytesReader(signed)); err != nil {
+		return nil, fmt.Errorf("%s: %w", be.Location(), err)
+	}
+	cfg.master = rec
+	return &Repo{be: be, cfg: cfg, master: master, now: time.Now}, nil
+}
+
+type signedConfig struct {
+	Config []byte `json:"config"`
+	Sig    []byte `json:"sig"`
+}
+
+// ReadConfig reads and verifies the config (no key needed: the master's
+// record in it is self-certified).
+func ReadConfig(ctx context.Context, be Backend) (*Config, error) {
+	b, err := loadAll(ctx, be, Handle{TypeConfig, "config"}, MaxConfig)
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w (no config)", be.Location(), ErrNoRepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", be.Location(), err)
+	}
+	var sc signedConfig
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
+	}
+	var cfg Config
+	if err := json.Unmarshal(sc.Config, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
+	}
+	if cfg.Version != repoVersion {
+		return nil, fmt.Errorf("%s: repository version %d is not supported (this larder reads version %d)", be.Location(), cfg.Version, repoVersion)
+	}
+	rec, err := crypto.ParseKeyRecord(cfg.Master)
+	if err != nil {
+		return nil, fmt.Errorf("%s: config: %w: master record: %v", be.Location(), ErrCorrupt, err)
+	}
+	if rec.Role != crypto.RoleMaster || rec.Verify(rec.SignPub) != nil ||
+		crypto.Verify(rec.SignPub, configContext, sc.Config, sc.Sig) != nil {
+		return nil, fmt.Errorf("%s: config: %w: bad signature", be.Location(), ErrCorrupt)
+	}
+	for _, class := range []string{ClassText, ClassBulk} {
+		s, ok := cfg.Chunking[class]
+		if !ok {
+			return nil, fmt.Errorf("%s: config: %w: no chunking for %s streams", be.Location(), ErrCorrupt, class)
+		}
+		if err := (chunk.Params{Pol: validPol, Min: s.Min, Max: s.Max, AvgBits: s.AvgBits}).Validate(); err != nil {
+			return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
+		}
+	}
+	if cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 {
+		return nil, fmt.Errorf("%s: config: %w: pack size %d", be.Location(), ErrCorrupt, cfg.PackSize)
+	}
+	cfg.master = rec
+	return &cfg, nil
+}
+
+// validPol is an irreducible polynomial used only to validate sizes.
+const validPol = chunker.Pol(0x3DA3358B4DC173)
+
+// Open opens the repository in be with a key from a key file: a
+// *crypto.MasterKey, *crypto.WriteKey or *crypto.AuditKey.
+func Open(ctx context.Context, be Backend, key any) (*Repo, error) {
+	cfg, err := ReadConfig(ctx, be)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repo{be: be, cfg: cfg, now: time.Now}
+	var id crypto.KeyID
+	var masterSign ed25519.PublicKey
+	switch k := key.(type) {
+	case *crypto.MasterKey:
+		r.master, id, masterSign = k, k.ID, k.SignPublic()
+	case *crypto.WriteKey:
+		r.write, id, masterSign = k, k.ID, k.MasterSignPub
+	case *crypto.AuditKey:
+		r.audit, id, masterSign = k, k.ID, k.MasterSignPub
+	default:
+		return nil, fmt.Errorf("%s: unknown key type %T", be.Location(), key)
+	}
+	if !masterSign.Equal(cfg.master.SignPub) {
+		return nil, fmt.Errorf("%s: %w (key %s was made for another repository)", be.Location(), ErrWrongKey, id)
+	}
+	if revoked, err := r.revoked(ctx, id); err != nil {
+		return nil, err
+	} else if revoked {
+		return nil, fmt.Errorf("%s: %w: key %s was revoked", be.Location(), ErrWrongKey, id)
+	}
+	return r, nil
+}
+
+// revoked reports whether the master revoked the key.
+func (r *Repo) revoked(ctx context.Context, id crypto.KeyID) (bool, error) {
+	b, err := loadAll(ctx, r.be, Handle{TypeKey, id.String() + ".revoked"}, crypto.MaxRevocationSize)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	rev, err := crypto.ParseRevocation(b)
+	if err != nil || rev.KeyID != id || rev.Verify(r.cfg.master.SignPub) != nil {
+		return false, fmt.Errorf("%s: keys/%s.revoked: %w", r.be.Location(), id, ErrCorrupt)
+	}
+	return true, nil
+}
+
+// Close releases the cache.
+func (r *Repo) Close() error {
+	if r.cache != nil {
+		err := r.cache.Close()
+		r.cache = nil
+		return err
+	}
+	return nil
+}
+
+// SetCacheDir sets the folder of the local cache (default: the user's
+// cache folder, larder/<repository ID>).
+func (r *Repo) SetCacheDir(dir string) { r.cacheDir = dir }
+
+// openCache opens the cache on first use and brings it up to date.
+func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
+	if r.cache == nil {
+		dir := r.cacheDir
+		if dir == "" {
+			base, err := os.UserCacheDir()
+			if err != nil {
+				base = os.TempDir()
+			}
+			dir = filepath.Join(base, "larder")
+		}
+		c, err := OpenCache(filepath.Join(dir, r.cfg.ID))
+		if err != nil {
+			return nil, err
+		}
+		r.cache = c
+	}
+	if err := r.cache.Sync(ctx, r.be, r.indexKey()); err != nil {
+		return nil, err
+	}
+	return r.cache, nil
+}
+
+func (r *Repo) indexKey() *[32]byte {
+	switch {
+	case r.master != nil:
+		return &r.master.IndexKey
+	case r.write != nil:
+		return &r.write.IndexKey
+	case r.audit != nil:
+		return &r.audit.IndexKey
+	}
+	return nil
+}
+
+// ChunkParams returns the chunking of a class of streams (keys that can
+// chunk: master and write).
+func (r *Repo) ChunkParams(class string) (chunk.Params, error) {
+	var pol uint64
+	switch {
+	case r.master != nil:
+		pol = r.master.ChunkerPoly
+	case r.write != nil:
+		pol = r.write.ChunkerPoly
+	default:
+		return chunk.Params{}, r.need("chunk streams", crypto.RoleMaster, crypto.RoleWrite)
+	}
+	s := r.cfg.Chunking[class]
+	p := chunk.Params{Pol: chunker.Pol(pol), Min: s.Min, Max: s.Max, AvgBits: s.AvgBits}
+	return p, p.Validate()
+}
+
+func (r *Repo) chunkIDKey() *[32]byte {
+	switch {
+	case r.master != nil:
+		return &r.master.ChunkIDKey
+	case r.write != nil:
+		return &r.write.ChunkIDKey
+	}
+	return nil
+}
+
+// OriginalTag is the keyed hash under which an original is recorded in
+// snapshot envelopes: writers find originals already stored without the
+// repository revealing their SHA-256.
+func (r *Repo) OriginalTag(sha [32]byte) ID {
+	return ID(crypto.ChunkID(r.chunkIDKey(), append([]byte("larder original v1\x00"), sha[:]...)))
+}
+
+// FindOriginal returns the snapshot that stores an original already.
+func (r *Repo) FindOriginal(ctx context.Context, sha [32]byte) (string, bool, error) {
+	if r.chunkIDKey() == nil {
+		return "", false, r.need("look up originals", crypto.RoleMaster, crypto.RoleWrite)
+	}
+	c, err := r.openCache(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	if err := c.syncSnapshots(ctx, r.be); err != nil {
+		return "", false, err
+	}
+	name, ok := c.Original(r.OriginalTag(sha))
+	return name, ok, nil
+}

@@ -1,0 +1,168 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/larder/larder/crypto"
+)
+
+// A snapshot is stored as an envelope (docs/FORMAT.md, "Snapshot"):
+//
+//	"LRDSNAP1" | writer key ID 16 | seq uvarint | prev 32 | claimed time
+//	int64 (Unix ns) | original tag 32 | body length uvarint | sealed body
+//	| Ed25519 signature 64 (context "larder manifest v1") over all before
+//
+// The envelope is plaintext so that every key can list snapshots, follow
+// each writer's chain and find the originals already stored; the body,
+// sealed to the master and the auditors, holds the rest (Manifest).
+const (
+	snapMagic = "LRDSNAP1"
+	// MaxSnapshot bounds a stored snapshot.
+	MaxSnapshot = 64 << 20
+)
+
+// Envelope is the plaintext part of a snapshot.
+type Envelope struct {
+	Writer   crypto.KeyID
+	Seq      uint64 // 1 for a writer's first snapshot
+	Prev     ID     // the writer's previous snapshot, zero for the first
+	Claimed  time.Time
+	Original ID // keyed hash of the original's SHA-256
+	Body     []byte
+	Sig      []byte
+
+	signed []byte // the bytes the signature covers
+}
+
+func (e *Envelope) marshalSigned() []byte {
+	b := []byte(snapMagic)
+	b = append(b, e.Writer[:]...)
+	b = binary.AppendUvarint(b, e.Seq)
+	b = append(b, e.Prev[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(e.Claimed.UnixNano()))
+	b = append(b, e.Original[:]...)
+	b = binary.AppendUvarint(b, uint64(len(e.Body)))
+	b = append(b, e.Body...)
+	return b
+}
+
+func parseEnvelope(b []byte) (*Envelope, error) {
+	if !bytes.HasPrefix(b, []byte(snapMagic)) {
+		return nil, errors.New("not a larder snapshot")
+	}
+	r := bytes.NewReader(b[len(snapMagic):])
+	e := &Envelope{}
+	if _, err := io.ReadFull(r, e.Writer[:]); err != nil {
+		return nil, err
+	}
+	var err error
+	if e.Seq, err = binary.ReadUvarint(r); err != nil {
+		return nil, err
+	}
+	if _, err := io.ReadFull(r, e.Prev[:]); err != nil {
+		return nil, err
+	}
+	var t [8]byte
+	if _, err := io.ReadFull(r, t[:]); err != nil {
+		return nil, err
+	}
+	e.Claimed = time.Unix(0, int64(binary.LittleEndian.Uint64(t[:]))).UTC()
+	if _, err := io.ReadFull(r, e.Original[:]); err != nil {
+		return nil, err
+	}
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n > uint64(r.Len()) {
+		return nil, errors.New("bad body length")
+	}
+	e.Body = make([]byte, n)
+	io.ReadFull(r, e.Body)
+	if r.Len() != ed25519.SignatureSize {
+		return nil, fmt.Errorf("signature of %d bytes", r.Len())
+	}
+	e.Sig = make([]byte, ed25519.SignatureSize)
+	io.ReadFull(r, e.Sig)
+	e.signed = b[:len(b)-ed25519.SignatureSize]
+	return e, nil
+}
+
+// loadEnvelope reads a snapshot and checks that its bytes match its name.
+func loadEnvelope(ctx context.Context, be Backend, name string) (*Envelope, error) {
+	b, err := loadAll(ctx, be, Handle{TypeSnapshot, name}, MaxSnapshot)
+	if err != nil {
+		return nil, err
+	}
+	if !verifyContentName(name, b) {
+		return nil, fmt.Errorf("snapshots/%s: content does not match its name (bit rot or tampering)", name)
+	}
+	e, err := parseEnvelope(b)
+	if err != nil {
+		return nil, fmt.Errorf("snapshots/%s: %w", name, err)
+	}
+	return e, nil
+}
+
+// Manifest is the sealed body of a snapshot.
+type Manifest struct {
+	Name     string          `json:"name"`
+	Size     uint64          `json:"size"`
+	SHA256   string          `json:"sha256"`
+	ModTime  time.Time       `json:"mtime"`
+	Ingested time.Time       `json:"ingested"`
+	Host     string          `json:"host,omitempty"`
+	Recipe   []byte          `json:"recipe"`
+	Streams  []StreamRef     `json:"streams"`
+	Summary  json.RawMessage `json:"summary,omitempty"`
+	Damaged  []string        `json:"damaged,omitempty"` // warnings about the original
+	Stats    IngestStats     `json:"stats"`
+}
+
+// StreamRef is a canonical stream: its chunk list's tree root.
+type StreamRef struct {
+	Kind  uint8  `json:"kind"`
+	Len   uint64 `json:"len"`
+	Depth uint8  `json:"depth"` // 0: empty stream
+	Root  ID     `json:"root"`
+}
+
+// IngestStats says what a snapshot cost.
+type IngestStats struct {
+	Chunks     uint64 `json:"chunks"`      // chunks referenced
+	NewChunks  uint64 `json:"new_chunks"`  // of which stored by this ingest
+	NewRaw     uint64 `json:"new_raw"`     // their bytes before compression
+	NewStored  uint64 `json:"new_stored"`  // bytes added to packs (sealed)
+	DedupBytes uint64 `json:"dedup_bytes"` // canonical bytes found already stored
+}
+
+// MarshalJSON writes IDs as hex.
+func (id ID) MarshalJSON() ([]byte, error) { return json.Marshal(id.String()) }
+
+// UnmarshalJSON reads a hex ID.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseID(s)
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// Snapshot is a listed snapshot: its name (the object's ID), envelope,
+// and, when a key could open it, its manifest.
+type Snapshot struct {
+	ID       ID
+	Envelope *Envelope
+	Manifest *Manifest // nil unless opened
+	Stored   time.Time // the storage's time for the object, if known
+}

@@ -1,0 +1,163 @@
+package repo
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+)
+
+// A stream's chunk list is stored as a tree of list chunks (BlobList),
+// so that a night's snapshot costs about what changed, not the stream's
+// size (docs/FORMAT.md, "Chunk lists"):
+//
+//   - level 0 list chunks hold entries of 36 bytes: a data chunk's ID and
+//     its length (uint32 LE);
+//   - level n > 0 list chunks hold entries of 40 bytes: a level n-1 list
+//     chunk's ID and the stream bytes under it (uint64 LE).
+//
+// A list chunk ends after an entry whose ID's last byte is below
+// listCutBelow (content-defined: an unchanged run of entries gives the same
+// list chunks night after night) or at listMaxEntries entries. The
+// snapshot keeps the single top chunk's ID and the depth (levels).
+const (
+	listCutBelow   = 2 // of 256: about 128 entries a list chunk
+	listMaxEntries = 1024
+	entry0Size     = 32 + 4
+	entryNSize     = 32 + 8
+)
+
+// storeFunc stores a list chunk and returns its ID.
+type storeFunc func(ctx context.Context, data []byte) (ID, error)
+
+// treeBuilder builds a chunk list tree as entries arrive; memory is one
+// list chunk per level.
+type treeBuilder struct {
+	store  storeFunc
+	levels []*listLevel
+}
+
+type listLevel struct {
+	buf     []byte
+	n       int    // entries in buf
+	covered uint64 // stream bytes under buf's entries
+	cuts    int    // chunks stored from this level
+}
+
+func newTreeBuilder(store storeFunc) *treeBuilder { return &treeBuilder{store: store} }
+
+// Add appends a data chunk of n bytes.
+func (t *treeBuilder) Add(ctx context.Context, id ID, n uint32) error {
+	return t.add(ctx, 0, id, uint64(n))
+}
+
+func (t *treeBuilder) add(ctx context.Context, level int, id ID, covered uint64) error {
+	for len(t.levels) <= level {
+		t.levels = append(t.levels, &listLevel{})
+	}
+	l := t.levels[level]
+	l.buf = append(l.buf, id[:]...)
+	if level == 0 {
+		l.buf = binary.LittleEndian.AppendUint32(l.buf, uint32(covered))
+	} else {
+		l.buf = binary.LittleEndian.AppendUint64(l.buf, covered)
+	}
+	l.n++
+	l.covered += covered
+	if id[31] < listCutBelow || l.n >= listMaxEntries {
+		return t.cut(ctx, level)
+	}
+	return nil
+}
+
+// cut stores the level's buffered entries as a list chunk and adds it to
+// the level above.
+func (t *treeBuilder) cut(ctx context.Context, level int) error {
+	l := t.levels[level]
+	if l.n == 0 {
+		return nil
+	}
+	id, err := t.store(ctx, l.buf)
+	if err != nil {
+		return err
+	}
+	covered := l.covered
+	l.buf, l.n, l.covered = l.buf[:0], 0, 0
+	l.cuts++
+	return t.add(ctx, level+1, id, covered)
+}
+
+// Finish stores what is buffered and returns the tree's depth and root;
+// depth 0 means an empty stream.
+func (t *treeBuilder) Finish(ctx context.Context) (uint8, ID, error) {
+	if len(t.levels) == 0 {
+		return 0, ID{}, nil
+	}
+	for level := 0; ; level++ {
+		if level > 250 {
+			return 0, ID{}, fmt.Errorf("chunk list tree too deep")
+		}
+		if level > 0 {
+			l := t.levels[level]
+			// A level that received one list chunk in all holds the root.
+			if l.cuts == 0 && l.n == 1 {
+				var root ID
+				copy(root[:], l.buf[:32])
+				return uint8(level), root, nil
+			}
+		}
+		if err := t.cut(ctx, level); err != nil {
+			return 0, ID{}, err
+		}
+	}
+}
+
+// ListEntry is a data chunk of a stream.
+type ListEntry struct {
+	ID  ID
+	Len uint32
+}
+
+// walkTree calls fn for every data chunk of a tree, in order. load returns
+// a list chunk's bytes.
+func walkTree(ctx context.Context, depth uint8, root ID, load func(ID) ([]byte, error), fn func(ListEntry) error) error {
+	if depth == 0 {
+		return nil
+	}
+	b, err := load(root)
+	if err != nil {
+		return err
+	}
+	if depth == 1 {
+		if len(b)%entry0Size != 0 || len(b) == 0 {
+			return fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, root.Short(), len(b))
+		}
+		for i := 0; i < len(b); i += entry0Size {
+			var e ListEntry
+			copy(e.ID[:], b[i:])
+			e.Len = binary.LittleEndian.Uint32(b[i+32:])
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(b)%entryNSize != 0 || len(b) == 0 {
+		return fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, root.Short(), len(b))
+	}
+	// Copy the entries out: load may reuse its buffer.
+	entries := make([]ID, 0, len(b)/entryNSize)
+	for i := 0; i < len(b); i += entryNSize {
+		var id ID
+		copy(id[:], b[i:])
+		entries = append(entries, id)
+	}
+	for _, id := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := walkTree(ctx, depth-1, id, load, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}

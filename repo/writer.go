@@ -1,0 +1,348 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/larder/larder/crypto"
+)
+
+// Writer adds blobs and snapshots to a repository: one ingest session,
+// with its own ephemeral key (crypto.Session) that is erased at Close. It
+// holds a shared lock for its life. Its methods are safe for concurrent
+// use.
+type Writer struct {
+	r       *Repo
+	lock    *Lock
+	session *crypto.Session
+	cache   *Cache
+	tmp     string
+	key     crypto.KeyID
+
+	mu      sync.Mutex
+	rnd     *mrand.Rand
+	open    []*packBuilder
+	pending map[ID]bool   // in open packs or packs not yet indexed
+	done    []IndexedPack // saved packs not yet in an index file
+	stats   IngestStats
+	err     error
+	closed  bool
+}
+
+// openPacks is how many packs a writer fills at once; blobs go to one of
+// them at random, so their order in the storage says little.
+const openPacks = 4
+
+// NewWriter starts an ingest session (master or write key).
+func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
+	if err := r.need("add snapshots", crypto.RoleMaster, crypto.RoleWrite); err != nil {
+		return nil, err
+	}
+	lock, err := r.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{r: r, lock: lock, pending: map[ID]bool{}, rnd: newShuffler()}
+	fail := func(err error) (*Writer, error) {
+		w.Close(context.WithoutCancel(ctx))
+		return nil, err
+	}
+	if w.cache, err = r.openCache(ctx); err != nil {
+		return fail(err)
+	}
+	var masterPub, auditPub [32]byte
+	if r.master != nil {
+		masterPub, auditPub, w.key = r.master.BoxKey.Public, r.master.AuditBoxKey.Public, r.master.ID
+	} else {
+		masterPub, auditPub, w.key = r.write.MasterBoxPub, r.write.AuditBoxPub, r.write.ID
+	}
+	if w.session, err = crypto.NewSession(nil, masterPub, auditPub); err != nil {
+		return fail(err)
+	}
+	if w.tmp, err = os.MkdirTemp("", "larder-packs-"); err != nil {
+		return fail(err)
+	}
+	return w, nil
+}
+
+// Stats returns what the session has stored so far.
+func (w *Writer) Stats() IngestStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
+
+// Add stores a blob unless an identical one exists; it returns its ID and
+// whether it was new.
+func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, error) {
+	id := ID(crypto.ChunkID(w.r.chunkIDKey(), data))
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return id, false, err
+	}
+	if t == BlobData {
+		w.stats.Chunks++
+	}
+	if w.pending[id] || w.cache.Has(id) {
+		if t == BlobData {
+			w.stats.DedupBytes += uint64(len(data))
+		}
+		w.mu.Unlock()
+		return id, false, nil
+	}
+	w.pending[id] = true
+	w.mu.Unlock()
+
+	sealed, err := sealBlob(w.session, t, id, data)
+	if err != nil {
+		return id, false, w.fail(err)
+	}
+
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return id, false, w.err
+	}
+	i := w.rnd.IntN(openPacks)
+	for len(w.open) <= i {
+		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key)
+		if err != nil {
+			return id, false, w.failLocked(err)
+		}
+		w.open = append(w.open, p)
+	}
+	p := w.open[i]
+	if err := p.add(t, id, sealed, len(data)); err != nil {
+		return id, false, w.failLocked(err)
+	}
+	w.stats.NewStored += uint64(len(sealed))
+	if t == BlobData {
+		w.stats.NewChunks++
+		w.stats.NewRaw += uint64(len(data))
+	}
+	if p.size >= int64(w.r.cfg.PackSize) {
+		w.open[i] = nil
+		w.open = append(w.open[:i], w.open[i+1:]...)
+		if err := w.savePack(ctx, p); err != nil {
+			return id, false, w.failLocked(err)
+		}
+	}
+	return id, true, nil
+}
+
+func (w *Writer) fail(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.failLocked(err)
+}
+
+func (w *Writer) failLocked(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// savePack finishes a pack and stores it; every few packs an index file
+// names them (so a crash loses little). Called with mu held.
+func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
+	id, path, err := p.finish(w.r.indexKey())
+	if err != nil {
+		p.discard()
+		return err
+	}
+	defer os.Remove(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	err = w.r.be.Save(ctx, Handle{TypeData, id.String()}, f)
+	f.Close()
+	if err != nil && !errors.Is(err, ErrExists) {
+		return fmt.Errorf("%s: saving pack %s: %w", w.r.be.Location(), id.Short(), err)
+	}
+	w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
+	if len(w.done) >= maxPacksPerIndex {
+		return w.saveIndex(ctx)
+	}
+	return nil
+}
+
+// saveIndex writes an index file for the saved packs and adds them to the
+// cache. Called with mu held.
+func (w *Writer) saveIndex(ctx context.Context) error {
+	if len(w.done) == 0 {
+		return nil
+	}
+	f := &IndexFile{Packs: w.done}
+	name, err := saveContent(ctx, w.r.be, TypeIndex, f.seal(w.r.indexKey()))
+	if err != nil {
+		return fmt.Errorf("%s: saving an index file: %w", w.r.be.Location(), err)
+	}
+	if err := w.cache.addIndex(name, f); err != nil {
+		return err
+	}
+	for _, p := range w.done {
+		for _, b := range p.Blobs {
+			delete(w.pending, b.ID)
+		}
+	}
+	w.done = nil
+	return nil
+}
+
+// Flush stores every open pack and the index file that names them.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	for _, p := range w.open {
+		if len(p.blobs) == 0 {
+			p.discard()
+			continue
+		}
+		if err := w.savePack(ctx, p); err != nil {
+			w.open = nil
+			return w.failLocked(err)
+		}
+	}
+	w.open = nil
+	if err := w.saveIndex(ctx); err != nil {
+		return w.failLocked(err)
+	}
+	return nil
+}
+
+// StoreTree returns a tree builder that stores a stream's chunk list.
+func (w *Writer) StoreTree() *treeBuilder {
+	return newTreeBuilder(func(ctx context.Context, data []byte) (ID, error) {
+		id, _, err := w.Add(ctx, BlobList, data)
+		return id, err
+	})
+}
+
+// Commit flushes the session and stores a snapshot of m, chained to this
+// key's previous snapshot. It returns the snapshot's ID.
+func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID, error) {
+	if err := w.Flush(ctx); err != nil {
+		return ID{}, err
+	}
+	seq, prev, err := w.r.chainHead(ctx, w.key)
+	if err != nil {
+		return ID{}, err
+	}
+	m.Stats = w.Stats()
+	body, err := jsonMarshal(m)
+	if err != nil {
+		return ID{}, err
+	}
+	var masterPub, auditPub [32]byte
+	if w.r.master != nil {
+		masterPub, auditPub = w.r.master.BoxKey.Public, w.r.master.AuditBoxKey.Public
+	} else {
+		masterPub, auditPub = w.r.write.MasterBoxPub, w.r.write.AuditBoxPub
+	}
+	env := &Envelope{Writer: w.key, Seq: seq + 1, Prev: prev, Claimed: w.r.now().UTC(),
+		Original: w.r.OriginalTag(original)}
+	// The body is sealed to the master and the auditors; its associated
+	// data binds it to the envelope's writer and place in the chain.
+	sealed, err := crypto.SealTo(nil, body, env.bodyAD(), masterPub, auditPub)
+	if err != nil {
+		return ID{}, err
+	}
+	env.Body = sealed
+	signed := env.marshalSigned()
+	var sig []byte
+	if w.r.master != nil {
+		sig, err = w.r.master.Sign(crypto.ContextManifest, signed)
+	} else {
+		sig, err = w.r.write.Sign(crypto.ContextManifest, signed)
+	}
+	if err != nil {
+		return ID{}, err
+	}
+	name, err := saveContent(ctx, w.r.be, TypeSnapshot, append(signed, sig...))
+	if err != nil {
+		return ID{}, fmt.Errorf("%s: saving the snapshot: %w", w.r.be.Location(), err)
+	}
+	w.r.lastStats = m.Stats
+	return ParseID(name)
+}
+
+// Close ends the session: open packs are dropped (their blobs are in no
+// index, so nothing refers to them), the ephemeral key is erased and the
+// lock released.
+func (w *Writer) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	for _, p := range w.open {
+		p.discard()
+	}
+	w.open = nil
+	w.mu.Unlock()
+	if w.session != nil {
+		w.session.Erase()
+	}
+	if w.tmp != "" {
+		os.RemoveAll(w.tmp)
+	}
+	if w.lock != nil {
+		return w.lock.Unlock(ctx)
+	}
+	return nil
+}
+
+// bodyAD is the associated data of a snapshot's sealed body.
+func (e *Envelope) bodyAD() []byte {
+	b := append([]byte("larder manifest body v1\x00"), e.Writer[:]...)
+	b = append(b, e.Prev[:]...)
+	b = append(b, e.Original[:]...)
+	return fmt.Appendf(b, "%d", e.Seq)
+}
+
+// chainHead returns the sequence number and ID of a key's newest snapshot
+// (0 and the zero ID if none).
+func (r *Repo) chainHead(ctx context.Context, key crypto.KeyID) (uint64, ID, error) {
+	var seq uint64
+	var head ID
+	err := r.be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+		env, err := loadEnvelope(ctx, r.be, name)
+		if err != nil {
+			return err
+		}
+		if env.Writer == key && env.Seq > seq {
+			seq = env.Seq
+			head, _ = ParseID(name)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, ID{}, err
+	}
+	// A forgotten head still counts: the chain goes on from it.
+	fs, err := r.forgotten(ctx)
+	if err != nil {
+		return 0, ID{}, err
+	}
+	for _, f := range fs {
+		if f.Writer == key && f.Seq > seq {
+			seq, head = f.Seq, f.ID
+		}
+	}
+	return seq, head, nil
+}
+
+var _ = time.Now
