@@ -70,12 +70,13 @@ func BenchmarkChunkSizes(b *testing.B) {
 	classes := []struct {
 		name string
 		of   func(string) bool
+		bits []int
 	}{
-		{"text", func(p string) bool { return isText(p) }},
-		{"bulk", func(p string) bool { return !isText(p) }},
+		{"text", func(p string) bool { return isText(p) }, []int{11, 12, 13, 14, 16}},
+		{"bulk", func(p string) bool { return !isText(p) }, []int{13, 14, 16, 18, 20}},
 	}
 	for _, class := range classes {
-		for _, bits := range []int{11, 12, 13, 14, 16, 18, 20} {
+		for _, bits := range class.bits {
 			p := Params{Pol: pol, Min: 1 << (bits - 2), Max: 1 << (bits + 3), AvgBits: bits}
 			if bits == 20 {
 				p.Min, p.Max = 512<<10, 8<<20 // restic's sizes

@@ -86,3 +86,102 @@ func TestRoles(t *testing.T) {
 		t.Fatalf("write key Forget: %v", err)
 	}
 }
+
+func TestTamperDetected(t *testing.T) {
+	be, k := newRepo(t)
+	ctx := context.Background()
+	w := open(t, be, k.write)
+	ingest(t, w, "n1", randBytes(1, 300_000), randBytes(2, 200_000))
+	ingest(t, w, "n2", randBytes(3, 300_000))
+	// Flip one byte in every object in turn (a sample of positions).
+	for _, typ := range []Type{TypeData, TypeIndex, TypeSnapshot} {
+		var names []string
+		be.List(ctx, typ, func(n string, _ int64) error { names = append(names, n); return nil })
+		for _, name := range names {
+			h := Handle{typ, name}
+			p, _ := be.path(h)
+			orig := mustReadFile(t, p)
+			for _, pos := range []int{0, len(orig) / 3, len(orig) / 2, len(orig) - 1} {
+				bad := bytes.Clone(orig)
+				bad[pos] ^= 1
+				writeFile(t, p, bad)
+				res, err := CheckKeyless(ctx, be)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(res.Problems) == 0 {
+					t.Errorf("%s: a flipped byte at %d went unnoticed by the keyless check", h, pos)
+				}
+				a := open(t, be, k.audit)
+				rep, err := a.Audit(ctx)
+				if err == nil && rep.OK() {
+					t.Errorf("%s: a flipped byte at %d went unnoticed by audit", h, pos)
+				}
+				writeFile(t, p, orig)
+			}
+		}
+	}
+	a := open(t, be, k.audit)
+	rep, err := a.Audit(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit of the restored repository: %v %v", err, rep.Problems)
+	}
+}
+
+func TestChainGapDetected(t *testing.T) {
+	be, k := newRepo(t)
+	ctx := context.Background()
+	w := open(t, be, k.write)
+	ingest(t, w, "n1", randBytes(1, 1000))
+	mid := ingest(t, w, "n2", randBytes(2, 1000))
+	ingest(t, w, "n3", randBytes(3, 1000))
+	a := open(t, be, k.audit)
+	if rep, err := a.Audit(ctx); err != nil || !rep.OK() {
+		t.Fatalf("audit before: %v %v", err, rep.Problems)
+	}
+	// Someone with storage access removes the middle snapshot.
+	if err := be.Remove(ctx, Handle{TypeSnapshot, mid.String()}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Audit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() {
+		t.Fatal("audit did not notice a snapshot removed from the middle of a chain")
+	}
+	t.Log(rep.Problems)
+}
+
+func TestForgetExplainsGaps(t *testing.T) {
+	be, k := newRepo(t)
+	ctx := context.Background()
+	w := open(t, be, k.write)
+	for i := 0; i < 5; i++ {
+		ingest(t, w, "n", randBytes(uint64(i), 100_000))
+	}
+	m := open(t, be, k.master)
+	plan, err := m.Forget(ctx, Policy{Last: 2}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, d := range plan {
+		if d.Keep {
+			kept++
+		}
+	}
+	if kept != 2 {
+		t.Fatalf("kept %d, want 2", kept)
+	}
+	a := open(t, be, k.audit)
+	rep, err := a.Audit(ctx)
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit after forget: %v %v", err, rep.Problems)
+	}
+	// The chain goes on after forget.
+	ingest(t, w, "n6", randBytes(9, 1000))
+	if rep, err := a.Audit(ctx); err != nil || !rep.OK() {
+		t.Fatalf("audit after a new snapshot: %v %v", err, rep.Problems)
+	}
+}

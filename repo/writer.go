@@ -105,36 +105,45 @@ func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, er
 		return id, false, w.fail(err)
 	}
 
+	if err := w.addSealed(ctx, t, id, sealed, len(data)); err != nil {
+		return id, false, err
+	}
+	return id, true, nil
+}
+
+// addSealed puts a sealed blob into one of the open packs, at random.
+func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte, rawLen int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		return id, false, w.err
+		return w.err
 	}
+	w.pending[id] = true
 	i := w.rnd.IntN(openPacks)
 	for len(w.open) <= i {
 		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key)
 		if err != nil {
-			return id, false, w.failLocked(err)
+			return w.failLocked(err)
 		}
 		w.open = append(w.open, p)
 	}
 	p := w.open[i]
-	if err := p.add(t, id, sealed, len(data)); err != nil {
-		return id, false, w.failLocked(err)
+	if err := p.add(t, id, sealed, rawLen); err != nil {
+		return w.failLocked(err)
 	}
 	w.stats.NewStored += uint64(len(sealed))
 	if t == BlobData {
 		w.stats.NewChunks++
-		w.stats.NewRaw += uint64(len(data))
+		w.stats.NewRaw += uint64(rawLen)
 	}
 	if p.size >= int64(w.r.cfg.PackSize) {
 		w.open[i] = nil
 		w.open = append(w.open[:i], w.open[i+1:]...)
 		if err := w.savePack(ctx, p); err != nil {
-			return id, false, w.failLocked(err)
+			return w.failLocked(err)
 		}
 	}
-	return id, true, nil
+	return nil
 }
 
 func (w *Writer) fail(err error) error {
