@@ -113,7 +113,12 @@ func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen ui
 		return append(dst[:0], plain[1:]...), nil
 	case blobZstd:
 		_, dec := codecs()
-		out, err := dec.DecodeAll(plain[1:], dst[:0])
+		// DecodeAll may not grow dst (WithDecodeAllCapLimit): size it to
+		// what the index says the chunk holds.
+		if uint32(cap(dst)) < rawLen {
+			dst = make([]byte, 0, rawLen)
+		}
+		out, err := dec.DecodeAll(plain[1:], dst[:0:rawLen])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
 		}

@@ -1,0 +1,337 @@
+// Package larder joins the pieces: Ingest turns a backup file into
+// canonical streams (recompress), chunks them (chunk) and stores them in a
+// repository (repo) as a signed snapshot; Restore turns a snapshot back
+// into the same file, verified by SHA-256; Drill proves a snapshot
+// restores, and with PostgreSQL that its dump loads. The command line
+// (cmd/larder) drives these functions.
+package larder
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/larder/larder/chunk"
+	"github.com/larder/larder/recompress"
+	"github.com/larder/larder/repo"
+)
+
+// IngestOptions tune Ingest.
+type IngestOptions struct {
+	// DryRun computes what would be stored and stores nothing.
+	DryRun bool
+	// Force ingests a file even when the same bytes are stored already.
+	Force bool
+	// Host names the machine in the manifest.
+	Host string
+}
+
+// IngestResult says what Ingest did with one file.
+type IngestResult struct {
+	Path     string
+	Size     int64
+	SHA256   [32]byte
+	Snapshot repo.ID // zero for a dry run or a skipped file
+	// Existing is set when the same bytes were stored already (the
+	// snapshot that holds them); nothing was ingested.
+	Existing string
+	Summary  *recompress.Summary
+	Warnings []*recompress.Warning
+	Stats    repo.IngestStats
+}
+
+// Damaged reports whether the backup itself (not content it carries) was
+// found damaged: it is stored exactly, but flagged.
+func (r *IngestResult) Damaged() bool {
+	for _, w := range r.Warnings {
+		if !w.Content {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrInput reports a file that cannot be read as input.
+var ErrInput = errors.New("cannot read input")
+
+// Ingest stores one backup file as a snapshot.
+func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) (*IngestResult, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInput, path)
+	}
+	res := &IngestResult{Path: path, Size: fi.Size()}
+
+	// The original's hash first: a file stored already is skipped.
+	h := sha256.New()
+	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInput, path, err)
+	}
+	copy(res.SHA256[:], h.Sum(nil))
+	if !opts.Force {
+		name, ok, err := r.FindOriginal(ctx, res.SHA256)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			res.Existing = name
+			return res, nil
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrInput, path, err)
+	}
+
+	var w *repo.Writer
+	if opts.DryRun {
+		w, err = r.NewDryWriter(ctx)
+	} else {
+		w, err = r.NewWriter(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close(context.WithoutCancel(ctx))
+
+	sink := &storeSink{ctx: ctx, r: r, w: w}
+	up, err := recompress.Unpack(ctx, bufio.NewReaderSize(f, 1<<20), recompress.ReaderSink(sink.consume),
+		recompress.Options{Name: filepath.Base(path)})
+	if err != nil {
+		return nil, err
+	}
+	if up.SHA256 != res.SHA256 {
+		return nil, fmt.Errorf("%w: %s changed while it was read", ErrInput, path)
+	}
+	recipe, err := up.Recipe.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	summary, err := json.Marshal(up.Summary)
+	if err != nil {
+		return nil, err
+	}
+	m := &repo.Manifest{
+		Name: filepath.Base(path), Size: uint64(fi.Size()), SHA256: hex.EncodeToString(res.SHA256[:]),
+		ModTime: fi.ModTime().UTC(), Ingested: time.Now().UTC(), Host: opts.Host,
+		Recipe: recipe, Summary: summary,
+	}
+	m.Streams = sink.refs(len(up.Recipe.Streams))
+	for _, wn := range up.Warnings {
+		m.Damaged = append(m.Damaged, wn.Error())
+	}
+	id, err := w.Commit(ctx, m, res.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	res.Snapshot, res.Summary, res.Warnings, res.Stats = id, up.Summary, up.Warnings, m.Stats
+	return res, nil
+}
+
+// ClassOf is the chunking class of a stream kind.
+func ClassOf(k recompress.Kind) string {
+	switch k {
+	case recompress.KindSQL, recompress.KindPGData, recompress.KindJSON:
+		return repo.ClassText
+	}
+	return repo.ClassBulk
+}
+
+// storeSink chunks each canonical stream and stores its chunks.
+type storeSink struct {
+	ctx context.Context
+	r   *repo.Repo
+	w   *repo.Writer
+
+	mu      sync.Mutex
+	streams map[int]repo.StreamRef
+}
+
+func (s *storeSink) consume(i int, k recompress.Kind, rd io.Reader) error {
+	p, err := s.r.ChunkParams(ClassOf(k))
+	if err != nil {
+		return err
+	}
+	tb := s.w.StoreTree()
+	c := chunk.New(rd, p)
+	var total uint64
+	for {
+		data, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		id, _, err := s.w.Add(s.ctx, repo.BlobData, data)
+		if err != nil {
+			return err
+		}
+		if err := tb.Add(s.ctx, id, uint32(len(data))); err != nil {
+			return err
+		}
+		total += uint64(len(data))
+	}
+	depth, root, err := tb.Finish(s.ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams == nil {
+		s.streams = map[int]repo.StreamRef{}
+	}
+	s.streams[i] = repo.StreamRef{Kind: uint8(k), Len: total, Depth: depth, Root: root}
+	return nil
+}
+
+func (s *storeSink) refs(n int) []repo.StreamRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]repo.StreamRef, n)
+	for i := 0; i < n; i++ {
+		out[i] = s.streams[i]
+	}
+	return out
+}
+
+// ErrVerify reports a restore whose bytes do not have the recorded SHA-256.
+var ErrVerify = errors.New("restored bytes do not match the recorded SHA-256")
+
+// recipeOf decodes a snapshot's recipe.
+func recipeOf(snap *repo.Snapshot) (*recompress.Recipe, error) {
+	if snap.Manifest == nil {
+		return nil, fmt.Errorf("snapshot %s: the manifest is not open (needs the master key)", snap.ID.Short())
+	}
+	var rc recompress.Recipe
+	if err := rc.UnmarshalBinary(snap.Manifest.Recipe); err != nil {
+		return nil, fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
+	}
+	if len(rc.Streams) != len(snap.Manifest.Streams) {
+		return nil, fmt.Errorf("snapshot %s: the recipe has %d streams, the manifest %d", snap.ID.Short(), len(rc.Streams), len(snap.Manifest.Streams))
+	}
+	return &rc, nil
+}
+
+// streamOpener returns the opener Pack and Export use, closing the
+// streams it opened when done is called.
+func streamOpener(ctx context.Context, r *repo.Repo, snap *repo.Snapshot) (func(int, recompress.Kind) (io.Reader, error), func()) {
+	var opened []io.Closer
+	open := func(i int, k recompress.Kind) (io.Reader, error) {
+		ref := snap.Manifest.Streams[i]
+		if recompress.Kind(ref.Kind) != k {
+			return nil, fmt.Errorf("snapshot %s: stream %d is %v, the recipe wants %v", snap.ID.Short(), i, recompress.Kind(ref.Kind), k)
+		}
+		rc, err := r.OpenStream(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		opened = append(opened, rc)
+		return bufio.NewReaderSize(rc, 256<<10), nil
+	}
+	return open, func() {
+		for _, c := range opened {
+			c.Close()
+		}
+	}
+}
+
+// Restore writes a snapshot's original file to w and verifies its SHA-256;
+// it returns the number of bytes written. When the hash does not match it
+// returns ErrVerify (the caller must not trust what was written).
+func Restore(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, w io.Writer) (uint64, error) {
+	rc, err := recipeOf(snap)
+	if err != nil {
+		return 0, err
+	}
+	open, done := streamOpener(ctx, r, snap)
+	defer done()
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(w, h)}
+	if err := recompress.Pack(ctx, rc, open, cw); err != nil {
+		return cw.n, fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != snap.Manifest.SHA256 {
+		return cw.n, fmt.Errorf("snapshot %s: %w (got %s, recorded %s)", snap.ID.Short(), ErrVerify, got[:16], snap.Manifest.SHA256[:16])
+	}
+	return cw.n, nil
+}
+
+// RestoreFile restores a snapshot into the file path: it writes a
+// temporary file beside it, syncs it, verifies the SHA-256, and only then
+// gives it the final name. Nothing is left behind on failure.
+func RestoreFile(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, path string) (uint64, error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".larder-*")
+	if err != nil {
+		return 0, err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<20)
+	n, err := Restore(ctx, r, snap, bw)
+	if err != nil {
+		return n, err
+	}
+	if err := bw.Flush(); err != nil {
+		return n, err
+	}
+	if err := f.Sync(); err != nil {
+		return n, err
+	}
+	if err := f.Close(); err != nil {
+		return n, err
+	}
+	if !snap.Manifest.ModTime.IsZero() {
+		os.Chtimes(tmp, snap.Manifest.ModTime, snap.Manifest.ModTime)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return n, err
+	}
+	ok = true
+	return n, nil
+}
+
+// Export writes a snapshot's canonical form into dir (restore --canonical).
+func Export(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, dir string) ([]string, error) {
+	rc, err := recipeOf(snap)
+	if err != nil {
+		return nil, err
+	}
+	open, done := streamOpener(ctx, r, snap)
+	defer done()
+	return recompress.Export(ctx, rc, open, dir, snap.Manifest.Name)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n uint64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += uint64(n)
+	return n, err
+}
