@@ -41,32 +41,41 @@ func chunks(t *testing.T, r io.Reader, p Params) [][]byte {
 	}
 }
 
-// TestVectors pins the chunk boundaries of DefaultParams: they are a
+// TestVectors pins the chunk boundaries of both classes: they are a
 // contract (stored data deduplicates only if they never change).
 func TestVectors(t *testing.T) {
 	if !testPol.Irreducible() {
 		t.Fatal("test polynomial is not irreducible")
 	}
 	data := testData(2 << 20)
-	got := chunks(t, bytes.NewReader(data), DefaultParams(testPol))
-	h := sha256.New()
-	total := 0
-	for _, c := range got {
-		total += len(c)
-		sum := sha256.Sum256(c)
-		h.Write(sum[:])
-	}
-	if total != len(data) {
-		t.Fatalf("chunks hold %d bytes, not %d", total, len(data))
-	}
-	const wantChunks = 121
-	const wantDigest = "PLACEHOLDER"
-	if len(got) != wantChunks || hex.EncodeToString(h.Sum(nil)) != wantDigest {
-		t.Errorf("%d chunks, digest %x; the pinned vector is %d chunks, %s", len(got), h.Sum(nil), wantChunks, wantDigest)
-	}
-	for i, c := range got[:len(got)-1] {
-		if len(c) < 4<<10 || len(c) > 128<<10 {
-			t.Errorf("chunk %d has %d bytes, outside 4 KiB..128 KiB", i, len(c))
+	for _, tc := range []struct {
+		name     string
+		p        Params
+		chunks   int
+		digest   string
+		min, max int
+	}{
+		{"text", TextParams(testPol), 390, "69aee2a04058075b0b68085fe3319fe47245e74a0d235d5a1cce26c5e4b36246", 1 << 10, 32 << 10},
+		{"bulk", BulkParams(testPol), 25, "d4ea0f2044367af911e5ab4400fa98e071ac3a3cf2b9eb2f736faf9561133270", 16 << 10, 512 << 10},
+	} {
+		got := chunks(t, bytes.NewReader(data), tc.p)
+		h := sha256.New()
+		total := 0
+		for _, c := range got {
+			total += len(c)
+			sum := sha256.Sum256(c)
+			h.Write(sum[:])
+		}
+		if total != len(data) {
+			t.Fatalf("%s: chunks hold %d bytes, not %d", tc.name, total, len(data))
+		}
+		if digest := hex.EncodeToString(h.Sum(nil)); len(got) != tc.chunks || digest != tc.digest {
+			t.Errorf("%s: %d chunks, digest %s; the pinned vector is %d chunks, %s", tc.name, len(got), digest, tc.chunks, tc.digest)
+		}
+		for i, c := range got[:len(got)-1] {
+			if len(c) < tc.min || len(c) > tc.max {
+				t.Errorf("%s: chunk %d has %d bytes, outside %d..%d", tc.name, i, len(c), tc.min, tc.max)
+			}
 		}
 	}
 }
@@ -75,7 +84,7 @@ func TestVectors(t *testing.T) {
 // data, nor on a Chunker's earlier use.
 func TestStability(t *testing.T) {
 	data := testData(700_000)
-	p := DefaultParams(testPol)
+	p := TextParams(testPol)
 	whole := chunks(t, bytes.NewReader(data), p)
 	for name, r := range map[string]io.Reader{
 		"one byte at a time": iotest.OneByteReader(bytes.NewReader(data)),
@@ -118,7 +127,7 @@ func TestStability(t *testing.T) {
 // chunks around the insertion.
 func TestShiftResistance(t *testing.T) {
 	data := testData(1 << 20)
-	p := DefaultParams(testPol)
+	p := TextParams(testPol)
 	a := chunks(t, bytes.NewReader(data), p)
 	ins := append(append(bytes.Clone(data[:5000]), []byte("a new forum post")...), data[5000:]...)
 	b := chunks(t, bytes.NewReader(ins), p)
@@ -138,7 +147,7 @@ func TestShiftResistance(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	good := DefaultParams(testPol)
+	good := TextParams(testPol)
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +164,7 @@ func TestValidate(t *testing.T) {
 }
 
 func TestEmptyStream(t *testing.T) {
-	if got := chunks(t, bytes.NewReader(nil), DefaultParams(testPol)); len(got) != 0 {
+	if got := chunks(t, bytes.NewReader(nil), TextParams(testPol)); len(got) != 0 {
 		t.Fatalf("empty stream gave %d chunks", len(got))
 	}
 }

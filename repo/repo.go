@@ -62,11 +62,13 @@ const (
 	ClassBulk = "bulk"
 )
 
-// DefaultChunking is the chunking of new repositories.
+// DefaultChunking is the chunking of new repositories: the sizes chosen by
+// measurement in package chunk.
 func DefaultChunking() map[string]ChunkSizes {
+	sizes := func(p chunk.Params) ChunkSizes { return ChunkSizes{Min: p.Min, Max: p.Max, AvgBits: p.AvgBits} }
 	return map[string]ChunkSizes{
-		ClassText: {Min: 1 << 10, Max: 32 << 10, AvgBits: 12},
-		ClassBulk: {Min: 16 << 10, Max: 512 << 10, AvgBits: 16},
+		ClassText: sizes(chunk.TextParams(validPol)),
+		ClassBulk: sizes(chunk.BulkParams(validPol)),
 	}
 }
 
