@@ -1,0 +1,78 @@
+package larder
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func needPostgres(t *testing.T) {
+	t.Helper()
+	if os.Getenv("LARDER_NO_PG") != "" {
+		t.Skip("LARDER_NO_PG is set: PostgreSQL tests skipped on request")
+	}
+}
+
+func TestDrillPostgres(t *testing.T) {
+	needPostgres(t)
+	tr := newTestRepo(t)
+	ctx := context.Background()
+	w := tr.open(t, tr.write)
+	m := tr.open(t, tr.master)
+	for _, f := range committedFixtures(t) {
+		if strings.Contains(f, "zulip") {
+			continue // no PostgreSQL dump inside
+		}
+		res, err := Ingest(ctx, w, f, IngestOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := m.FindSnapshot(ctx, res.Snapshot.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if !rec.OK || !rec.SHA256OK || rec.Postgres == nil || rec.Postgres.Tables < 10 {
+			t.Fatalf("%s: drill failed: %+v %+v", filepath.Base(f), rec, rec.Postgres)
+		}
+		t.Logf("%s: %d tables, %d rows, PostgreSQL %s", filepath.Base(f), rec.Postgres.Tables, rec.Postgres.Rows, rec.Postgres.Version)
+	}
+	// The records are signed and visible to the auditor.
+	a := tr.open(t, tr.audit)
+	drills, problems, err := a.Drills(ctx)
+	if err != nil || len(problems) > 0 || len(drills) < 5 {
+		t.Fatalf("audit sees %d drills, problems %v, err %v", len(drills), problems, err)
+	}
+}
+
+func TestDrillDetectsWrongCounts(t *testing.T) {
+	needPostgres(t)
+	tr := newTestRepo(t)
+	ctx := context.Background()
+	w := tr.open(t, tr.write)
+	m := tr.open(t, tr.master)
+	res, err := Ingest(ctx, w, committedFixtures(t)[3], IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := m.FindSnapshot(ctx, res.Snapshot.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tamper with the manifest's summary in memory: one table off by one.
+	s := string(snap.Manifest.Summary)
+	i := strings.Index(s, `"rows":`)
+	snap.Manifest.Summary = []byte(s[:i] + `"rows":99999` + s[strings.IndexAny(s[i+7:], ",}")+i+7:])
+	rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: t.TempDir(), NoRecord: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.OK || len(rec.Postgres.Mismatches) != 1 {
+		t.Fatalf("a wrong row count went unnoticed: %+v", rec.Postgres)
+	}
+}
