@@ -33,6 +33,29 @@ type IngestOptions struct {
 	Force bool
 	// Host names the machine in the manifest.
 	Host string
+	// Progress, when set, is called now and then with the bytes of the
+	// file read so far in each phase ("hash", then "store").
+	Progress func(phase string, done, total int64)
+}
+
+// progressReader reports how far a reader got.
+type progressReader struct {
+	r     io.Reader
+	phase string
+	done  int64
+	total int64
+	last  time.Time
+	fn    func(string, int64, int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	if p.fn != nil && (time.Since(p.last) > 200*time.Millisecond || err == io.EOF) {
+		p.last = time.Now()
+		p.fn(p.phase, p.done, p.total)
+	}
+	return n, err
 }
 
 // IngestResult says what Ingest did with one file.
@@ -81,7 +104,7 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 
 	// The original's hash first: a file stored already is skipped.
 	h := sha256.New()
-	if _, err := io.Copy(h, bufio.NewReaderSize(f, 1<<20)); err != nil {
+	if _, err := io.Copy(h, &progressReader{r: bufio.NewReaderSize(f, 1<<20), phase: "hash", total: fi.Size(), fn: opts.Progress}); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrInput, path, err)
 	}
 	copy(res.SHA256[:], h.Sum(nil))
@@ -111,7 +134,8 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 	defer w.Close(context.WithoutCancel(ctx))
 
 	sink := &storeSink{ctx: ctx, r: r, w: w}
-	up, err := recompress.Unpack(ctx, bufio.NewReaderSize(f, 1<<20), recompress.ReaderSink(sink.consume),
+	in := &progressReader{r: f, phase: "store", total: fi.Size(), fn: opts.Progress}
+	up, err := recompress.Unpack(ctx, bufio.NewReaderSize(in, 1<<20), recompress.ReaderSink(sink.consume),
 		recompress.Options{Name: filepath.Base(path)})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "audit",
+		Usage:  "verify signatures, chains, drill records and that every chunk is stored (audit or master key)",
+		Action: runAudit,
+	}
+}
+
+func runAudit(c *cli.Context) error {
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	rep, err := r.Audit(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if err := emit(c, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "writers": rep.Writers,
+			"drills": rep.Drills, "objects": rep.Check.Objects, "problems": rep.Problems, "warnings": rep.Warnings}); err != nil {
+			return err
+		}
+	} else {
+		out(c, "%d snapshots from %d writers; %d objects (%s), %d packs, %d chunks checked\n",
+			rep.Snapshots, rep.Writers, rep.Check.Objects, human(uint64(rep.Check.Bytes)), rep.Check.Packs, rep.Check.Blobs)
+		ok := 0
+		for _, d := range rep.Drills {
+			if d.OK {
+				ok++
+			}
+		}
+		out(c, "%d drill records, %d passed", len(rep.Drills), ok)
+		if n := len(rep.Drills); n > 0 {
+			d := rep.Drills[n-1]
+			out(c, "; last %s of snapshot %s", d.Time.Local().Format("2006-01-02 15:04"), d.Snapshot.Short())
+		}
+		out(c, "\n")
+		for _, w := range rep.Warnings {
+			fmt.Fprintf(c.App.ErrWriter, "larder: warning: %s\n", w)
+		}
+		for _, p := range rep.Problems {
+			fmt.Fprintf(c.App.ErrWriter, "larder: %s\n", p)
+		}
+	}
+	if !rep.OK() {
+		return &statusError{exitVerify, fmt.Sprintf("audit found %d problems", len(rep.Problems))}
+	}
+	out(c, "audit: no problems\n")
+	return nil
+}

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+)
+
+func checkCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "check",
+		Usage: "verify the repository's objects (no key needed); with a key also the index and snapshots",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "read-data", Usage: "decrypt and verify PERCENT of the data (master key; \"all\" or e.g. 10%)"},
+		},
+		Action: runCheck,
+	}
+}
+
+func runCheck(c *cli.Context) error {
+	be, err := backend(c)
+	if err != nil {
+		return err
+	}
+	share := 0.0
+	if v := c.String("read-data"); v != "" {
+		if v == "all" || v == "true" {
+			share = 1
+		} else {
+			f, err := strconv.ParseFloat(strings.TrimSuffix(v, "%"), 64)
+			if err != nil || f <= 0 || f > 100 {
+				return usagef("--read-data wants a percentage (1%% to 100%%) or all, not %q", v)
+			}
+			share = f / 100
+		}
+	}
+	var res *repo.CheckResult
+	if c.String("key") == "" && share == 0 {
+		if res, err = repo.CheckKeyless(c.Context, be); err != nil {
+			return err
+		}
+	} else {
+		r, err := openRepo(c)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if res, err = r.Check(c.Context, repo.CheckOptions{ReadData: share}); err != nil {
+			return err
+		}
+	}
+	if c.Bool("json") {
+		if err := emit(c, res); err != nil {
+			return err
+		}
+	} else {
+		what := "keyless: hashes and signatures"
+		if !res.Structural {
+			what = fmt.Sprintf("%d packs, %d chunks, %d snapshots, %d chunks decrypted", res.Packs, res.Blobs, res.Snapshots, res.ReadBlobs)
+		}
+		out(c, "checked %d objects (%s); %s\n", res.Objects, human(uint64(res.Bytes)), what)
+		if res.Unindexed > 0 {
+			out(c, "%d packs are in no index (left by an interrupted ingest; prune removes them)\n", res.Unindexed)
+		}
+		for _, p := range res.Problems {
+			fmt.Fprintf(c.App.ErrWriter, "larder: %s\n", p)
+		}
+	}
+	if len(res.Problems) > 0 {
+		return &statusError{exitVerify, fmt.Sprintf("check found %d problems", len(res.Problems))}
+	}
+	return nil
+}

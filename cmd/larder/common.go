@@ -1,0 +1,206 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+)
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, EnvVars: []string{"LARDER_REPO"}, Usage: "repository folder"},
+		&cli.StringFlag{Name: "key", Aliases: []string{"k"}, EnvVars: []string{"LARDER_KEY"}, Usage: "key file (default: the master key stored in the repository)"},
+		&cli.StringFlag{Name: "password-file", EnvVars: []string{"LARDER_PASSWORD_FILE"}, Usage: "read the passphrase from this file"},
+		&cli.StringFlag{Name: "password-command", EnvVars: []string{"LARDER_PASSWORD_COMMAND"}, Usage: "run this shell command to get the passphrase"},
+		&cli.StringFlag{Name: "cache-dir", EnvVars: []string{"LARDER_CACHE_DIR"}, Usage: "local cache folder (default: ~/.cache/larder)"},
+		&cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per line"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
+	}
+}
+
+// errNoKey: no key could be found for an operation that needs one.
+var errNoKey = errors.New("no key")
+
+// out prints to the command's output unless --quiet.
+func out(c *cli.Context, format string, a ...any) {
+	if c.Bool("quiet") || c.Bool("json") {
+		return
+	}
+	fmt.Fprintf(c.App.Writer, format, a...)
+}
+
+// warn prints a warning line to stderr.
+func warn(c *cli.Context, format string, a ...any) {
+	fmt.Fprintf(c.App.ErrWriter, "larder: warning: "+format+"\n", a...)
+}
+
+// emit writes one JSON object (with --json).
+func emit(c *cli.Context, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "%s\n", b)
+	return err
+}
+
+func backend(c *cli.Context) (*repo.Local, error) {
+	path := c.String("repo")
+	if path == "" {
+		return nil, usagef("no repository: give --repo or set LARDER_REPO")
+	}
+	return repo.OpenLocal(path), nil
+}
+
+// passphrase returns the passphrase from --password-file,
+// --password-command or the terminal.
+func passphrase(c *cli.Context, prompt string, confirm bool) ([]byte, error) {
+	if p := c.String("password-file"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading the passphrase: %w", err)
+		}
+		return firstLine(b), nil
+	}
+	if cmd := c.String("password-command"); cmd != "" {
+		b, err := exec.CommandContext(c.Context, "sh", "-c", cmd).Output()
+		if err != nil {
+			return nil, fmt.Errorf("password command: %w", err)
+		}
+		return firstLine(b), nil
+	}
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: no terminal to ask for it; set LARDER_PASSWORD_FILE or --password-command", crypto.ErrPassphraseRequired)
+	}
+	defer tty.Close()
+	read := func(p string) ([]byte, error) {
+		fmt.Fprint(tty, p)
+		b, err := term.ReadPassword(int(tty.Fd()))
+		fmt.Fprintln(tty)
+		return b, err
+	}
+	pw, err := read(prompt)
+	if err != nil {
+		return nil, err
+	}
+	if confirm {
+		again, err := read("Enter it again: ")
+		if err != nil {
+			return nil, err
+		}
+		if string(again) != string(pw) {
+			return nil, errors.New("the passphrases differ")
+		}
+	}
+	return pw, nil
+}
+
+func firstLine(b []byte) []byte {
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return []byte(strings.TrimRight(s, "\r"))
+}
+
+// loadKey reads the key to open the repository with: --key, else the
+// master key file stored in the repository.
+func loadKey(c *cli.Context, be repo.Backend) (any, error) {
+	path := c.String("key")
+	var data []byte
+	var err error
+	if path != "" {
+		if data, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("%w: %v", errNoKey, err)
+		}
+		var me *crypto.KeyFileModeError
+		if err := crypto.CheckKeyFileMode(path); errors.As(err, &me) {
+			warn(c, "%v", err)
+		}
+	} else {
+		data, err = repo.MasterKeyFile(c.Context, be)
+		if errors.Is(err, repo.ErrNoRepository) {
+			return nil, err
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: give --key or set LARDER_KEY (the repository holds no master key file: %v)", errNoKey, err)
+		}
+		path = "the repository's master key"
+	}
+	hdr, err := crypto.ParseKeyFileHeader(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var pass []byte
+	if hdr.Protected {
+		if pass, err = passphrase(c, fmt.Sprintf("Passphrase for %v key %s: ", hdr.Role, hdr.ID), false); err != nil {
+			return nil, err
+		}
+	}
+	kf, err := crypto.ParseKeyFile(data, pass)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	switch {
+	case kf.Master != nil:
+		return kf.Master, nil
+	case kf.Write != nil:
+		return kf.Write, nil
+	case kf.Audit != nil:
+		return kf.Audit, nil
+	}
+	return nil, fmt.Errorf("%s: %w: empty key file", path, errNoKey)
+}
+
+// openRepo opens the repository with the key.
+func openRepo(c *cli.Context) (*repo.Repo, error) {
+	r, _, err := openRepoKey(c)
+	return r, err
+}
+
+// openRepoKey opens the repository and also returns the key.
+func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
+	be, err := backend(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := repo.ReadConfig(c.Context, be); err != nil {
+		return nil, nil, err
+	}
+	key, err := loadKey(c, be)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := repo.Open(c.Context, be, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if d := c.String("cache-dir"); d != "" {
+		r.SetCacheDir(d)
+	}
+	return r, key, nil
+}
+
+// isTerminal reports whether w is a terminal (progress goes there only).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// writeKeyFile writes a key file with mode 0600, refusing to replace one.
+func writeKeyFile(path string, data []byte) error {
+	if _, err := os.Stat(path); err == nil {
+		return fmt.Errorf("%s exists: not replaced", path)
+	}
+	return crypto.WriteKeyFile(path, data)
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+
+	"github.com/larder/larder"
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+)
+
+func drillCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "drill",
+		Usage:     "prove snapshots restore (and, with --postgres, that their dumps load); records the result (master key)",
+		ArgsUsage: "[SNAPSHOT]",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "latest", Usage: "drill the newest snapshot"},
+			&cli.IntFlag{Name: "random", Usage: "drill N snapshots chosen at random"},
+			&cli.BoolFlag{Name: "all", Usage: "drill every snapshot"},
+			&cli.BoolFlag{Name: "postgres", Usage: "load the dump into a scratch PostgreSQL and compare row counts"},
+			&cli.StringFlag{Name: "pg-bin", Usage: "folder of the PostgreSQL programs (default: searched)"},
+			&cli.StringFlag{Name: "tmp", Usage: "folder for the restored file and the scratch cluster"},
+		},
+		Action: runDrill,
+	}
+}
+
+func runDrill(c *cli.Context) error {
+	chosen := 0
+	for _, f := range []bool{c.NArg() == 1, c.Bool("latest"), c.Int("random") > 0, c.Bool("all")} {
+		if f {
+			chosen++
+		}
+	}
+	if chosen != 1 || c.NArg() > 1 {
+		return usagef("drill needs exactly one of SNAPSHOT, --latest, --random N, --all")
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var snaps []*repo.Snapshot
+	if c.NArg() == 1 {
+		s, err := r.FindSnapshot(c.Context, c.Args().First())
+		if err != nil {
+			return err
+		}
+		snaps = []*repo.Snapshot{s}
+	} else {
+		all, err := r.Snapshots(c.Context, true)
+		if err != nil {
+			return err
+		}
+		if len(all) == 0 {
+			return &statusError{exitNothingToDo, "no snapshots to drill"}
+		}
+		switch {
+		case c.Bool("latest"):
+			snaps = all[len(all)-1:]
+		case c.Bool("all"):
+			snaps = all
+		default:
+			rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+			snaps = all[:min(c.Int("random"), len(all))]
+		}
+	}
+	host, _ := os.Hostname()
+	failed := 0
+	for _, s := range snaps {
+		rec, err := larder.Drill(c.Context, r, s, larder.DrillOptions{Postgres: c.Bool("postgres"),
+			PGBin: c.String("pg-bin"), TempDir: c.String("tmp"), Host: host})
+		if err != nil {
+			return err
+		}
+		if !rec.OK {
+			failed++
+		}
+		if c.Bool("json") {
+			if err := emit(c, rec); err != nil {
+				return err
+			}
+			continue
+		}
+		name := ""
+		if s.Manifest != nil {
+			name = s.Manifest.Name
+		}
+		status := "ok"
+		if !rec.OK {
+			status = "FAILED"
+		}
+		line := fmt.Sprintf("drill %s %s: %s, %s restored", s.ID.Short(), name, status, human(rec.Bytes))
+		if rec.SHA256OK {
+			line += ", sha256 verified"
+		}
+		if pg := rec.Postgres; pg != nil {
+			line += fmt.Sprintf(", %s: %d tables, %d rows", pgVersion(pg.Version), pg.Tables, pg.Rows)
+			if len(pg.Mismatches) == 0 {
+				line += " match"
+			}
+		}
+		out(c, "%s\n", line)
+		if rec.Error != "" {
+			fmt.Fprintf(c.App.ErrWriter, "larder: drill %s: %s\n", s.ID.Short(), oneLine(rec.Error))
+		}
+		if rec.Postgres != nil {
+			for _, m := range rec.Postgres.Mismatches {
+				fmt.Fprintf(c.App.ErrWriter, "larder: drill %s: %s\n", s.ID.Short(), m)
+			}
+		}
+	}
+	if failed > 0 {
+		return &statusError{exitVerify, fmt.Sprintf("%d of %d drills failed", failed, len(snaps))}
+	}
+	return nil
+}
+
+// pgVersion shortens "postgres (PostgreSQL) 15.18 (Debian ...)".
+func pgVersion(v string) string {
+	if _, rest, ok := strings.Cut(v, "(PostgreSQL) "); ok {
+		if f := strings.Fields(rest); len(f) > 0 {
+			return "PostgreSQL " + f[0]
+		}
+	}
+	return v
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/larder/larder/chunk"
+	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+)
+
+func initCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "init",
+		Usage: "create a repository and its master key",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "key-out", Usage: "also write the master key file here (mode 0600)"},
+		},
+		Action: runInit,
+	}
+}
+
+func runInit(c *cli.Context) error {
+	be, err := backend(c)
+	if err != nil {
+		return err
+	}
+	if _, err := repo.ReadConfig(c.Context, be); err == nil {
+		return fmt.Errorf("%s: a repository exists already", be.Location())
+	}
+	pass, err := passphrase(c, "Passphrase for the new master key: ", true)
+	if err != nil {
+		return err
+	}
+	if len(pass) == 0 {
+		return usagef("the master key needs a passphrase")
+	}
+	pol, err := chunk.RandomPolynomial()
+	if err != nil {
+		return err
+	}
+	master, err := crypto.NewMasterKey(nil, uint64(pol))
+	if err != nil {
+		return err
+	}
+	defer master.Erase()
+	kf, err := master.MarshalKeyFile(pass, nil)
+	if err != nil {
+		return err
+	}
+	if p := c.String("key-out"); p != "" {
+		if err := writeKeyFile(p, kf); err != nil {
+			return err
+		}
+	}
+	r, err := repo.Init(c.Context, be, master, kf)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if c.Bool("json") {
+		return emit(c, map[string]any{"event": "init", "repository": r.Config().ID, "location": be.Location(), "master_key": master.ID.String()})
+	}
+	out(c, "created repository %s at %s\n", r.Config().ID, be.Location())
+	out(c, "master key %s, sealed with your passphrase, is stored in the repository (keys/%s.key)\n", master.ID, master.ID)
+	out(c, "without that passphrase nobody can restore anything: keep it safe\n")
+	return nil
+}

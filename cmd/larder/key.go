@@ -1,0 +1,222 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+)
+
+func keyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "key",
+		Usage: "manage keys: new-write, new-audit, list, passwd, revoke",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "new-write",
+				Usage:     "make a write key for a forum server (master key)",
+				ArgsUsage: " ",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "name", Value: "writer", Usage: "a name for the key"},
+					&cli.StringFlag{Name: "out", Required: true, Usage: "write the key file here (mode 0600)"},
+					&cli.BoolFlag{Name: "no-passphrase", Usage: "store the key without a passphrase (for cron)"},
+				},
+				Action: func(c *cli.Context) error { return runNewKey(c, crypto.RoleWrite) },
+			},
+			{
+				Name:  "new-audit",
+				Usage: "make an audit key (master key)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "name", Value: "auditor", Usage: "a name for the key"},
+					&cli.StringFlag{Name: "out", Required: true, Usage: "write the key file here (mode 0600)"},
+				},
+				Action: func(c *cli.Context) error { return runNewKey(c, crypto.RoleAudit) },
+			},
+			{Name: "list", Usage: "list the repository's keys", Action: runKeyList},
+			{
+				Name:  "passwd",
+				Usage: "change a key file's passphrase (the master key's in the repository when no --key is given)",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "new-password-file", Usage: "read the new passphrase from this file"},
+				},
+				Action: runKeyPasswd,
+			},
+			{
+				Name:      "revoke",
+				Usage:     "revoke a write or audit key (master key)",
+				ArgsUsage: "KEY-ID",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "reason", Usage: "why, recorded with the revocation"}},
+				Action:    runKeyRevoke,
+			},
+		},
+	}
+}
+
+func runNewKey(c *cli.Context, role crypto.Role) error {
+	r, key, err := openRepoKey(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	master, ok := key.(*crypto.MasterKey)
+	if !ok {
+		return fmt.Errorf("%w: making keys needs the master key", repo.ErrPermission)
+	}
+	var pass []byte
+	if role == crypto.RoleAudit || !c.Bool("no-passphrase") {
+		if pass, err = newPassphrase(c, fmt.Sprintf("Passphrase for the new %v key: ", role)); err != nil {
+			return err
+		}
+	}
+	var rec *crypto.KeyRecord
+	var data []byte
+	now := time.Now()
+	switch role {
+	case crypto.RoleWrite:
+		k, err := master.NewWriteKey(c.String("name"), now)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		rec = k.Record()
+		if data, err = k.MarshalKeyFile(pass, nil); err != nil {
+			return err
+		}
+	case crypto.RoleAudit:
+		k, err := master.NewAuditKey(c.String("name"), now)
+		if err != nil {
+			return usagef("%v", err)
+		}
+		rec = k.Record()
+		if data, err = k.MarshalKeyFile(pass, nil); err != nil {
+			return err
+		}
+	}
+	if err := writeKeyFile(c.String("out"), data); err != nil {
+		return err
+	}
+	if err := r.AddKey(c.Context, rec); err != nil {
+		os.Remove(c.String("out"))
+		return err
+	}
+	if len(pass) == 0 {
+		warn(c, "%s holds a write key WITHOUT a passphrase: anyone who reads the file can add snapshots (never read or delete them); keep it mode 0600 on the forum server only", c.String("out"))
+	}
+	if c.Bool("json") {
+		return emit(c, map[string]any{"event": "key", "role": role.String(), "id": rec.ID.String(), "name": rec.Name, "file": c.String("out")})
+	}
+	out(c, "made %v key %s (%s) in %s\n", role, rec.ID, rec.Name, c.String("out"))
+	return nil
+}
+
+// newPassphrase asks for a new passphrase: --new-password-file, else the
+// global passphrase sources with confirmation.
+func newPassphrase(c *cli.Context, prompt string) ([]byte, error) {
+	if p := c.String("new-password-file"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		return firstLine(b), nil
+	}
+	return passphrase(c, prompt, true)
+}
+
+func runKeyList(c *cli.Context) error {
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	recs, revoked, err := r.Keys(c.Context)
+	if err != nil {
+		return err
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.Before(recs[j].Created) })
+	for _, k := range recs {
+		if c.Bool("json") {
+			if err := emit(c, map[string]any{"id": k.ID.String(), "role": k.Role.String(), "name": k.Name,
+				"created": k.Created, "revoked": revoked[k.ID]}); err != nil {
+				return err
+			}
+			continue
+		}
+		state := ""
+		if revoked[k.ID] {
+			state = "  REVOKED"
+		}
+		out(c, "%s  %-6v  %-20s  %s%s\n", k.ID, k.Role, k.Name, k.Created.Format("2006-01-02 15:04"), state)
+	}
+	return nil
+}
+
+func runKeyPasswd(c *cli.Context) error {
+	be, err := backend(c)
+	if err != nil {
+		return err
+	}
+	key, err := loadKey(c, be)
+	if err != nil {
+		return err
+	}
+	pass, err := newPassphrase(c, "New passphrase: ")
+	if err != nil {
+		return err
+	}
+	var data []byte
+	switch k := key.(type) {
+	case *crypto.MasterKey:
+		data, err = k.MarshalKeyFile(pass, nil)
+	case *crypto.WriteKey:
+		data, err = k.MarshalKeyFile(pass, nil)
+	case *crypto.AuditKey:
+		data, err = k.MarshalKeyFile(pass, nil)
+	}
+	if err != nil {
+		return err
+	}
+	if path := c.String("key"); path != "" {
+		tmp := path + ".new"
+		if err := crypto.WriteKeyFile(tmp, data); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+		out(c, "changed the passphrase of %s\n", path)
+		return nil
+	}
+	r, err := repo.Open(c.Context, be, key)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.ReplaceMasterKeyFile(c.Context, data); err != nil {
+		return err
+	}
+	out(c, "changed the passphrase of the master key stored in the repository\n")
+	return nil
+}
+
+func runKeyRevoke(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("key revoke needs one KEY-ID")
+	}
+	id, err := crypto.ParseKeyID(c.Args().First())
+	if err != nil {
+		return usagef("%v", err)
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.Revoke(c.Context, id, c.String("reason")); err != nil {
+		return err
+	}
+	out(c, "revoked key %s\n", id)
+	return nil
+}

@@ -1,0 +1,234 @@
+// Command larder archives forum backups: deduplicated, encrypted, and
+// restored bit for bit. See README.md for the commands and exit codes.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/larder/larder"
+	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/recompress"
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes: documented in README.md, stable.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNothingToDo = 3
+	exitDamaged     = 4
+	exitNoRepo      = 10
+	exitLocked      = 11
+	exitKey         = 12
+	exitVerify      = 13
+	exitInterrupted = 130
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run is the whole program; tests call it in process.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	app := newApp(stdin, stdout, stderr)
+	err := app.RunContext(ctx, interspersed(app, args))
+	code := exitCode(err)
+	if err != nil && code != exitNothingToDo && code != exitDamaged {
+		fmt.Fprintf(stderr, "larder: %s\n", oneLine(err.Error()))
+	}
+	return code
+}
+
+// statusError carries an exit code that is not a failure (nothing to do,
+// damaged but stored) or a verification failure.
+type statusError struct {
+	code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// usageError marks a misuse of the command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// exitCode is the one table from errors to exit codes.
+func exitCode(err error) int {
+	var se *statusError
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &se):
+		return se.code
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	case errors.Is(err, repo.ErrNoRepository):
+		return exitNoRepo
+	case errors.Is(err, repo.ErrLocked):
+		return exitLocked
+	case errors.Is(err, crypto.ErrWrongPassphrase), errors.Is(err, repo.ErrWrongKey),
+		errors.Is(err, repo.ErrPermission), errors.Is(err, crypto.ErrPassphraseRequired),
+		errors.Is(err, errNoKey):
+		return exitKey
+	case errors.Is(err, larder.ErrVerify), errors.Is(err, recompress.ErrPack):
+		return exitVerify
+	case isCLIUsage(err):
+		return exitUsage
+	}
+	return exitFailure
+}
+
+// isCLIUsage recognises urfave/cli's own complaints about flags and
+// arguments.
+func isCLIUsage(err error) bool {
+	s := err.Error()
+	for _, p := range []string{"flag provided but not defined", "Required flag", "invalid value", "flag needs an argument", "No help topic"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}
+
+// interspersed moves a command's flags that follow its arguments in
+// front of them ("restore ID -o FILE"): urfave/cli stops reading flags at
+// the first argument.
+func interspersed(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	// Find the (sub)command, skipping global flags.
+	i := 1
+	var cmd *cli.Command
+	cmds := app.Commands
+	for i < len(args) {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			if f := findFlag(app.Flags, a); f != nil && takesValue(f) && !strings.Contains(a, "=") {
+				i++
+			}
+			i++
+			continue
+		}
+		var next *cli.Command
+		for _, c := range cmds {
+			if c.HasName(a) {
+				next = c
+			}
+		}
+		if next == nil {
+			break
+		}
+		cmd, cmds = next, next.Subcommands
+		i++
+		if len(cmds) == 0 {
+			break
+		}
+	}
+	if cmd == nil || i >= len(args) {
+		return args
+	}
+	var flags, rest []string
+	for j := i; j < len(args); j++ {
+		a := args[j]
+		if a == "--" {
+			rest = append(rest, args[j:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			f := findFlag(cmd.Flags, a)
+			if f == nil {
+				f = findFlag(app.Flags, a)
+			}
+			flags = append(flags, a)
+			if f != nil && takesValue(f) && !strings.Contains(a, "=") && j+1 < len(args) {
+				j++
+				flags = append(flags, args[j])
+			}
+			continue
+		}
+		rest = append(rest, a)
+	}
+	out := append([]string{}, args[:i]...)
+	out = append(out, flags...)
+	return append(out, rest...)
+}
+
+func findFlag(flags []cli.Flag, arg string) cli.Flag {
+	name := strings.TrimLeft(arg, "-")
+	if k := strings.IndexByte(name, '='); k >= 0 {
+		name = name[:k]
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return f
+			}
+		}
+	}
+	return nil
+}
+
+func takesValue(f cli.Flag) bool {
+	_, isBool := f.(*cli.BoolFlag)
+	return !isBool
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	app := &cli.App{
+		Name:      "larder",
+		Usage:     "deduplicating, encrypted archiver of forum backups, restored bit for bit",
+		Reader:    stdin,
+		Writer:    stdout,
+		ErrWriter: stderr,
+		// Errors go to main's exit-code table, never to os.Exit here.
+		ExitErrHandler:  func(*cli.Context, error) {},
+		HideHelpCommand: true,
+		Flags:           globalFlags(),
+		Commands: []*cli.Command{
+			initCommand(), keyCommand(), ingestCommand(), snapshotsCommand(), restoreCommand(),
+			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), statsCommand(),
+		},
+		OnUsageError: onUsageError,
+	}
+	var setHook func([]*cli.Command)
+	setHook = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			c.OnUsageError = onUsageError
+			setHook(c.Subcommands)
+		}
+	}
+	setHook(app.Commands)
+	return app
+}
+
+// onUsageError turns urfave/cli's usage errors into one line (no help
+// dump) with the usage exit code.
+func onUsageError(c *cli.Context, err error, isSub bool) error {
+	return &usageError{err.Error()}
+}

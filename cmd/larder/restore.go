@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/larder/larder"
+	"github.com/urfave/cli/v2"
+)
+
+func restoreCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "restore",
+		Usage:     "rebuild a snapshot's original file, verified by SHA-256 (master key)",
+		ArgsUsage: "SNAPSHOT",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write here (- for standard output; default: the original name in this folder)"},
+			&cli.StringFlag{Name: "canonical", Usage: "write the canonical streams into this folder instead (plain tar, dump.sql)"},
+			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file"},
+		},
+		Action: runRestore,
+	}
+}
+
+func runRestore(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("restore needs one SNAPSHOT (an ID or its first digits)")
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	snap, err := r.FindSnapshot(c.Context, c.Args().First())
+	if err != nil {
+		return err
+	}
+	if snap.Manifest == nil {
+		return fmt.Errorf("snapshot %s: restoring needs the master key", snap.ID.Short())
+	}
+	if dir := c.String("canonical"); dir != "" {
+		files, err := larder.Export(c.Context, r, snap, dir)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			out(c, "%s\n", filepath.Join(dir, f))
+		}
+		return nil
+	}
+	path := c.String("output")
+	if path == "-" {
+		w := bufio.NewWriterSize(c.App.Writer, 1<<20)
+		if _, err := larder.Restore(c.Context, r, snap, w); err != nil {
+			w.Flush()
+			return err
+		}
+		return w.Flush()
+	}
+	if path == "" {
+		path = filepath.Base(snap.Manifest.Name)
+	}
+	if _, err := os.Stat(path); err == nil && !c.Bool("overwrite") {
+		return fmt.Errorf("%s exists (give --overwrite to replace it)", path)
+	}
+	n, err := larder.RestoreFile(c.Context, r, snap, path)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return emit(c, map[string]any{"event": "restored", "snapshot": snap.ID.String(), "file": path, "bytes": n, "sha256": snap.Manifest.SHA256})
+	}
+	out(c, "restored %s (%s), sha256 %s verified\n", path, human(n), snap.Manifest.SHA256)
+	return nil
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"github.com/larder/larder/repo"
+	"github.com/urfave/cli/v2"
+)
+
+func statsCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "stats",
+		Usage:  "original bytes against stored bytes, per snapshot and in total",
+		Action: runStats,
+	}
+}
+
+func runStats(c *cli.Context) error {
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	var stored int64
+	for _, t := range []repo.Type{repo.TypeData, repo.TypeIndex, repo.TypeSnapshot, repo.TypeDrill, repo.TypeForget, repo.TypePrune, repo.TypeKey} {
+		r.Backend().List(c.Context, t, func(_ string, size int64) error { stored += size; return nil })
+	}
+	snaps, err := r.Snapshots(c.Context, true)
+	if err != nil {
+		return err
+	}
+	var original uint64
+	for _, s := range snaps {
+		if m := s.Manifest; m != nil {
+			original += m.Size
+			if c.Bool("json") {
+				emit(c, map[string]any{"snapshot": s.ID.String(), "name": m.Name, "size": m.Size, "new_bytes": m.Stats.NewStored,
+					"chunks": m.Stats.Chunks, "new_chunks": m.Stats.NewChunks})
+			} else {
+				out(c, "%s  %-48s  %9s  %9s new\n", s.ID.Short(), m.Name, human(m.Size), human(m.Stats.NewStored))
+			}
+		}
+	}
+	ratio := 0.0
+	if stored > 0 {
+		ratio = float64(original) / float64(stored)
+	}
+	if c.Bool("json") {
+		return emit(c, map[string]any{"snapshots": len(snaps), "original_bytes": original, "stored_bytes": stored, "ratio": ratio})
+	}
+	if original > 0 {
+		out(c, "%d snapshots: %s of originals stored in %s (%.1fx)\n", len(snaps), human(original), human(uint64(stored)), ratio)
+	} else {
+		out(c, "%d snapshots; the repository holds %s\n", len(snaps), human(uint64(stored)))
+	}
+	return nil
+}
