@@ -153,7 +153,9 @@ func interspersed(app *cli.App, args []string) []string {
 	if cmd == nil || i >= len(args) {
 		return args
 	}
-	var flags, rest []string
+	// Global flags given after the command move before it; the command's
+	// flags move before its arguments.
+	var global, flags, rest []string
 	for j := i; j < len(args); j++ {
 		a := args[j]
 		if a == "--" {
@@ -161,20 +163,25 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 		if strings.HasPrefix(a, "-") && a != "-" {
+			dst := &flags
 			f := findFlag(cmd.Flags, a)
 			if f == nil {
-				f = findFlag(app.Flags, a)
+				if f = findFlag(app.Flags, a); f != nil {
+					dst = &global
+				}
 			}
-			flags = append(flags, a)
+			*dst = append(*dst, a)
 			if f != nil && takesValue(f) && !strings.Contains(a, "=") && j+1 < len(args) {
 				j++
-				flags = append(flags, args[j])
+				*dst = append(*dst, args[j])
 			}
 			continue
 		}
 		rest = append(rest, a)
 	}
-	out := append([]string{}, args[:i]...)
+	out := append([]string{}, args[:1]...)
+	out = append(out, global...)
+	out = append(out, args[1:i]...)
 	out = append(out, flags...)
 	return append(out, rest...)
 }
