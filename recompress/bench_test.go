@@ -10,10 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/larder/larder/internal/benchutil"
 	"github.com/larder/larder/testdata/fixture"
 )
 
@@ -135,60 +135,15 @@ func cutString(s, sep string) (string, string, bool) {
 	return s, "", false
 }
 
-// measure runs cmd and returns its wall time and peak RSS in MiB, read
-// from the child's /proc status (VmHWM) while it runs: the rusage of a
-// child started from a big parent counts the parent's pages too.
+// measure runs cmd and returns its wall time and peak RSS in MiB.
 func measure(b *testing.B, cmd *exec.Cmd) (time.Duration, float64) {
 	b.Helper()
 	cmd.Stderr = os.Stderr
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("%v: %v", cmd.Args, err)
-	}
-	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
-	peak := make(chan float64)
-	stop := make(chan struct{})
-	go func() {
-		hwm := 0.0
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if kb := vmHWM(status); kb > hwm {
-				hwm = kb
-			}
-			select {
-			case <-stop:
-				peak <- hwm / 1024
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	err := cmd.Wait()
-	close(stop)
-	p := <-peak
+	res, err := benchutil.Run(cmd)
 	if err != nil {
-		b.Fatalf("%v: %v", cmd.Args, err)
+		b.Fatal(err)
 	}
-	return time.Since(start), p
-}
-
-// vmHWM reads the peak resident set (kB) from a /proc status file.
-func vmHWM(status string) float64 {
-	b, err := os.ReadFile(status)
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				v, _ := strconv.ParseFloat(f[0], 64)
-				return v
-			}
-		}
-	}
-	return 0
+	return res.Wall, res.PeakMB
 }
 
 // bigBackup returns a classic backup of at least 1 GB.

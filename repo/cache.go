@@ -1,12 +1,14 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -159,13 +161,20 @@ func (c *Cache) Has(id ID) bool {
 
 // addIndex records the blobs of an index file, and the file as seen.
 func (c *Cache) addIndex(name string, f *IndexFile) error {
+	// Insert in key order: bbolt fills pages in sequence instead of
+	// splitting them at random places.
+	var all []PackedBlob
+	for _, p := range f.Packs {
+		for _, bl := range p.Blobs {
+			all = append(all, PackedBlob{Blob: bl, Pack: p.ID})
+		}
+	}
+	slices.SortFunc(all, func(a, b PackedBlob) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	return c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBlobs)
-		for _, p := range f.Packs {
-			for _, bl := range p.Blobs {
-				if err := b.Put(bl.ID[:], encodeLoc(PackedBlob{Blob: bl, Pack: p.ID})); err != nil {
-					return err
-				}
+		for _, p := range all {
+			if err := b.Put(p.ID[:], encodeLoc(p)); err != nil {
+				return err
 			}
 		}
 		return tx.Bucket(bucketIndexes).Put([]byte(name), nil)

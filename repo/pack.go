@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -120,6 +121,7 @@ func readBlob(r *bytes.Reader) (Blob, error) {
 // packBuilder writes one pack into a temporary file.
 type packBuilder struct {
 	f      *os.File
+	w      *bufio.Writer
 	header []byte
 	blobs  []Blob
 	size   int64
@@ -139,11 +141,11 @@ func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID) (*packBuilder
 		os.Remove(f.Name())
 		return nil, err
 	}
-	return &packBuilder{f: f, header: h, size: int64(len(h))}, nil
+	return &packBuilder{f: f, w: bufio.NewWriterSize(f, 256<<10), header: h, size: int64(len(h))}, nil
 }
 
 func (p *packBuilder) add(t BlobType, id ID, sealed []byte, rawLen int) error {
-	if _, err := p.f.Write(sealed); err != nil {
+	if _, err := p.w.Write(sealed); err != nil {
 		return err
 	}
 	p.blobs = append(p.blobs, Blob{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
@@ -161,7 +163,10 @@ func (p *packBuilder) finish(indexKey *[32]byte) (ID, string, error) {
 	}
 	trailer := crypto.Seal(nil, indexKey, objPackTrailer, p.header, plain)
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(trailer)))
-	if _, err := p.f.Write(trailer); err != nil {
+	if _, err := p.w.Write(trailer); err != nil {
+		return ID{}, "", err
+	}
+	if err := p.w.Flush(); err != nil {
 		return ID{}, "", err
 	}
 	if err := p.f.Sync(); err != nil {
