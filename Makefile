@@ -4,7 +4,7 @@ PKGS     := ./... ./testdata/fixture ./testdata/cmd/mkfixtures
 BIN      := bin/larder
 FIXTURES ?= $(CURDIR)/.cache/fixtures
 
-.PHONY: all build test test-long bench fuzz demo lint fixtures clean
+.PHONY: all build test test-long bench fuzz demo lint tools fixtures clean
 
 all: build
 
@@ -40,6 +40,9 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped (make tools installs it)"; fi
+
+tools:
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 # Larger fixture series, cached outside git (needs PostgreSQL).
 fixtures:
