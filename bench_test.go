@@ -278,8 +278,15 @@ func benchChild(job string) error {
 			if strings.HasSuffix(p, "tar") {
 				k = recompress.KindTar
 			}
-			err = sink.consume(i, k, bufio.NewReaderSize(f, 1<<20))
+			st, err := sink.Stream(i, k)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(st, bufio.NewReaderSize(f, 1<<20))
 			f.Close()
+			if cerr := st.Close(); err == nil {
+				err = cerr
+			}
 			if err != nil {
 				return err
 			}

@@ -135,7 +135,7 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 
 	sink := &storeSink{ctx: ctx, r: r, w: w}
 	in := &progressReader{r: f, phase: "store", total: fi.Size(), fn: opts.Progress}
-	up, err := recompress.Unpack(ctx, bufio.NewReaderSize(in, 1<<20), recompress.ReaderSink(sink.consume),
+	up, err := recompress.Unpack(ctx, bufio.NewReaderSize(in, 1<<20), sink,
 		recompress.Options{Name: filepath.Base(path)})
 	if err != nil {
 		return nil, err
@@ -177,7 +177,10 @@ func ClassOf(k recompress.Kind) string {
 	return repo.ClassBulk
 }
 
-// storeSink chunks each canonical stream and stores its chunks.
+// storeSink chunks each canonical stream and stores its chunks. It is a
+// recompress.Sink whose streams cut chunks at record boundaries (tar
+// members): an upload added to the tar does not change the chunks of the
+// uploads around it.
 type storeSink struct {
 	ctx context.Context
 	r   *repo.Repo
@@ -187,30 +190,58 @@ type storeSink struct {
 	streams map[int]repo.StreamRef
 }
 
-func (s *storeSink) consume(i int, k recompress.Kind, rd io.Reader) error {
+// Stream implements recompress.Sink: the bytes go through pipes, one per
+// segment between boundaries, to a goroutine that chunks and stores them.
+func (s *storeSink) Stream(i int, k recompress.Kind) (io.WriteCloser, error) {
 	p, err := s.r.ChunkParams(ClassOf(k))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	st := &segmentStream{segs: make(chan io.Reader, 1), done: make(chan error, 1)}
+	st.next()
+	go func() { st.done <- s.consume(i, k, p, st.segs) }()
+	return st, nil
+}
+
+// consume chunks every segment of a stream and records its chunk list.
+func (s *storeSink) consume(i int, k recompress.Kind, p chunk.Params, segs <-chan io.Reader) error {
 	tb := s.w.StoreTree()
-	c := chunk.New(rd, p)
+	var c *chunk.Chunker
 	var total uint64
-	for {
-		data, err := c.Next()
-		if err == io.EOF {
-			break
+	var err error
+	for seg := range segs {
+		if err != nil {
+			io.Copy(io.Discard, seg) // keep the writer moving after a failure
+			continue
+		}
+		if c == nil {
+			c = chunk.New(seg, p)
+		} else {
+			c.Reset(seg, p)
+		}
+		for err == nil {
+			var data []byte
+			data, err = c.Next()
+			if err == io.EOF {
+				err = nil
+				break
+			}
+			if err != nil {
+				break
+			}
+			var id repo.ID
+			if id, _, err = s.w.Add(s.ctx, repo.BlobData, data); err != nil {
+				break
+			}
+			err = tb.Add(s.ctx, id, uint32(len(data)))
+			total += uint64(len(data))
 		}
 		if err != nil {
-			return err
+			io.Copy(io.Discard, seg)
 		}
-		id, _, err := s.w.Add(s.ctx, repo.BlobData, data)
-		if err != nil {
-			return err
-		}
-		if err := tb.Add(s.ctx, id, uint32(len(data))); err != nil {
-			return err
-		}
-		total += uint64(len(data))
+	}
+	if err != nil {
+		return err
 	}
 	depth, root, err := tb.Finish(s.ctx)
 	if err != nil {
@@ -223,6 +254,48 @@ func (s *storeSink) consume(i int, k recompress.Kind, rd io.Reader) error {
 	}
 	s.streams[i] = repo.StreamRef{Kind: uint8(k), Len: total, Depth: depth, Root: root}
 	return nil
+}
+
+// segmentStream is the writer of one stream: a pipe per segment.
+type segmentStream struct {
+	segs    chan io.Reader
+	cur     *io.PipeWriter
+	written bool // bytes went into the current segment
+	done    chan error
+	closed  bool
+}
+
+func (st *segmentStream) next() {
+	pr, pw := io.Pipe()
+	st.cur, st.written = pw, false
+	st.segs <- pr
+}
+
+func (st *segmentStream) Write(p []byte) (int, error) {
+	if len(p) > 0 {
+		st.written = true
+	}
+	return st.cur.Write(p)
+}
+
+// Boundary implements recompress.Boundarier: the current segment ends.
+func (st *segmentStream) Boundary() error {
+	if !st.written {
+		return nil
+	}
+	st.cur.Close()
+	st.next()
+	return nil
+}
+
+func (st *segmentStream) Close() error {
+	if st.closed {
+		return nil
+	}
+	st.closed = true
+	st.cur.Close()
+	close(st.segs)
+	return <-st.done
 }
 
 func (s *storeSink) refs(n int) []repo.StreamRef {

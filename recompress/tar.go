@@ -171,7 +171,8 @@ func (t *tarWalk) walk(stats *tarStats) error {
 	var longName string
 	paxSize := int64(-1)
 	var paxPath string
-	ended := false // an end-of-archive block was seen
+	ended := false  // an end-of-archive block was seen
+	inMeta := false // the last header was a long name or pax header
 	for {
 		if err := t.u.ctx.Err(); err != nil {
 			return err
@@ -199,6 +200,12 @@ func (t *tarWalk) walk(stats *tarStats) error {
 			}
 			return nil
 		}
+		if !inMeta && !t.c.discard {
+			// A member starts (with its extended headers, if any).
+			if err := t.u.boundary(t.node.Skeleton); err != nil {
+				return err
+			}
+		}
 		b, _, err := t.readBlock()
 		if err != nil {
 			return err
@@ -223,6 +230,7 @@ func (t *tarWalk) walk(stats *tarStats) error {
 		if paxSize >= 0 && typ != 'x' && typ != 'g' {
 			size, paxSize = paxSize, -1
 		}
+		inMeta = typ == 'L' || typ == 'K' || typ == 'x'
 		switch typ {
 		case '1', '2', '3', '4', '5', '6':
 			// Links, devices, folders and FIFOs carry no data.

@@ -19,6 +19,15 @@ type Sink interface {
 	Stream(i int, k Kind) (io.WriteCloser, error)
 }
 
+// Boundarier is implemented by stream writers that want to know where the
+// records of a stream start (the members of a tar): content-defined
+// chunking can then cut there, so that a member added or removed does not
+// change its neighbours' chunks. Unpack calls Boundary before the first
+// byte of each record.
+type Boundarier interface {
+	Boundary() error
+}
+
 // ReaderSink adapts a function that consumes streams as io.Readers: fn runs
 // in a goroutine of its own for each stream and must read r to its end
 // (io.EOF) or return an error, which fails the Unpack.
@@ -229,6 +238,18 @@ func (u *unpacker) write(i int, p []byte) error {
 	if err != nil {
 		s.err = fmt.Errorf("%w: %s: writing stream %d: %v", ErrUnpack, u.name, i, err)
 		return s.err
+	}
+	return nil
+}
+
+// boundary tells stream i's writer that a record starts here.
+func (u *unpacker) boundary(i int) error {
+	s := u.streams[i]
+	if b, ok := s.w.(Boundarier); ok && s.err == nil {
+		if err := b.Boundary(); err != nil {
+			s.err = fmt.Errorf("%w: %s: stream %d: %v", ErrUnpack, u.name, i, err)
+			return s.err
+		}
 	}
 	return nil
 }
