@@ -54,3 +54,23 @@ func TestIdentifyGzipWhole(t *testing.T) {
 		}
 	}
 }
+
+func TestVerify(t *testing.T) {
+	z := zlibReference(t)
+	rng := rand.New(rand.NewPCG(8, 8))
+	text := genSQL(rng, 300000)
+	src := z.compress(t, 4, 15, 8, DefaultStrategy, 0, text)
+	n, exact, err := Verify(ZlibParams(4, 15, 8, DefaultStrategy), bytes.NewReader(text), bytes.NewReader(src))
+	if err != nil || !exact || n != int64(len(src)) {
+		t.Fatalf("right parameters: matched %d of %d, exact %v, %v", n, len(src), exact, err)
+	}
+	n, exact, err = Verify(ZlibParams(5, 15, 8, DefaultStrategy), bytes.NewReader(text), bytes.NewReader(src))
+	if err != nil || exact || n >= int64(len(src)) {
+		t.Fatalf("wrong parameters: matched %d of %d, exact %v, %v", n, len(src), exact, err)
+	}
+	// A longer original (trailing bytes) is not exact.
+	_, exact, _ = Verify(ZlibParams(4, 15, 8, DefaultStrategy), bytes.NewReader(text), bytes.NewReader(append(bytes.Clone(src), 0)))
+	if exact {
+		t.Fatal("an original with a trailing byte was reported exact")
+	}
+}
