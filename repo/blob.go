@@ -43,8 +43,9 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			// The AEAD authenticates every blob: no frame checksum.
 			zstd.WithEncoderCRC(false),
-			// Chunks are at most chunk.MaxChunk: one frame, one block run.
-			zstd.WithWindowSize(1<<22),
+			// Chunks are 512 KiB at most with the default sizes: a bigger
+			// window only costs memory.
+			zstd.WithWindowSize(1<<20),
 			zstd.WithEncoderConcurrency(2),
 			zstd.WithZeroFrames(true),
 		)
@@ -86,18 +87,26 @@ func sealBlob(s *crypto.Session, t BlobType, id ID, data []byte) ([]byte, error)
 // ErrBlob reports a blob that fails authentication or decoding.
 var ErrBlob = errors.New("blob is damaged or was tampered with")
 
-// openBlob opens, unpads and decompresses a blob; dst is reused.
-func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen uint32, dst []byte) ([]byte, error) {
+// openBlob opens, unpads and decompresses a blob; dst is reused for the
+// result and scratch for the opened padding (pass the returned scratch
+// back next time).
+func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen uint32, dst, scratch []byte) ([]byte, []byte, error) {
 	var padded []byte
 	var err error
 	if t == BlobList {
-		padded, err = k.OpenMeta(nil, blobObjType(t), id[:], sealed)
+		padded, err = k.OpenMeta(scratch[:0], blobObjType(t), id[:], sealed)
 	} else {
-		padded, err = k.OpenData(nil, blobObjType(t), id[:], sealed)
+		padded, err = k.OpenData(scratch[:0], blobObjType(t), id[:], sealed)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
+		return nil, scratch, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
 	}
+	out, err := decodeBlob(padded, id, rawLen, dst)
+	return out, padded, err
+}
+
+// decodeBlob unpads and decompresses an opened blob into dst.
+func decodeBlob(padded []byte, id ID, rawLen uint32, dst []byte) ([]byte, error) {
 	plain, err := crypto.Unpad(padded)
 	if err != nil || len(plain) == 0 {
 		return nil, fmt.Errorf("%w: %s: padding", ErrBlob, id.Short())

@@ -81,6 +81,11 @@ type PackedBlob struct {
 	Pack ID
 }
 
+// minBlobEntry is the smallest encoding of a blob entry (type, ID, three
+// one-byte uvarints): counts read from storage are checked against it
+// before anything is allocated.
+const minBlobEntry = 1 + 32 + 3
+
 func appendBlob(b []byte, e Blob) []byte {
 	b = append(b, byte(e.Type))
 	b = append(b, e.ID[:]...)
@@ -243,7 +248,7 @@ func readPackTrailer(ctx context.Context, be Backend, id ID, indexKey *[32]byte)
 	}
 	r := bytes.NewReader(plain)
 	count, err := binary.ReadUvarint(r)
-	if err != nil || count > uint64(len(plain)) {
+	if err != nil || count > uint64(r.Len()/minBlobEntry) {
 		return nil, nil, fmt.Errorf("pack %s: bad trailer", id.Short())
 	}
 	blobs := make([]Blob, 0, count)
@@ -263,12 +268,21 @@ func readPackTrailer(ctx context.Context, be Backend, id ID, indexKey *[32]byte)
 
 // loadRange reads exactly n bytes at off.
 func loadRange(ctx context.Context, be Backend, h Handle, off, n int64) ([]byte, error) {
+	return loadRangeInto(ctx, be, h, off, n, nil)
+}
+
+// loadRangeInto reads exactly n bytes at off into buf (grown if needed).
+func loadRangeInto(ctx context.Context, be Backend, h Handle, off, n int64, buf []byte) ([]byte, error) {
 	rc, err := be.Load(ctx, h, off, n)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	b := make([]byte, n)
+	b := buf[:0]
+	if int64(cap(b)) < n {
+		b = make([]byte, n)
+	}
+	b = b[:n]
 	if _, err := io.ReadFull(rc, b); err != nil {
 		return nil, fmt.Errorf("%s: reading %d bytes at %d: %w", h, n, off, err)
 	}

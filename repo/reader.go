@@ -169,6 +169,10 @@ type blobReader struct {
 	mu    sync.Mutex
 	keys  map[ID]*crypto.SessionKeys // per pack
 	order []ID
+
+	// Buffers reused from blob to blob (load is called by one goroutine
+	// at a time).
+	sealed, padded []byte
 }
 
 const maxSessionKeys = 256
@@ -235,11 +239,13 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := loadRange(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length))
+	sealed, err := loadRangeInto(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := openBlob(k, t, id, sealed, loc.RawLen, dst)
+	br.sealed = sealed
+	plain, padded, err := openBlob(k, t, id, sealed, loc.RawLen, dst, br.padded)
+	br.padded = padded
 	if err != nil {
 		return nil, fmt.Errorf("%s: pack %s: %w", br.r.be.Location(), loc.Pack.Short(), err)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime/debug"
 	"strings"
 
 	"github.com/larder/larder/crypto"
@@ -148,6 +149,9 @@ func loadKey(c *cli.Context, be repo.Backend) (any, error) {
 		}
 	}
 	kf, err := crypto.ParseKeyFile(data, pass)
+	// argon2id used 64 MiB or more: give it back to the system now, so that
+	// it does not add to the peak of the work that follows.
+	debug.FreeOSMemory()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
