@@ -87,7 +87,18 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 	}
 	rec.SHA256OK = true
 
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{BinDir: bin})
+	var summary recompress.Summary
+	if err := json.Unmarshal(snap.Manifest.Summary, &summary); err != nil {
+		return fmt.Errorf("snapshot %s: summary: %w", snap.ID.Short(), err)
+	}
+	if len(summary.Tables) == 0 {
+		// Nothing to load and nothing to compare: no dump was found at
+		// ingest. The file itself rebuilt exactly (checked above).
+		rec.Postgres = &repo.PGDrill{Mismatches: []string{"the snapshot's summary lists no tables: no PostgreSQL dump was found at ingest"}}
+		return nil
+	}
+
+	cluster, err := pgcluster.Start(ctx, pgcluster.Options{BinDir: bin, Dir: opts.TempDir})
 	if err != nil {
 		return err
 	}
@@ -106,10 +117,6 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 	}
 	pg := &repo.PGDrill{Version: cluster.Version()}
 	rec.Postgres = pg
-	var summary recompress.Summary
-	if err := json.Unmarshal(snap.Manifest.Summary, &summary); err != nil {
-		return fmt.Errorf("snapshot %s: summary: %w", snap.ID.Short(), err)
-	}
 	for _, t := range summary.Tables {
 		table := t.Table
 		if name, ok := strings.CutPrefix(table, "file "); ok {
@@ -130,9 +137,6 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 		if got != t.Rows {
 			pg.Mismatches = append(pg.Mismatches, fmt.Sprintf("%s: %d rows loaded, %d recorded at ingest", table, got, t.Rows))
 		}
-	}
-	if len(summary.Tables) == 0 {
-		pg.Mismatches = append(pg.Mismatches, "the snapshot's summary lists no tables: no PostgreSQL dump was found at ingest")
 	}
 	return nil
 }

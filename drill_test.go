@@ -15,6 +15,20 @@ func needPostgres(t *testing.T) {
 	}
 }
 
+// drillTempDir is a temporary folder for a drill's scratch cluster: when
+// the tests run as root, PostgreSQL's server user must be able to enter
+// it, which t.TempDir's mode 0700 folders forbid.
+func drillTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 func TestDrillPostgres(t *testing.T) {
 	needPostgres(t)
 	tr := newTestRepo(t)
@@ -33,7 +47,7 @@ func TestDrillPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: t.TempDir()})
+		rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: drillTempDir(t)})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
@@ -68,11 +82,11 @@ func TestDrillDetectsWrongCounts(t *testing.T) {
 	s := string(snap.Manifest.Summary)
 	i := strings.Index(s, `"rows":`)
 	snap.Manifest.Summary = []byte(s[:i] + `"rows":99999` + s[strings.IndexAny(s[i+7:], ",}")+i+7:])
-	rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: t.TempDir(), NoRecord: true})
+	rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: drillTempDir(t), NoRecord: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rec.OK || len(rec.Postgres.Mismatches) != 1 {
-		t.Fatalf("a wrong row count went unnoticed: %+v", rec.Postgres)
+	if rec.OK || rec.Postgres == nil || len(rec.Postgres.Mismatches) != 1 {
+		t.Fatalf("a wrong row count went unnoticed: %+v (error %q)", rec.Postgres, rec.Error)
 	}
 }

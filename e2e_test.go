@@ -33,6 +33,7 @@ func TestEndToEndSeries(t *testing.T) {
 
 	var ids []repo.ID
 	var newBytes []uint64
+	var stats []repo.IngestStats
 	for _, f := range files {
 		res, err := Ingest(ctx, w, f, IngestOptions{})
 		if err != nil {
@@ -43,11 +44,17 @@ func TestEndToEndSeries(t *testing.T) {
 		}
 		ids = append(ids, res.Snapshot)
 		newBytes = append(newBytes, res.Stats.NewStored)
+		stats = append(stats, res.Stats)
 	}
 	t.Logf("new bytes per night: %v", newBytes)
-	for i := 1; i < len(newBytes); i++ {
-		if newBytes[i] >= newBytes[0] {
-			t.Errorf("night %d stored %d new bytes, no less than night 1 (%d): no deduplication", i+1, newBytes[i], newBytes[0])
+	// Every later night finds a good part of its canonical bytes already
+	// stored. (The small preset edits rows all over its tables every
+	// night, so a part is all it can be; the 10-night benchmark measures
+	// the real ratio.)
+	for i := 1; i < len(stats); i++ {
+		total := stats[i].DedupBytes + stats[i].NewRaw
+		if stats[i].DedupBytes*100 < total*15 {
+			t.Errorf("night %d: only %d of %d canonical bytes deduplicated", i+1, stats[i].DedupBytes, total)
 		}
 	}
 	restoreAll := func(which []int) {
@@ -73,7 +80,7 @@ func TestEndToEndSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := Drill(ctx, m, newest, DrillOptions{Postgres: true, TempDir: t.TempDir()})
+	rec, err := Drill(ctx, m, newest, DrillOptions{Postgres: true, TempDir: drillTempDir(t)})
 	if err != nil || !rec.OK || rec.Postgres == nil || len(rec.Postgres.Mismatches) > 0 {
 		t.Fatalf("drill of the newest night: %v %+v", err, rec)
 	}

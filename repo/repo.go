@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/larder/larder/chunk"
@@ -146,7 +147,7 @@ func (r *Repo) need(op string, roles ...crypto.Role) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%s: %w: a %v key cannot %s", r.be.Location(), ErrPermission, role, op)
+	return fmt.Errorf("%s: %w: %s %v key cannot %s", r.be.Location(), ErrPermission, article(role.String()), role, op)
 }
 
 // Init makes a new repository in be with master as its master key. The
@@ -395,4 +396,12 @@ func (r *Repo) FindOriginal(ctx context.Context, sha [32]byte) (string, bool, er
 	}
 	name, ok := c.Original(r.OriginalTag(sha))
 	return name, ok, nil
+}
+
+// article is "a" or "an" for word.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an"
+	}
+	return "a"
 }

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
@@ -43,11 +44,16 @@ func runCheck(c *cli.Context) error {
 			return err
 		}
 	} else {
-		r, err := openRepo(c)
+		r, key, err := openRepoKey(c)
 		if err != nil {
 			return err
 		}
 		defer r.Close()
+		// Only the master key decrypts chunks: with another key r.Check
+		// would read nothing and report success.
+		if _, ok := key.(*crypto.MasterKey); !ok && share > 0 {
+			return fmt.Errorf("%w: --read-data needs the master key", repo.ErrPermission)
+		}
 		if res, err = r.Check(c.Context, repo.CheckOptions{ReadData: share}); err != nil {
 			return err
 		}

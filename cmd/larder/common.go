@@ -114,6 +114,13 @@ func firstLine(b []byte) []byte {
 	return []byte(strings.TrimRight(s, "\r"))
 }
 
+// keyProblem marks err as a problem with the key (exit code 12) without
+// changing its message.
+type keyProblem struct{ err error }
+
+func (e keyProblem) Error() string   { return e.err.Error() }
+func (e keyProblem) Unwrap() []error { return []error{e.err, errNoKey} }
+
 // loadKey reads the key to open the repository with: --key, else the
 // master key file stored in the repository.
 func loadKey(c *cli.Context, be repo.Backend) (any, error) {
@@ -123,10 +130,6 @@ func loadKey(c *cli.Context, be repo.Backend) (any, error) {
 	if path != "" {
 		if data, err = os.ReadFile(path); err != nil {
 			return nil, fmt.Errorf("%w: %v", errNoKey, err)
-		}
-		var me *crypto.KeyFileModeError
-		if err := crypto.CheckKeyFileMode(path); errors.As(err, &me) {
-			warn(c, "%v", err)
 		}
 	} else {
 		data, err = repo.MasterKeyFile(c.Context, be)
@@ -140,7 +143,14 @@ func loadKey(c *cli.Context, be repo.Backend) (any, error) {
 	}
 	hdr, err := crypto.ParseKeyFileHeader(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		// Not a key file (or one of a newer version): a key problem.
+		return nil, fmt.Errorf("%s: %w", path, keyProblem{err})
+	}
+	if c.String("key") != "" {
+		var me *crypto.KeyFileModeError
+		if err := crypto.CheckKeyFileMode(path); errors.As(err, &me) {
+			warn(c, "%v", err)
+		}
 	}
 	var pass []byte
 	if hdr.Protected {

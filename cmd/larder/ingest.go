@@ -87,7 +87,8 @@ func runIngest(c *cli.Context) error {
 			ev := ingestEvent{Event: "failed", File: f, Error: err.Error()}
 			if c.Bool("json") {
 				emit(c, ev)
-			} else {
+			} else if len(files) > 1 {
+				// With one file, run prints the returned error: once.
 				fmt.Fprintf(c.App.ErrWriter, "larder: %s: %s\n", f, oneLine(err.Error()))
 			}
 			continue
@@ -132,7 +133,7 @@ func runIngest(c *cli.Context) error {
 	switch {
 	case failed > 0:
 		if failed == 1 && len(files) == 1 {
-			return firstErr
+			return fmt.Errorf("%s: %w", files[0], firstErr)
 		}
 		return fmt.Errorf("%d of %d files failed (first: %v)", failed, len(files), oneLine(firstErr.Error()))
 	case damaged > 0:
@@ -150,9 +151,9 @@ func printIngest(c *cli.Context, ev ingestEvent) {
 		out(c, "skipped %s: stored already in snapshot %s\n", name, short(ev.Snapshot))
 		return
 	case "would-ingest":
-		out(c, "would store %s: %s, %s new (%.1fx smaller)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ev.DedupRatio)
+		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
 	default:
-		out(c, "stored %s as snapshot %s: %s, %s new (%.1fx smaller)\n", name, short(ev.Snapshot), human(uint64(ev.Size)), human(ev.NewBytes), ev.DedupRatio)
+		out(c, "stored %s as snapshot %s: %s, %s new (%s)\n", name, short(ev.Snapshot), human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
 	}
 	for _, l := range ev.Layers {
 		engine := l.Engine
@@ -223,4 +224,13 @@ func human(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+// ratioText says how much smaller (or, for small incompressible files with
+// their overhead, larger) the new stored bytes are than the file.
+func ratioText(r float64) string {
+	if r >= 1 || r <= 0 {
+		return fmt.Sprintf("%.1fx smaller", r)
+	}
+	return fmt.Sprintf("%.1fx larger", 1/r)
 }

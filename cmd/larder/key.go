@@ -22,8 +22,9 @@ func keyCommand() *cli.Command {
 				ArgsUsage: " ",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Value: "writer", Usage: "a name for the key"},
-					&cli.StringFlag{Name: "out", Required: true, Usage: "write the key file here (mode 0600)"},
+					&cli.StringFlag{Name: "out", Usage: "write the key file here (mode 0600; required)"},
 					&cli.BoolFlag{Name: "no-passphrase", Usage: "store the key without a passphrase (for cron)"},
+					&cli.StringFlag{Name: "new-password-file", Usage: "read the new key's passphrase from this file"},
 				},
 				Action: func(c *cli.Context) error { return runNewKey(c, crypto.RoleWrite) },
 			},
@@ -32,7 +33,8 @@ func keyCommand() *cli.Command {
 				Usage: "make an audit key (master key)",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "name", Value: "auditor", Usage: "a name for the key"},
-					&cli.StringFlag{Name: "out", Required: true, Usage: "write the key file here (mode 0600)"},
+					&cli.StringFlag{Name: "out", Usage: "write the key file here (mode 0600; required)"},
+					&cli.StringFlag{Name: "new-password-file", Usage: "read the new key's passphrase from this file"},
 				},
 				Action: func(c *cli.Context) error { return runNewKey(c, crypto.RoleAudit) },
 			},
@@ -57,6 +59,11 @@ func keyCommand() *cli.Command {
 }
 
 func runNewKey(c *cli.Context, role crypto.Role) error {
+	// --out is checked here, not with Required: urfave/cli would print the
+	// whole help before the one-line error.
+	if c.String("out") == "" {
+		return usagef("key %s needs --out FILE", c.Command.Name)
+	}
 	r, key, err := openRepoKey(c)
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/larder/larder"
+	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -28,17 +30,22 @@ func runRestore(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("restore needs one SNAPSHOT (an ID or its first digits)")
 	}
-	r, err := openRepo(c)
+	r, key, err := openRepoKey(c)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
+	// Check the role first: a write key sees no manifest, and an audit key
+	// would only fail deep inside the rebuild, after creating files.
+	if _, ok := key.(*crypto.MasterKey); !ok {
+		return fmt.Errorf("%w: restoring needs the master key", repo.ErrPermission)
+	}
 	snap, err := r.FindSnapshot(c.Context, c.Args().First())
 	if err != nil {
 		return err
 	}
 	if snap.Manifest == nil {
-		return fmt.Errorf("snapshot %s: restoring needs the master key", snap.ID.Short())
+		return fmt.Errorf("snapshot %s: %w: restoring needs the master key", snap.ID.Short(), repo.ErrPermission)
 	}
 	if dir := c.String("canonical"); dir != "" {
 		files, err := larder.Export(c.Context, r, snap, dir)

@@ -202,7 +202,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}()
 
 	if n := len(c.socketPath()); n > maxSocketPath {
-		return nil, fmt.Errorf("pgcluster: socket path %s is %d bytes, over the limit of %d; use a shorter Options.Dir", c.socketPath(), n, maxSocketPath)
+		return nil, fmt.Errorf("pgcluster: socket path %s is %d bytes, over the limit of %d; use a temporary folder with a shorter path", c.socketPath(), n, maxSocketPath)
 	}
 	if err := os.Mkdir(c.socketDir, 0o700); err != nil {
 		return nil, fmt.Errorf("pgcluster: create socket folder: %w", err)
@@ -443,7 +443,7 @@ func checkSearchable(dir string, cred *syscall.Credential) error {
 				bit = 0o001
 			}
 			if mode&bit == 0 {
-				return fmt.Errorf("pgcluster: the server user (uid %d) cannot enter %s (mode %v, owner uid %d); choose an Options.Dir it can reach", cred.Uid, p, mode, st.Uid)
+				return fmt.Errorf("pgcluster: the server user (uid %d) cannot enter %s (mode %v, owner uid %d); use a temporary folder it can enter", cred.Uid, p, mode, st.Uid)
 			}
 		}
 		if p == filepath.Dir(p) {

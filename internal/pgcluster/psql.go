@@ -76,7 +76,7 @@ func (c *Cluster) ExecScript(ctx context.Context, db string, script io.Reader, e
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("pgcluster: psql on database %s: %w\n%s", db, contextErr(ctx, err), stderr.String())
+		return fmt.Errorf("pgcluster: psql on database %s: %w: %s\n%s", db, contextErr(ctx, err), stderr.Headline(), stderr.String())
 	}
 	return nil
 }
@@ -135,7 +135,7 @@ func (c *Cluster) QueryFunc(ctx context.Context, db, sql string, fn func(row []s
 		return readErr
 	}
 	if err := cmd.Wait(); err != nil {
-		return fmt.Errorf("pgcluster: query on database %s: %w\n%s", db, contextErr(ctx, err), stderr.String())
+		return fmt.Errorf("pgcluster: query on database %s: %w: %s\n%s", db, contextErr(ctx, err), stderr.Headline(), stderr.String())
 	}
 	return nil
 }
@@ -201,6 +201,24 @@ func (w *tailWriter) Write(p []byte) (int, error) {
 	}
 	w.buf = append(w.buf, p...)
 	return n, nil
+}
+
+// Headline returns the line of the kept output that best says what went
+// wrong, for a one-line message: the first line holding "ERROR:" or
+// "FATAL:", else the last non-empty line, else "no error output".
+func (w *tailWriter) Headline() string {
+	lines := strings.Split(w.String(), "\n")
+	for _, l := range lines {
+		if strings.Contains(l, "ERROR:") || strings.Contains(l, "FATAL:") {
+			return strings.TrimSpace(l)
+		}
+	}
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return "no error output"
 }
 
 // String returns the kept bytes without trailing newlines.
