@@ -173,7 +173,7 @@ func (r *Repo) Audit(ctx context.Context) (*AuditReport, error) {
 				problem(obj, "snapshot %d is missing and no forget record removed it", seq)
 				continue
 			case len(links) > 1:
-				problem(obj, "%d snapshots claim place %d (a fork)", len(links), seq)
+				problem(obj, "%d snapshots claim place %d (a fork: the key committed from two machines at once, or a copy of it was used)", len(links), seq)
 				continue
 			}
 			l := links[0]

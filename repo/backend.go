@@ -31,15 +31,9 @@ const (
 	TypeLock     Type = "locks"     // locks
 )
 
-// contentNamed types are named by the SHA-256 of their bytes, so anyone can
-// find bit rot without a key.
-func (t Type) contentNamed() bool {
-	switch t {
-	case TypeData, TypeIndex, TypeSnapshot, TypeDrill, TypeForget, TypePrune:
-		return true
-	}
-	return false
-}
+// contentNamed lists the types named by the SHA-256 of their bytes, so
+// anyone can find bit rot without a key.
+var contentNamed = []Type{TypeData, TypeIndex, TypeSnapshot, TypeDrill, TypeForget, TypePrune}
 
 // Handle names one object.
 type Handle struct {
@@ -247,6 +241,9 @@ func (l *Local) List(ctx context.Context, t Type, fn func(string, int64) error) 
 			return nil
 		}
 		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since the folder was read
+		}
 		if err != nil {
 			return err
 		}
@@ -340,6 +337,43 @@ func (s *sliceReader) Read(p []byte) (int, error) {
 func verifyContentName(name string, b []byte) bool {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]) == name
+}
+
+// TempCleaner is implemented by backends whose interrupted saves can leave
+// temporary objects behind.
+type TempCleaner interface {
+	// CleanTemp removes temporary objects last written before cutoff and
+	// returns how many went.
+	CleanTemp(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+// CleanTemp implements TempCleaner: it removes the .tmp- files of
+// interrupted saves in every folder of the repository.
+func (l *Local) CleanTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	n := 0
+	err := filepath.WalkDir(l.root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().Before(cutoff) {
+			return nil
+		}
+		if err := os.Remove(p); err == nil {
+			n++
+		}
+		return nil
+	})
+	return n, classify(err)
 }
 
 // ModTime implements ModTimer.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Cache is the local bbolt cache of a repository's index (chunk ID → pack,
@@ -41,10 +42,19 @@ func OpenCache(dir string) (*Cache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	// Private caches of processes that died: no one holds their lock.
+	if left, _ := filepath.Glob(filepath.Join(dir, "cache-*.db")); len(left) > 0 {
+		for _, p := range left {
+			if unlock, ok := tryFlockFile(p); ok {
+				os.Remove(p)
+				unlock()
+			}
+		}
+	}
 	path := filepath.Join(dir, "cache.db")
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	temp := false
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		f, terr := os.CreateTemp(dir, "cache-*.db")
 		if terr != nil {
 			return nil, terr
@@ -78,7 +88,7 @@ func (c *Cache) init() error {
 		if v := meta.Get([]byte("version")); v != nil && string(v) != cacheVersion {
 			// Another layout: drop everything and rebuild.
 			for _, b := range [][]byte{bucketBlobs, bucketIndexes, bucketOriginals, bucketSnapshots} {
-				if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+				if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}
 			}
@@ -230,7 +240,7 @@ func (c *Cache) Sync(ctx context.Context, be Backend, indexKey *[32]byte) error 
 func (c *Cache) reset(buckets ...[]byte) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {
-			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 				return err
 			}
 			if _, err := tx.CreateBucket(b); err != nil {

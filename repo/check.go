@@ -123,7 +123,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, erro
 			res.Snapshots++
 			for i, ref := range s.Manifest.Streams {
 				var buf []byte
-				err := walkTree(ctx, ref.Depth, ref.Root, func(id ID) ([]byte, error) {
+				err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
 					if !blobs[id] {
 						return nil, fmt.Errorf("list chunk %s is missing", id.Short())
 					}
@@ -178,7 +178,7 @@ func CheckKeyless(ctx context.Context, be Backend) (*CheckResult, error) {
 		}
 		res.Problems = append(res.Problems, Problem{Object: "config", What: err.Error()})
 	}
-	for _, t := range []Type{TypeData, TypeIndex, TypeSnapshot, TypeDrill, TypeForget, TypePrune} {
+	for _, t := range contentNamed {
 		err := be.List(ctx, t, func(name string, size int64) error {
 			res.Objects++
 			res.Bytes += size

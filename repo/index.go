@@ -62,18 +62,19 @@ func openIndexFile(sealed []byte, indexKey *[32]byte) (*IndexFile, error) {
 		return nil, fmt.Errorf("not a larder index file")
 	}
 	r := bytes.NewReader(plain[len(indexMagic):])
-	count := func() (int, error) {
+	// count reads a count of entries of at least min bytes each.
+	count := func(min int) (int, error) {
 		v, err := binary.ReadUvarint(r)
 		if err != nil {
 			return 0, err
 		}
-		if v > uint64(r.Len()) {
+		if v > uint64(r.Len()/min) {
 			return 0, fmt.Errorf("count %d is over what the file holds", v)
 		}
 		return int(v), nil
 	}
 	f := &IndexFile{}
-	np, err := count()
+	np, err := count(32 + 1) // pack ID, blob count
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +83,7 @@ func openIndexFile(sealed []byte, indexKey *[32]byte) (*IndexFile, error) {
 		if _, err := io.ReadFull(r, p.ID[:]); err != nil {
 			return nil, err
 		}
-		nb, err := count()
+		nb, err := count(minBlobEntry)
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +97,7 @@ func openIndexFile(sealed []byte, indexKey *[32]byte) (*IndexFile, error) {
 		}
 		f.Packs = append(f.Packs, p)
 	}
-	ns, err := count()
+	ns, err := count(32)
 	if err != nil {
 		return nil, err
 	}

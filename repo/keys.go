@@ -82,7 +82,14 @@ func MasterKeyFile(ctx context.Context, be Backend) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadAll(ctx, be, Handle{TypeKey, rec.ID.String() + ".key"}, 1<<20)
+	b, err := loadAll(ctx, be, Handle{TypeKey, rec.ID.String() + ".key"}, 1<<20)
+	if errors.Is(err, ErrNotFound) {
+		// A passphrase change stopped between removing the old file and
+		// storing the new one (ReplaceMasterKeyFile): the new one is
+		// beside it.
+		return loadAll(ctx, be, Handle{TypeKey, rec.ID.String() + ".key-new"}, 1<<20)
+	}
+	return b, err
 }
 
 // ReplaceMasterKeyFile stores the master key file sealed with a new

@@ -49,7 +49,8 @@ type Lock struct {
 	done   sync.WaitGroup
 	mu     sync.Mutex
 	seq    int
-	err    error
+	err    error     // the first failed refresh
+	alive  time.Time // when the last sign of life was stored
 	closed bool
 }
 
@@ -90,6 +91,7 @@ func (r *Repo) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 				r.be.Location(), ErrLocked, kind, a.ID, a.Info.Host, a.Info.PID, a.Info.Time.Format(time.RFC3339))
 		}
 	}
+	l.alive = r.now()
 	l.done.Add(1)
 	go l.refresh()
 	return l, nil
@@ -111,9 +113,42 @@ func (l *Lock) refresh() {
 			if err != nil && l.err == nil {
 				l.err = err
 			}
+			if err == nil {
+				l.alive = l.r.now()
+			}
 			l.mu.Unlock()
 		}
 	}
+}
+
+// ReadLock takes a shared lock for a long read (restore, drill, check), so
+// that a prune does not remove data under it. On storage that refuses
+// writes (read-only or full) it takes none: the read goes ahead, and it is
+// the caller's to run no prune meanwhile. The returned function releases
+// the lock.
+func (r *Repo) ReadLock(ctx context.Context) (func(), error) {
+	l, err := r.Lock(ctx, false)
+	switch {
+	case errors.Is(err, ErrReadOnly), errors.Is(err, ErrNoSpace):
+		return func() {}, nil
+	case err != nil:
+		return nil, err
+	}
+	return func() { l.Unlock(context.WithoutCancel(ctx)) }, nil
+}
+
+// Held reports an error when the lock may have lapsed: its signs of life
+// could not be stored for so long that others may take it for stale (and a
+// prune may have removed data a writer counted on). Writers check it
+// before they commit, prune before it deletes.
+func (l *Lock) Held() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if since := l.r.now().Sub(l.alive); since >= LockStale-LockRefresh {
+		return fmt.Errorf("%s: the lock %s may have lapsed: no sign of life stored for %s (%v)",
+			l.r.be.Location(), l.id, since.Round(time.Second), l.err)
+	}
+	return nil
 }
 
 // Unlock releases the lock; the master also removes its objects.
@@ -191,6 +226,9 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 			s.done = true
 			return nil
 		}
+		if size > maxLockFile {
+			return nil // not a lock object: ignored, and removed by the master
+		}
 		b, err := loadAll(ctx, r.be, Handle{TypeLock, name}, maxLockFile)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -205,8 +243,18 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 		if suffix == "" {
 			s.Info = info
 		}
-		if info.Time.After(s.Last) {
-			s.Last = info.Time
+		// A sign of life is dated by the storage when it can tell, not by
+		// the writer's clock: a writer running behind would look stale
+		// while alive, one running ahead would block prune long after it
+		// died.
+		last := info.Time
+		if mt, ok := r.be.(ModTimer); ok {
+			if t, err := mt.ModTime(ctx, Handle{TypeLock, name}); err == nil {
+				last = t
+			}
+		}
+		if last.After(s.Last) {
+			s.Last = last
 		}
 		return nil
 	})

@@ -57,6 +57,7 @@ type PruneResult struct {
 	DeletedBytes int64 // their size
 	Repacked     int   // packs whose live blobs were copied
 	Pending      int   // marked packs waiting for the grace period
+	TempRemoved  int   // temporary objects of interrupted saves removed
 }
 
 // Prune removes data no snapshot needs (master only); see above.
@@ -148,6 +149,24 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 			candidates = append(candidates, p.ID)
 		}
 	}
+	// Packs no index file names were left by interrupted ingests (none is
+	// running: this prune holds the exclusive lock); nothing can refer to
+	// them. They go through the same two phases.
+	indexed := map[ID]bool{}
+	for _, p := range packs {
+		indexed[p.ID] = true
+	}
+	rewriteIndex := len(toDelete) > 0
+	for id := range sizes {
+		switch {
+		case indexed[id]:
+		case ripe[id]:
+			toDelete = append(toDelete, IndexedPack{ID: id})
+			going[id] = true
+		default:
+			candidates = append(candidates, id)
+		}
+	}
 	// Packs to repack: many dead bytes, some live blobs.
 	var repack []IndexedPack
 	if !opts.NoRepack {
@@ -188,8 +207,15 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 		}
 	}
 
-	// Delete the ripe packs: first one index for all that stay.
+	// Delete the ripe packs: first one index for all that stay (unless
+	// only unindexed packs go). Not if the lock may have lapsed: an ingest
+	// could be counting on them.
 	if len(toDelete) > 0 {
+		if err := lock.Held(); err != nil {
+			return nil, err
+		}
+	}
+	if rewriteIndex {
 		var keep []IndexedPack
 		for _, p := range packs {
 			if !going[p.ID] {
@@ -213,13 +239,13 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 				return nil, err
 			}
 		}
-		for _, p := range toDelete {
-			if err := r.be.Remove(ctx, Handle{TypeData, p.ID.String()}); err != nil && !errors.Is(err, ErrNotFound) {
-				return nil, err
-			}
-			res.Deleted++
-			res.DeletedBytes += sizes[p.ID]
+	}
+	for _, p := range toDelete {
+		if err := r.be.Remove(ctx, Handle{TypeData, p.ID.String()}); err != nil && !errors.Is(err, ErrNotFound) {
+			return nil, err
 		}
+		res.Deleted++
+		res.DeletedBytes += sizes[p.ID]
 	}
 	for _, name := range ripeMarks {
 		if err := r.be.Remove(ctx, Handle{TypePrune, name}); err != nil && !errors.Is(err, ErrNotFound) {
@@ -240,6 +266,16 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	if _, err := r.CleanLocks(ctx); err != nil {
 		return nil, err
 	}
+	// Temporary objects of interrupted saves: no writer runs (this prune
+	// holds the exclusive lock), but one whose lock went stale might still
+	// be finishing a save, so only old ones go.
+	if tc, ok := r.be.(TempCleaner); ok {
+		n, err := tc.CleanTemp(ctx, r.now().Add(-LockStale))
+		if err != nil {
+			return nil, fmt.Errorf("%s: removing temporary objects: %w", r.be.Location(), err)
+		}
+		res.TempRemoved = n
+	}
 	return res, nil
 }
 
@@ -256,10 +292,16 @@ func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
 	}
 	defer br.close()
 	used := map[ID]bool{}
+	walked := map[ID]bool{} // list chunks (a data chunk may share an ID)
 	var buf []byte
 	for _, s := range snaps {
 		for _, ref := range s.Manifest.Streams {
-			err := walkTree(ctx, ref.Depth, ref.Root, func(id ID) ([]byte, error) {
+			err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
+				if walked[id] {
+					// Walked for an earlier stream: all below is marked.
+					return nil, errSkipSubtree
+				}
+				walked[id] = true
 				used[id] = true
 				b, err := br.load(ctx, BlobList, id, buf)
 				buf = b

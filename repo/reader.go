@@ -274,7 +274,7 @@ func (r *Repo) WalkStream(ctx context.Context, ref StreamRef, fn func(ListEntry)
 	}
 	defer br.close()
 	var buf []byte
-	return walkTree(ctx, ref.Depth, ref.Root, func(id ID) ([]byte, error) {
+	return walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
 		b, err := br.load(ctx, BlobList, id, buf)
 		buf = b
 		return b, err

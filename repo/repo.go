@@ -157,6 +157,15 @@ func Init(ctx context.Context, be Backend, master *crypto.MasterKey, keyFile []b
 	if _, err := be.Stat(ctx, Handle{TypeConfig, "config"}); err == nil {
 		return nil, fmt.Errorf("%s: a repository already exists", be.Location())
 	}
+	// Key records left by an interrupted init would not verify against
+	// the new master key and break every listing: refuse them.
+	var left int
+	if err := be.List(ctx, TypeKey, func(string, int64) error { left++; return nil }); err != nil {
+		return nil, fmt.Errorf("%s: %w", be.Location(), err)
+	}
+	if left > 0 {
+		return nil, fmt.Errorf("%s: keys/ holds %d objects but there is no config (an interrupted init?); move them away to start afresh", be.Location(), left)
+	}
 	rec, err := master.Record()
 	if err != nil {
 		return nil, err
@@ -313,18 +322,24 @@ func (r *Repo) Close() error {
 // cache folder, larder/<repository ID>).
 func (r *Repo) SetCacheDir(dir string) { r.cacheDir = dir }
 
+// localDir is this repository's folder on the local machine: the cache,
+// and the lock files that serialise commits.
+func (r *Repo) localDir() string {
+	dir := r.cacheDir
+	if dir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = os.TempDir()
+		}
+		dir = filepath.Join(base, "larder")
+	}
+	return filepath.Join(dir, r.cfg.ID)
+}
+
 // openCache opens the cache on first use and brings it up to date.
 func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
 	if r.cache == nil {
-		dir := r.cacheDir
-		if dir == "" {
-			base, err := os.UserCacheDir()
-			if err != nil {
-				base = os.TempDir()
-			}
-			dir = filepath.Join(base, "larder")
-		}
-		c, err := OpenCache(filepath.Join(dir, r.cfg.ID))
+		c, err := OpenCache(r.localDir())
 		if err != nil {
 			return nil, err
 		}

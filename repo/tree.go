@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 )
 
@@ -117,47 +118,99 @@ type ListEntry struct {
 	Len uint32
 }
 
-// walkTree calls fn for every data chunk of a tree, in order. load returns
-// a list chunk's bytes.
-func walkTree(ctx context.Context, depth uint8, root ID, load func(ID) ([]byte, error), fn func(ListEntry) error) error {
+// errSkipSubtree, returned by a walk's load function, says that the list
+// chunk's subtree was walked before (trees of one repository share
+// subtrees): the walk takes the bytes its parent says it covers and does
+// not descend.
+var errSkipSubtree = errors.New("subtree walked already")
+
+// anyLength, as the length of walkTree, checks the byte counts of the
+// tree's levels against each other but not their total.
+const anyLength = ^uint64(0)
+
+// walkTree calls fn for every data chunk of a tree, in order; length is
+// the stream's length. load returns a list chunk's bytes (or
+// errSkipSubtree). Every chunk and every list entry must cover at least a
+// byte, and each list entry exactly the bytes of its subtree, so the work
+// of a walk is bounded by the stream's length, whatever the tree's writer
+// put in it.
+func walkTree(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), fn func(ListEntry) error) error {
 	if depth == 0 {
+		if length != 0 && length != anyLength {
+			return fmt.Errorf("%w: an empty tree for a stream of %d bytes", ErrCorrupt, length)
+		}
 		return nil
 	}
-	b, err := load(root)
+	n, err := walkNode(ctx, depth, root, length, load, fn)
+	if errors.Is(err, errSkipSubtree) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	if length != anyLength && n != length {
+		return fmt.Errorf("%w: the tree of list chunk %s covers %d bytes, the stream has %d", ErrCorrupt, root.Short(), n, length)
+	}
+	return nil
+}
+
+// walkNode walks the subtree of list chunk id, at most budget bytes of
+// stream, and returns the bytes it covers.
+func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(ID) ([]byte, error), fn func(ListEntry) error) (uint64, error) {
+	b, err := load(id)
+	if err != nil {
+		return 0, err
+	}
+	var sum uint64
 	if depth == 1 {
 		if len(b)%entry0Size != 0 || len(b) == 0 {
-			return fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, root.Short(), len(b))
+			return 0, fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, id.Short(), len(b))
 		}
 		for i := 0; i < len(b); i += entry0Size {
 			var e ListEntry
 			copy(e.ID[:], b[i:])
 			e.Len = binary.LittleEndian.Uint32(b[i+32:])
+			if e.Len == 0 || uint64(e.Len) > budget-sum {
+				return 0, fmt.Errorf("%w: list chunk %s: chunk %s of %d bytes (%d of %d bytes left)", ErrCorrupt, id.Short(), e.ID.Short(), e.Len, budget-sum, budget)
+			}
+			sum += uint64(e.Len)
 			if err := fn(e); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		return nil
+		return sum, nil
 	}
 	if len(b)%entryNSize != 0 || len(b) == 0 {
-		return fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, root.Short(), len(b))
+		return 0, fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, id.Short(), len(b))
 	}
 	// Copy the entries out: load may reuse its buffer.
-	entries := make([]ID, 0, len(b)/entryNSize)
+	type entry struct {
+		id    ID
+		bytes uint64
+	}
+	entries := make([]entry, 0, len(b)/entryNSize)
 	for i := 0; i < len(b); i += entryNSize {
-		var id ID
-		copy(id[:], b[i:])
-		entries = append(entries, id)
+		var e entry
+		copy(e.id[:], b[i:])
+		e.bytes = binary.LittleEndian.Uint64(b[i+32:])
+		entries = append(entries, e)
 	}
-	for _, id := range entries {
+	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
-			return err
+			return 0, err
 		}
-		if err := walkTree(ctx, depth-1, id, load, fn); err != nil {
-			return err
+		if e.bytes == 0 || e.bytes > budget-sum {
+			return 0, fmt.Errorf("%w: list chunk %s: an entry of %d bytes (%d of %d bytes left)", ErrCorrupt, id.Short(), e.bytes, budget-sum, budget)
 		}
+		n, err := walkNode(ctx, depth-1, e.id, e.bytes, load, fn)
+		switch {
+		case errors.Is(err, errSkipSubtree):
+		case err != nil:
+			return 0, err
+		case n != e.bytes:
+			return 0, fmt.Errorf("%w: list chunk %s: an entry says %d bytes, its subtree holds %d", ErrCorrupt, id.Short(), e.bytes, n)
+		}
+		sum += e.bytes
 	}
-	return nil
+	return sum, nil
 }

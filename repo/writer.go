@@ -6,8 +6,8 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/larder/larder/crypto"
 )
@@ -144,6 +144,16 @@ func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte
 		return w.err
 	}
 	w.pending[id] = true
+	if w.dry {
+		// Count what would be stored; a dry writer holds no lock and
+		// stores nothing.
+		w.stats.NewStored += uint64(len(sealed))
+		if t == BlobData {
+			w.stats.NewChunks++
+			w.stats.NewRaw += uint64(rawLen)
+		}
+		return nil
+	}
 	i := w.rnd.IntN(openPacks)
 	for len(w.open) <= i {
 		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key)
@@ -275,6 +285,20 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	if err := w.Flush(ctx); err != nil {
 		return ID{}, err
 	}
+	// Two commits of one key must not both take the next place in its
+	// chain (overlapping cron runs): on this machine they take turns.
+	// (The key of a forum server lives on that server; commits of a key
+	// copied to two machines can still fork its chain, and audit says so.)
+	unlock, err := w.r.commitTurn(ctx, w.key)
+	if err != nil {
+		return ID{}, err
+	}
+	defer unlock()
+	if w.lock != nil {
+		if err := w.lock.Held(); err != nil {
+			return ID{}, err
+		}
+	}
 	seq, prev, err := w.r.chainHead(ctx, w.key)
 	if err != nil {
 		return ID{}, err
@@ -384,4 +408,16 @@ func (r *Repo) chainHead(ctx context.Context, key crypto.KeyID) (uint64, ID, err
 	return seq, head, nil
 }
 
-var _ = time.Now
+// commitTurn waits until no other process of this machine is committing a
+// snapshot of key to this repository.
+func (r *Repo) commitTurn(ctx context.Context, key crypto.KeyID) (func(), error) {
+	dir := r.localDir()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("serialising commits: %w", err)
+	}
+	unlock, err := flockFile(ctx, filepath.Join(dir, "commit-"+key.String()+".lock"))
+	if err != nil {
+		return nil, fmt.Errorf("serialising commits: %w", err)
+	}
+	return unlock, nil
+}

@@ -54,6 +54,14 @@ func runCheck(c *cli.Context) error {
 		if _, ok := key.(*crypto.MasterKey); !ok && share > 0 {
 			return fmt.Errorf("%w: --read-data needs the master key", repo.ErrPermission)
 		}
+		if _, ok := key.(*crypto.MasterKey); ok {
+			// A prune must not remove packs under the check.
+			unlock, err := r.ReadLock(c.Context)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+		}
 		if res, err = r.Check(c.Context, repo.CheckOptions{ReadData: share}); err != nil {
 			return err
 		}

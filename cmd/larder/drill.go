@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/larder/larder"
+	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
@@ -23,6 +24,7 @@ func drillCommand() *cli.Command {
 			&cli.BoolFlag{Name: "postgres", Usage: "load the dump into a scratch PostgreSQL and compare row counts"},
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of the PostgreSQL programs (default: searched)"},
 			&cli.StringFlag{Name: "tmp", Usage: "folder for the restored file and the scratch cluster"},
+			&cli.BoolFlag{Name: "no-record", Usage: "do not store the result in the repository (for a read-only copy)"},
 		},
 		Action: runDrill,
 	}
@@ -43,6 +45,14 @@ func runDrill(c *cli.Context) error {
 		return err
 	}
 	defer r.Close()
+	if r.Role() != crypto.RoleMaster {
+		return fmt.Errorf("%w: drills need the master key", repo.ErrPermission)
+	}
+	unlock, err := r.ReadLock(c.Context)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var snaps []*repo.Snapshot
 	if c.NArg() == 1 {
 		s, err := r.FindSnapshot(c.Context, c.Args().First())
@@ -70,11 +80,17 @@ func runDrill(c *cli.Context) error {
 	}
 	host, _ := os.Hostname()
 	failed := 0
+	var recordErr error
 	for _, s := range snaps {
 		rec, err := larder.Drill(c.Context, r, s, larder.DrillOptions{Postgres: c.Bool("postgres"),
-			PGBin: c.String("pg-bin"), TempDir: c.String("tmp"), Host: host})
-		if err != nil {
+			PGBin: c.String("pg-bin"), TempDir: c.String("tmp"), Host: host, NoRecord: c.Bool("no-record")})
+		if rec == nil {
 			return err
+		}
+		if err != nil && recordErr == nil {
+			// The drill ran but its record could not be stored: say how
+			// it went, then fail.
+			recordErr = fmt.Errorf("drill %s: %w (--no-record drills without storing a record)", s.ID.Short(), err)
 		}
 		if !rec.OK {
 			failed++
@@ -116,7 +132,7 @@ func runDrill(c *cli.Context) error {
 	if failed > 0 {
 		return &statusError{exitVerify, fmt.Sprintf("%d of %d drills failed", failed, len(snaps))}
 	}
-	return nil
+	return recordErr
 }
 
 // pgVersion shortens "postgres (PostgreSQL) 15.18 (Debian ...)".

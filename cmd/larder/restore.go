@@ -40,6 +40,11 @@ func runRestore(c *cli.Context) error {
 	if _, ok := key.(*crypto.MasterKey); !ok {
 		return fmt.Errorf("%w: restoring needs the master key", repo.ErrPermission)
 	}
+	unlock, err := r.ReadLock(c.Context)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	snap, err := r.FindSnapshot(c.Context, c.Args().First())
 	if err != nil {
 		return err
