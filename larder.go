@@ -206,6 +206,7 @@ func (s *storeSink) Stream(i int, k recompress.Kind) (io.WriteCloser, error) {
 // consume chunks every segment of a stream and records its chunk list.
 func (s *storeSink) consume(i int, k recompress.Kind, p chunk.Params, segs <-chan io.Reader) error {
 	tb := s.w.StoreTree()
+	sw := s.w.NewStream()
 	var c *chunk.Chunker
 	var total uint64
 	var err error
@@ -230,7 +231,7 @@ func (s *storeSink) consume(i int, k recompress.Kind, p chunk.Params, segs <-cha
 				break
 			}
 			var id repo.ID
-			if id, _, err = s.w.Add(s.ctx, repo.BlobData, data); err != nil {
+			if id, _, err = sw.Add(s.ctx, data); err != nil {
 				break
 			}
 			err = tb.Add(s.ctx, id, uint32(len(data)))
@@ -239,6 +240,9 @@ func (s *storeSink) consume(i int, k recompress.Kind, p chunk.Params, segs <-cha
 		if err != nil {
 			io.Copy(io.Discard, seg)
 		}
+	}
+	if cerr := sw.Close(s.ctx); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return err

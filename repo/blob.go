@@ -17,6 +17,13 @@ const (
 	blobZstd = 1
 )
 
+// objFrame is the AEAD object type of frames (never reused); a frame is
+// sealed with the data key and an all-zero associated ID: what it holds is
+// checked chunk by chunk against the chunk IDs.
+const objFrame = 'F'
+
+var frameAD [32]byte
+
 // AEAD object types of blobs (never reused).
 func blobObjType(t BlobType) byte {
 	switch t {
@@ -43,8 +50,8 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			// The AEAD authenticates every blob: no frame checksum.
 			zstd.WithEncoderCRC(false),
-			// Chunks are 512 KiB at most with the default sizes: a bigger
-			// window only costs memory.
+			// Chunks are 512 KiB at most with the default sizes, frames
+			// under 1 MiB: a bigger window only costs memory.
 			zstd.WithWindowSize(1<<20),
 			zstd.WithEncoderConcurrency(2),
 			zstd.WithZeroFrames(true),
@@ -54,9 +61,9 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 		}
 		zstdDec, err = zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(2),
-			// Never allocate past what a chunk can be.
-			zstd.WithDecoderMaxMemory(chunk.MaxChunk+1024),
-			zstd.WithDecoderMaxWindow(chunk.MaxChunk),
+			// Never allocate past what a frame can be.
+			zstd.WithDecoderMaxMemory(maxFrameRaw+1024),
+			zstd.WithDecoderMaxWindow(maxFrameRaw),
 			zstd.WithDecodeAllCapLimit(true),
 		)
 		if err != nil {
@@ -68,6 +75,22 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 
 // sealBlob compresses, pads and seals a chunk with the session.
 func sealBlob(s *crypto.Session, t BlobType, id ID, data []byte) ([]byte, error) {
+	padded := encodeBlob(data)
+	if t == BlobList {
+		return s.SealMeta(nil, blobObjType(t), id[:], padded)
+	}
+	return s.SealData(nil, blobObjType(t), id[:], padded)
+}
+
+// sealFrame compresses, pads and seals a frame (chunks one after another)
+// with the session's data key.
+func sealFrame(s *crypto.Session, data []byte) ([]byte, error) {
+	return s.SealData(nil, objFrame, frameAD[:], encodeBlob(data))
+}
+
+// encodeBlob is the padded plaintext of a blob or frame: a flag byte and
+// the data, zstd-compressed when that makes it smaller.
+func encodeBlob(data []byte) []byte {
 	enc, _ := codecs()
 	plain := make([]byte, 1, len(data)+1)
 	if z := enc.EncodeAll(data, plain[:1]); len(z) < len(data)+1 {
@@ -77,11 +100,7 @@ func sealBlob(s *crypto.Session, t BlobType, id ID, data []byte) ([]byte, error)
 		plain[0] = blobRaw
 		plain = append(plain, data...)
 	}
-	padded := crypto.Pad(make([]byte, 0, crypto.PaddedSize(len(plain))), plain)
-	if t == BlobList {
-		return s.SealMeta(nil, blobObjType(t), id[:], padded)
-	}
-	return s.SealData(nil, blobObjType(t), id[:], padded)
+	return crypto.Pad(make([]byte, 0, crypto.PaddedSize(len(plain))), plain)
 }
 
 // ErrBlob reports a blob that fails authentication or decoding.
@@ -101,18 +120,30 @@ func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen ui
 	if err != nil {
 		return nil, scratch, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
 	}
-	out, err := decodeBlob(padded, id, rawLen, dst)
+	out, err := decodeBlob(padded, id, rawLen, chunk.MaxChunk, dst)
 	return out, padded, err
 }
 
-// decodeBlob unpads and decompresses an opened blob into dst.
-func decodeBlob(padded []byte, id ID, rawLen uint32, dst []byte) ([]byte, error) {
+// openFrame opens, unpads and decompresses a frame of frameRaw bytes into
+// dst; scratch as for openBlob. id names a chunk of it, for messages.
+func openFrame(k *crypto.SessionKeys, id ID, sealed []byte, frameRaw uint32, dst, scratch []byte) ([]byte, []byte, error) {
+	padded, err := k.OpenData(scratch[:0], objFrame, frameAD[:], sealed)
+	if err != nil {
+		return nil, scratch, fmt.Errorf("%w: the frame of %s: %w", ErrBlob, id.Short(), err)
+	}
+	out, err := decodeBlob(padded, id, frameRaw, maxFrameRaw, dst)
+	return out, padded, err
+}
+
+// decodeBlob unpads and decompresses an opened blob (or frame) of rawLen
+// bytes, at most limit, into dst.
+func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte, error) {
 	plain, err := crypto.Unpad(padded)
 	if err != nil || len(plain) == 0 {
 		return nil, fmt.Errorf("%w: %s: padding", ErrBlob, id.Short())
 	}
-	if rawLen > chunk.MaxChunk {
-		return nil, fmt.Errorf("%w: %s: %d bytes is over the chunk limit", ErrBlob, id.Short(), rawLen)
+	if rawLen > limit {
+		return nil, fmt.Errorf("%w: %s: %d bytes is over the limit of %d", ErrBlob, id.Short(), rawLen, limit)
 	}
 	switch plain[0] {
 	case blobRaw:

@@ -3,7 +3,6 @@ package repo
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -33,7 +32,7 @@ var (
 	bucketMeta      = []byte("meta")
 )
 
-const cacheVersion = "1"
+const cacheVersion = "2" // 2: framed entries
 
 // OpenCache opens (or makes) the cache in dir. When another process holds
 // it, a private temporary cache is used instead: concurrent ingests each
@@ -114,14 +113,14 @@ func (c *Cache) Close() error {
 	return err
 }
 
+// encodeLoc is a blob's cache value: pack ID | its index entry without
+// the chunk ID (the key).
 func encodeLoc(p PackedBlob) []byte {
-	b := make([]byte, 0, 32+1+15)
+	e := appendBlob(make([]byte, 0, 32+1+32+25), p.Blob)
+	b := make([]byte, 0, 32+len(e)-32)
 	b = append(b, p.Pack[:]...)
-	b = append(b, byte(p.Type))
-	b = binary.AppendUvarint(b, uint64(p.Offset))
-	b = binary.AppendUvarint(b, uint64(p.Length))
-	b = binary.AppendUvarint(b, uint64(p.RawLen))
-	return b
+	b = append(b, e[0])
+	return append(b, e[1+32:]...)
 }
 
 func decodeLoc(id ID, v []byte) (PackedBlob, bool) {
@@ -130,19 +129,15 @@ func decodeLoc(id ID, v []byte) (PackedBlob, bool) {
 		return p, false
 	}
 	copy(p.Pack[:], v)
-	p.ID = id
-	p.Type = BlobType(v[32])
-	r := v[33:]
-	var vals [3]uint64
-	for i := range vals {
-		x, n := binary.Uvarint(r)
-		if n <= 0 || x > 1<<32-1 {
-			return p, false
-		}
-		vals[i] = x
-		r = r[n:]
+	e := make([]byte, 0, len(v))
+	e = append(e, v[32])
+	e = append(e, id[:]...)
+	e = append(e, v[33:]...)
+	b, err := readBlob(bytes.NewReader(e))
+	if err != nil {
+		return p, false
 	}
-	p.Offset, p.Length, p.RawLen = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
+	p.Blob = b
 	return p, true
 }
 

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -23,22 +24,26 @@ import (
 )
 
 // Compatibility (STYLE rule 14: on-disk identifiers last forever). The
-// repository in testdata/compat/v1-repo.tar.gz was made by the code of
-// format v1; every later version must open it with each of its keys,
-// restore every snapshot to the recorded bytes, and pass check and audit.
-// See testdata/compat/README.md. The fixture is never regenerated once
-// released: a new format adds a v2 fixture beside it.
+// repository in testdata/compat/vN-repo.tar.gz was made by the code of
+// repository format vN; every later version must open it with each of its
+// keys, restore every snapshot to the recorded bytes, and pass check and
+// audit. See testdata/compat/README.md. A fixture is never regenerated
+// once released: a new format adds a fixture beside the old ones.
 //
-// LARDER_UPDATE_COMPAT=1 regenerates the v1 fixture (only while v1 is
+// LARDER_UPDATE_COMPAT=N regenerates the vN fixture (only while vN is
 // still being defined).
 
 const (
-	compatDir          = "testdata/compat"
-	compatMasterPass   = "larder compat master"
-	compatAuditPass    = "larder compat audit"
-	compatFixtureTar   = "v1-repo.tar.gz"
-	compatExpectedJSON = "v1-expected.json"
+	compatDir        = "testdata/compat"
+	compatMasterPass = "larder compat master"
+	compatAuditPass  = "larder compat audit"
 )
+
+// compatVersions are the repository formats with a fixture.
+var compatVersions = []int{1, 2}
+
+// compatFile names a file of the vN fixture.
+func compatFile(version int, name string) string { return fmt.Sprintf("v%d-%s", version, name) }
 
 // compatExpected is what the fixture's snapshots hold.
 type compatExpected struct {
@@ -61,17 +66,24 @@ type compatStream struct {
 	SHA256 string `json:"sha256"`
 }
 
-func TestCompatV1(t *testing.T) {
-	if os.Getenv("LARDER_UPDATE_COMPAT") != "" {
-		makeCompatFixture(t)
+func TestCompat(t *testing.T) {
+	for _, v := range compatVersions {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) { testCompat(t, v) })
 	}
-	for _, f := range []string{compatFixtureTar, compatExpectedJSON, "v1-master.key", "v1-write.key", "v1-audit.key", "v1-revoked-write.key"} {
+}
+
+func testCompat(t *testing.T, version int) {
+	if os.Getenv("LARDER_UPDATE_COMPAT") == fmt.Sprint(version) {
+		makeCompatFixture(t, version)
+	}
+	for _, name := range []string{"repo.tar.gz", "expected.json", "master.key", "write.key", "audit.key", "revoked-write.key"} {
+		f := compatFile(version, name)
 		if _, err := os.Stat(filepath.Join(compatDir, f)); err != nil {
 			t.Fatalf("compatibility fixture missing: %v (it must be committed; see %s/README.md)", err, compatDir)
 		}
 	}
 	var exp compatExpected
-	if err := json.Unmarshal(mustReadFile(t, filepath.Join(compatDir, compatExpectedJSON)), &exp); err != nil {
+	if err := json.Unmarshal(mustReadFile(t, filepath.Join(compatDir, compatFile(version, "expected.json"))), &exp); err != nil {
 		t.Fatal(err)
 	}
 	if len(exp.Snapshots) < 3 || len(exp.Forgotten) == 0 || exp.Drills == 0 || exp.Marks == 0 || exp.Revoked == "" {
@@ -79,12 +91,15 @@ func TestCompatV1(t *testing.T) {
 	}
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "repo")
-	untarGz(t, filepath.Join(compatDir, compatFixtureTar), root)
+	untarGz(t, filepath.Join(compatDir, compatFile(version, "repo.tar.gz")), root)
 	be := OpenLocal(root)
+	if cfg, err := ReadConfig(ctx, be); err != nil || cfg.Version != version {
+		t.Fatalf("the v%d fixture's config: %v, %+v", version, err, cfg)
+	}
 
-	mk := parseKeyFile(t, "v1-master.key", compatMasterPass).Master
-	wk := parseKeyFile(t, "v1-write.key", "").Write
-	ak := parseKeyFile(t, "v1-audit.key", compatAuditPass).Audit
+	mk := parseKeyFile(t, compatFile(version, "master.key"), compatMasterPass).Master
+	wk := parseKeyFile(t, compatFile(version, "write.key"), "").Write
+	ak := parseKeyFile(t, compatFile(version, "audit.key"), compatAuditPass).Audit
 	if mk == nil || wk == nil || ak == nil {
 		t.Fatal("a key file holds another role")
 	}
@@ -104,6 +119,10 @@ func TestCompatV1(t *testing.T) {
 
 	// Master: everything restores, check reads every blob, audit passes.
 	m := open(t, be, mk)
+	// Version 1 stores a blob per chunk, version 2 frames.
+	if _, framed, _ := frames(t, m); (framed > 0) != (version >= 2) {
+		t.Fatalf("the v%d fixture holds %d framed chunks", version, framed)
+	}
 	snaps, err := m.Snapshots(ctx, true)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +216,7 @@ func TestCompatV1(t *testing.T) {
 	if rk.String() != exp.Revoked {
 		t.Errorf("revoked key %s, want %s", rk, exp.Revoked)
 	}
-	if _, err := Open(ctx, be, parseKeyFile(t, "v1-revoked-write.key", "").Write); !errors.Is(err, ErrWrongKey) {
+	if _, err := Open(ctx, be, parseKeyFile(t, compatFile(version, "revoked-write.key"), "").Write); !errors.Is(err, ErrWrongKey) {
 		t.Errorf("opening with the revoked write key: %v", err)
 	}
 
@@ -265,9 +284,10 @@ func compatStreams(seed uint64) [][]byte {
 	return [][]byte{sql.Bytes(), randBytes(seed, 12_000+int(seed)), js.Bytes(), nil, {byte(seed)}}
 }
 
-// makeCompatFixture builds the v1 fixture and writes it to testdata.
-func makeCompatFixture(t *testing.T) {
-	t.Logf("regenerating %s/%s", compatDir, compatFixtureTar)
+// makeCompatFixture builds the fixture of a repository version and writes
+// it to testdata.
+func makeCompatFixture(t *testing.T, version int) {
+	t.Logf("regenerating %s/%s", compatDir, compatFile(version, "repo.tar.gz"))
 	crypto.TestOnlyFastKDF()
 	ctx := context.Background()
 	pol, err := chunk.RandomPolynomial()
@@ -287,6 +307,14 @@ func makeCompatFixture(t *testing.T) {
 	ir, err := Init(ctx, be, mk, mkf)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if version != repoVersion {
+		// An older format: the code reads and writes it still.
+		rewriteConfig(t, be, mk, func(c *Config) { c.Version = version })
+		ir.Close()
+		if ir, err = Open(ctx, be, mk); err != nil {
+			t.Fatal(err)
+		}
 	}
 	now := time.Now()
 	wk, err := mk.NewWriteKey("forum", now)
@@ -383,9 +411,9 @@ func makeCompatFixture(t *testing.T) {
 	if err := os.MkdirAll(compatDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tarGz(t, root, filepath.Join(compatDir, compatFixtureTar))
-	for name, b := range map[string][]byte{"v1-master.key": mkf, "v1-write.key": wkf, "v1-audit.key": akf, "v1-revoked-write.key": okf} {
-		if err := os.WriteFile(filepath.Join(compatDir, name), b, 0o644); err != nil {
+	tarGz(t, root, filepath.Join(compatDir, compatFile(version, "repo.tar.gz")))
+	for name, b := range map[string][]byte{"master.key": mkf, "write.key": wkf, "audit.key": akf, "revoked-write.key": okf} {
+		if err := os.WriteFile(filepath.Join(compatDir, compatFile(version, name)), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -393,7 +421,7 @@ func makeCompatFixture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(compatDir, compatExpectedJSON), append(eb, '\n'), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(compatDir, compatFile(version, "expected.json")), append(eb, '\n'), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -243,6 +243,7 @@ func crashIngest(ctx context.Context, r *Repo, seed uint64) (ID, error) {
 			return ID{}, err
 		}
 		tb := w.StoreTree()
+		sw := w.NewStream() // frames, in a version 2 repository
 		c := chunk.New(bytes.NewReader(s), p)
 		for {
 			data, err := c.Next()
@@ -252,13 +253,16 @@ func crashIngest(ctx context.Context, r *Repo, seed uint64) (ID, error) {
 			if err != nil {
 				return ID{}, err
 			}
-			id, _, err := w.Add(ctx, BlobData, data)
+			id, _, err := sw.Add(ctx, data)
 			if err != nil {
 				return ID{}, err
 			}
 			if err := tb.Add(ctx, id, uint32(len(data))); err != nil {
 				return ID{}, err
 			}
+		}
+		if err := sw.Close(ctx); err != nil {
+			return ID{}, err
 		}
 		depth, root, err := tb.Finish(ctx)
 		if err != nil {

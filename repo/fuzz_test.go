@@ -603,7 +603,7 @@ func FuzzRecordBody(f *testing.F) {
 // checkConfig checks what ReadConfig promises about a config it accepted.
 func checkConfig(t *testing.T, cfg *Config) {
 	t.Helper()
-	if cfg.Version != repoVersion || cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 || cfg.master == nil || cfg.master.Role != crypto.RoleMaster {
+	if cfg.Version < minRepoVersion || cfg.Version > repoVersion || cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 || cfg.master == nil || cfg.master.Role != crypto.RoleMaster {
 		t.Fatalf("accepted config %+v", cfg)
 	}
 	for _, class := range []string{ClassText, ClassBulk} {
@@ -710,8 +710,13 @@ func FuzzBlob(f *testing.F) {
 		if data[0]&1 != 0 {
 			typ = BlobList
 		}
+		frame := data[0]&2 != 0 && typ == BlobData
+		limit := uint32(chunk.MaxChunk)
+		if frame {
+			limit = maxFrameRaw
+		}
 		rawLen := binary.LittleEndian.Uint32(data[1:])
-		if rawLen <= chunk.MaxChunk {
+		if rawLen <= limit {
 			rawLen %= 1 << 20 // keep each run cheap
 		}
 		plain := data[5:]
@@ -719,32 +724,46 @@ func FuzzBlob(f *testing.F) {
 		padded := crypto.Pad(nil, plain)
 		var sealed []byte
 		var err error
-		if typ == BlobList {
+		switch {
+		case frame:
+			sealed, err = s.SealData(nil, objFrame, frameAD[:], padded)
+		case typ == BlobList:
 			sealed, err = s.SealMeta(nil, blobObjType(typ), id[:], padded)
-		} else {
+		default:
 			sealed, err = s.SealData(nil, blobObjType(typ), id[:], padded)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, _, err := openBlob(k, typ, id, sealed, rawLen, nil, nil)
+		open := func(sealed []byte, dst, scratch []byte) ([]byte, []byte, error) {
+			if frame {
+				return openFrame(k, id, sealed, rawLen, dst, scratch)
+			}
+			return openBlob(k, typ, id, sealed, rawLen, dst, scratch)
+		}
+		out, _, err := open(sealed, nil, nil)
 		if err != nil {
 			if !errors.Is(err, ErrBlob) {
 				t.Fatalf("error %v is not ErrBlob", err)
 			}
 			return
 		}
-		if uint32(len(out)) != rawLen || rawLen > chunk.MaxChunk {
+		if uint32(len(out)) != rawLen || rawLen > limit {
 			t.Fatalf("%d bytes out, the index says %d", len(out), rawLen)
 		}
 		if plain[0] == blobRaw && !bytes.Equal(out, plain[1:]) {
 			t.Fatal("a raw blob did not come back as stored")
 		}
-		resealed, err := sealBlob(s, typ, id, out)
+		var resealed []byte
+		if frame {
+			resealed, err = sealFrame(s, out)
+		} else {
+			resealed, err = sealBlob(s, typ, id, out)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		out2, _, err := openBlob(k, typ, id, resealed, rawLen, make([]byte, 0, 10), make([]byte, 3))
+		out2, _, err := open(resealed, make([]byte, 0, 10), make([]byte, 3))
 		if err != nil || !bytes.Equal(out, out2) {
 			t.Fatalf("sealed again: %v", err)
 		}

@@ -382,9 +382,12 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			}
 			sealed := pack[b.Offset : b.Offset+b.Length]
 			var padded []byte
-			if b.Type == BlobList {
+			switch {
+			case b.Framed:
+				padded, err = k.OpenData(nil, objFrame, frameAD[:], sealed)
+			case b.Type == BlobList:
 				padded, err = k.OpenMeta(nil, blobObjType(b.Type), b.ID[:], sealed)
-			} else {
+			default:
 				padded, err = k.OpenData(nil, blobObjType(b.Type), b.ID[:], sealed)
 			}
 			if err != nil {
@@ -395,7 +398,12 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 				t.Fatal(err)
 			}
 			in := []byte{byte(b.Type - 1)}
-			in = binary.LittleEndian.AppendUint32(in, b.RawLen)
+			rawLen := b.RawLen
+			if b.Framed {
+				in[0] |= 2
+				rawLen = b.FrameRaw
+			}
+			in = binary.LittleEndian.AppendUint32(in, rawLen)
 			add("FuzzBlob", append(in, plain...))
 			add("FuzzCacheLoc", append(bytes.Clone(b.ID[:]), encodeLoc(PackedBlob{Blob: b, Pack: id})...))
 		}

@@ -125,6 +125,7 @@ func ingest(t testing.TB, r *Repo, name string, streams ...[]byte) ID {
 			t.Fatal(err)
 		}
 		tb := w.StoreTree()
+		sw := w.NewStream()
 		c := chunk.New(bytes.NewReader(s), p)
 		for {
 			data, err := c.Next()
@@ -134,13 +135,16 @@ func ingest(t testing.TB, r *Repo, name string, streams ...[]byte) ID {
 			if err != nil {
 				t.Fatal(err)
 			}
-			id, _, err := w.Add(ctx, BlobData, data)
+			id, _, err := sw.Add(ctx, data)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := tb.Add(ctx, id, uint32(len(data))); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := sw.Close(ctx); err != nil {
+			t.Fatal(err)
 		}
 		depth, root, err := tb.Finish(ctx)
 		if err != nil {

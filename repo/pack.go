@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 )
 
@@ -66,14 +67,34 @@ const (
 	objIndex       = 'I'
 )
 
-// Blob is one entry of a pack.
+// Blob is one entry of a pack: a chunk sealed on its own, or (Framed) a
+// data chunk inside a frame, several chunks sealed together.
 type Blob struct {
 	Type   BlobType
 	ID     ID
-	Offset uint32 // in the pack
-	Length uint32 // sealed bytes
-	RawLen uint32 // plaintext bytes
+	Offset uint32 // in the pack (of the frame, when framed)
+	Length uint32 // sealed bytes (of the frame)
+	RawLen uint32 // the chunk's plaintext bytes
+
+	Framed   bool
+	Inner    uint32 // where the chunk starts in the frame's plaintext
+	FrameRaw uint32 // the frame's plaintext bytes
 }
+
+// Frames (repository version 2): new data chunks of one stream are
+// gathered, in order, into frames of about frameTarget bytes that are
+// compressed and sealed as one object, so zstd sees more than one small
+// chunk at a time (text streams store about a third less) and a pack shows
+// no chunk's length.
+const (
+	frameTarget = 256 << 10
+	// maxFrameRaw bounds a frame's plaintext: under frameTarget when its
+	// last chunk came, plus that chunk.
+	maxFrameRaw = frameTarget + chunk.MaxChunk
+	// framedFlag marks a framed entry in the type byte of pack trailers,
+	// index files and the cache (docs/FORMAT.md).
+	framedFlag = 0x80
+)
 
 // PackedBlob locates a blob in the repository.
 type PackedBlob struct {
@@ -87,11 +108,19 @@ type PackedBlob struct {
 const minBlobEntry = 1 + 32 + 3
 
 func appendBlob(b []byte, e Blob) []byte {
-	b = append(b, byte(e.Type))
+	t := byte(e.Type)
+	if e.Framed {
+		t |= framedFlag
+	}
+	b = append(b, t)
 	b = append(b, e.ID[:]...)
 	b = binary.AppendUvarint(b, uint64(e.Offset))
 	b = binary.AppendUvarint(b, uint64(e.Length))
 	b = binary.AppendUvarint(b, uint64(e.RawLen))
+	if e.Framed {
+		b = binary.AppendUvarint(b, uint64(e.Inner))
+		b = binary.AppendUvarint(b, uint64(e.FrameRaw))
+	}
 	return b
 }
 
@@ -101,15 +130,20 @@ func readBlob(r *bytes.Reader) (Blob, error) {
 	if err != nil {
 		return e, err
 	}
-	e.Type = BlobType(t)
-	if !e.Type.valid() {
+	e.Framed = t&framedFlag != 0
+	e.Type = BlobType(t &^ framedFlag)
+	if !e.Type.valid() || (e.Framed && e.Type != BlobData) {
 		return e, fmt.Errorf("unknown blob type %d", t)
 	}
 	if _, err := io.ReadFull(r, e.ID[:]); err != nil {
 		return e, err
 	}
-	vals := [3]uint64{}
-	for i := range vals {
+	n := 3
+	if e.Framed {
+		n = 5
+	}
+	vals := [5]uint64{}
+	for i := range n {
 		v, err := binary.ReadUvarint(r)
 		if err != nil {
 			return e, err
@@ -120,7 +154,23 @@ func readBlob(r *bytes.Reader) (Blob, error) {
 		vals[i] = v
 	}
 	e.Offset, e.Length, e.RawLen = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
+	e.Inner, e.FrameRaw = uint32(vals[3]), uint32(vals[4])
+	if err := e.check(); err != nil {
+		return e, err
+	}
 	return e, nil
+}
+
+// check verifies that a framed entry's chunk lies inside its frame and the
+// frame within bounds.
+func (e Blob) check() error {
+	if !e.Framed {
+		return nil
+	}
+	if e.FrameRaw > maxFrameRaw || uint64(e.Inner)+uint64(e.RawLen) > uint64(e.FrameRaw) || e.RawLen == 0 {
+		return fmt.Errorf("chunk %s: %d bytes at %d do not fit a frame of %d", e.ID.Short(), e.RawLen, e.Inner, e.FrameRaw)
+	}
+	return nil
 }
 
 // packBuilder writes one pack into a temporary file.
@@ -154,6 +204,21 @@ func (p *packBuilder) add(t BlobType, id ID, sealed []byte, rawLen int) error {
 		return err
 	}
 	p.blobs = append(p.blobs, Blob{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
+	p.size += int64(len(sealed))
+	return nil
+}
+
+// addFrame writes a sealed frame and an entry for each of its chunks
+// (entries hold ID, RawLen, Inner; the rest is filled in here).
+func (p *packBuilder) addFrame(sealed []byte, frameRaw int, entries []Blob) error {
+	if _, err := p.w.Write(sealed); err != nil {
+		return err
+	}
+	for _, e := range entries {
+		e.Type, e.Framed = BlobData, true
+		e.Offset, e.Length, e.FrameRaw = uint32(p.size), uint32(len(sealed)), uint32(frameRaw)
+		p.blobs = append(p.blobs, e)
+	}
 	p.size += int64(len(sealed))
 	return nil
 }

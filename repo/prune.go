@@ -174,13 +174,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 			if going[p.ID] || deletable(p) {
 				continue
 			}
-			var dead, all int64
-			for _, b := range p.Blobs {
-				all += int64(b.Length)
-				if !used[b.ID] {
-					dead += int64(b.Length)
-				}
-			}
+			dead, all := deadBytes(p, used)
 			if all > 0 && float64(dead)/float64(all) >= repackShare {
 				repack = append(repack, p)
 			}
@@ -384,6 +378,10 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, packs []IndexedPack, us
 	defer os.RemoveAll(tmp)
 	w := &Writer{r: r, session: session, cache: cache, tmp: tmp, key: r.master.ID,
 		pending: map[ID]bool{}, rnd: newShuffler()}
+	// Live data chunks go into frames again (version 2), in their order
+	// in the old packs, which is their order in the streams that wrote
+	// them.
+	sw := w.NewStream()
 	var buf []byte
 	for _, p := range packs {
 		for _, b := range p.Blobs {
@@ -395,6 +393,12 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, packs []IndexedPack, us
 				return err
 			}
 			buf = data
+			if b.Type == BlobData && r.framed() {
+				if err := sw.addNew(ctx, b.ID, data); err != nil {
+					return err
+				}
+				continue
+			}
 			sealed, err := sealBlob(session, b.Type, b.ID, data)
 			if err != nil {
 				return err
@@ -404,5 +408,43 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, packs []IndexedPack, us
 			}
 		}
 	}
+	if err := sw.Close(ctx); err != nil {
+		return err
+	}
 	return w.Flush(ctx)
+}
+
+// deadBytes estimates the bytes of pack p that no snapshot uses, of all
+// its blob bytes. A frame counts once, dead in the share of its
+// plaintext that its unused chunks hold.
+func deadBytes(p IndexedPack, used map[ID]bool) (dead, all int64) {
+	type frame struct {
+		length, raw uint32
+		deadRaw     uint64
+	}
+	frames := map[uint32]*frame{}
+	for _, b := range p.Blobs {
+		if !b.Framed {
+			all += int64(b.Length)
+			if !used[b.ID] {
+				dead += int64(b.Length)
+			}
+			continue
+		}
+		f := frames[b.Offset]
+		if f == nil {
+			f = &frame{length: b.Length, raw: b.FrameRaw}
+			frames[b.Offset] = f
+		}
+		if !used[b.ID] {
+			f.deadRaw += uint64(b.RawLen)
+		}
+	}
+	for _, f := range frames {
+		all += int64(f.length)
+		if f.raw > 0 {
+			dead += int64(uint64(f.length) * min(f.deadRaw, uint64(f.raw)) / uint64(f.raw))
+		}
+	}
+	return dead, all
 }

@@ -173,7 +173,23 @@ type blobReader struct {
 	// Buffers reused from blob to blob (load is called by one goroutine
 	// at a time).
 	sealed, padded []byte
+
+	// Frames opened lately, newest last: a stream's chunks come from a
+	// few frames at a time (the night that wrote a run of them, the
+	// nights that changed parts of it).
+	frames     []*openedFrame
+	frameBytes int
 }
+
+// openedFrame is a frame's plaintext.
+type openedFrame struct {
+	pack   ID
+	offset uint32
+	plain  []byte
+}
+
+// maxFrameCache bounds the plaintext of the frames a blobReader keeps.
+const maxFrameCache = 8 << 20
 
 const maxSessionKeys = 256
 
@@ -235,6 +251,9 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 	if loc.Type != t {
 		return nil, fmt.Errorf("%s: %w: blob %s is a %d blob, not %d", br.r.be.Location(), ErrCorrupt, id.Short(), loc.Type, t)
 	}
+	if loc.Framed {
+		return br.loadFramed(ctx, loc, dst)
+	}
 	k, err := br.sessionKeys(ctx, loc.Pack)
 	if err != nil {
 		return nil, err
@@ -255,6 +274,61 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 		}
 	}
 	return plain, nil
+}
+
+// loadFramed returns a framed chunk's plaintext (appended to dst[:0]).
+func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte) ([]byte, error) {
+	f, err := br.frame(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	if uint32(len(f.plain)) != loc.FrameRaw {
+		return nil, fmt.Errorf("%s: %w: the frame of blob %s holds %d bytes, the index says %d", br.r.be.Location(), ErrCorrupt, loc.ID.Short(), len(f.plain), loc.FrameRaw)
+	}
+	plain := append(dst[:0], f.plain[loc.Inner:loc.Inner+loc.RawLen]...)
+	if br.r.master != nil && ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) != loc.ID {
+		return nil, fmt.Errorf("%s: %w: blob %s does not hash to its ID", br.r.be.Location(), ErrCorrupt, loc.ID.Short())
+	}
+	return plain, nil
+}
+
+// frame returns the opened frame of a framed blob, from the recent ones
+// or from the storage.
+func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, error) {
+	for i := len(br.frames) - 1; i >= 0; i-- {
+		if f := br.frames[i]; f.pack == loc.Pack && f.offset == loc.Offset {
+			// Move it to the end: the least recently used go first.
+			copy(br.frames[i:], br.frames[i+1:])
+			br.frames[len(br.frames)-1] = f
+			return f, nil
+		}
+	}
+	k, err := br.sessionKeys(ctx, loc.Pack)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := loadRangeInto(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
+	if err != nil {
+		return nil, err
+	}
+	br.sealed = sealed
+	// Reuse the buffer of the frame that goes, if one must.
+	var buf []byte
+	for len(br.frames) > 0 && br.frameBytes+int(loc.FrameRaw) > maxFrameCache {
+		old := br.frames[0]
+		br.frames = br.frames[1:]
+		br.frameBytes -= len(old.plain)
+		buf = old.plain
+	}
+	plain, padded, err := openFrame(k, loc.ID, sealed, loc.FrameRaw, buf, br.padded)
+	br.padded = padded
+	if err != nil {
+		return nil, fmt.Errorf("%s: pack %s: %w", br.r.be.Location(), loc.Pack.Short(), err)
+	}
+	f := &openedFrame{pack: loc.Pack, offset: loc.Offset, plain: plain}
+	br.frames = append(br.frames, f)
+	br.frameBytes += len(plain)
+	return f, nil
 }
 
 func (br *blobReader) close() {

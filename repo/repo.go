@@ -74,7 +74,11 @@ func DefaultChunking() map[string]ChunkSizes {
 }
 
 const (
-	repoVersion = 1
+	// repoVersion is the version of new repositories: 2 stores data
+	// chunks in frames. Versions from minRepoVersion on are read and
+	// written (a version 1 repository keeps one blob per chunk).
+	repoVersion    = 2
+	minRepoVersion = 1
 	// MaxConfig bounds the config object.
 	MaxConfig = 1 << 20
 	// DefaultPackSize is the target size of a pack.
@@ -231,8 +235,8 @@ func ReadConfig(ctx context.Context, be Backend) (*Config, error) {
 	if err := json.Unmarshal(sc.Config, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
 	}
-	if cfg.Version != repoVersion {
-		return nil, fmt.Errorf("%s: repository version %d is not supported (this larder reads version %d)", be.Location(), cfg.Version, repoVersion)
+	if cfg.Version < minRepoVersion || cfg.Version > repoVersion {
+		return nil, fmt.Errorf("%s: repository version %d is not supported (this larder reads versions %d to %d)", be.Location(), cfg.Version, minRepoVersion, repoVersion)
 	}
 	rec, err := crypto.ParseKeyRecord(cfg.Master)
 	if err != nil {
@@ -321,6 +325,9 @@ func (r *Repo) Close() error {
 // SetCacheDir sets the folder of the local cache (default: the user's
 // cache folder, larder/<repository ID>).
 func (r *Repo) SetCacheDir(dir string) { r.cacheDir = dir }
+
+// framed reports whether new data chunks go into frames (version 2).
+func (r *Repo) framed() bool { return r.cfg.Version >= 2 }
 
 // localDir is this repository's folder on the local machine: the cache,
 // and the lock files that serialise commits.

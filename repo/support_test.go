@@ -21,12 +21,21 @@ import (
 // ReadConfig accepts 1 MiB and up.
 func setPackSize(t testing.TB, be *Local, master *crypto.MasterKey, size int) {
 	t.Helper()
+	rewriteConfig(t, be, master, func(c *Config) { c.PackSize = size })
+	if got, err := ReadConfig(context.Background(), be); err != nil || got.PackSize != size {
+		t.Fatalf("config after rewrite: %v, %+v", err, got)
+	}
+}
+
+// rewriteConfig changes the config of be and signs it again with master.
+func rewriteConfig(t testing.TB, be *Local, master *crypto.MasterKey, change func(*Config)) {
+	t.Helper()
 	ctx := context.Background()
 	cfg, err := ReadConfig(ctx, be)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.PackSize = size
+	change(cfg)
 	body, err := json.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -45,9 +54,6 @@ func setPackSize(t testing.TB, be *Local, master *crypto.MasterKey, size int) {
 	}
 	if err := be.Save(ctx, h, bytes.NewReader(signed)); err != nil {
 		t.Fatal(err)
-	}
-	if got, err := ReadConfig(ctx, be); err != nil || got.PackSize != size {
-		t.Fatalf("config after rewrite: %v, %+v", err, got)
 	}
 }
 

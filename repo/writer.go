@@ -33,6 +33,7 @@ type Writer struct {
 	err     error
 	closed  bool
 	dry     bool // count what would be stored, store nothing
+	streams map[*StreamWriter]bool
 }
 
 // openPacks is how many packs a writer fills at once; blobs go to one of
@@ -154,15 +155,10 @@ func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte
 		}
 		return nil
 	}
-	i := w.rnd.IntN(openPacks)
-	for len(w.open) <= i {
-		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key)
-		if err != nil {
-			return w.failLocked(err)
-		}
-		w.open = append(w.open, p)
+	p, i, err := w.somePack()
+	if err != nil {
+		return w.failLocked(err)
 	}
-	p := w.open[i]
 	if err := p.add(t, id, sealed, rawLen); err != nil {
 		return w.failLocked(err)
 	}
@@ -171,14 +167,150 @@ func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte
 		w.stats.NewChunks++
 		w.stats.NewRaw += uint64(rawLen)
 	}
-	if p.size >= int64(w.r.cfg.PackSize) {
-		w.open[i] = nil
-		w.open = append(w.open[:i], w.open[i+1:]...)
-		if err := w.savePack(ctx, p); err != nil {
-			return w.failLocked(err)
+	return w.maybeSave(ctx, p, i)
+}
+
+// addFrame puts a sealed frame into one of the open packs, at random.
+func (w *Writer) addFrame(ctx context.Context, sealed []byte, frameRaw int, entries []Blob) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	w.stats.NewStored += uint64(len(sealed))
+	if w.dry {
+		return nil
+	}
+	p, i, err := w.somePack()
+	if err != nil {
+		return w.failLocked(err)
+	}
+	if err := p.addFrame(sealed, frameRaw, entries); err != nil {
+		return w.failLocked(err)
+	}
+	return w.maybeSave(ctx, p, i)
+}
+
+// somePack returns one of the open packs, chosen at random (made when
+// missing). Called with mu held.
+func (w *Writer) somePack() (*packBuilder, int, error) {
+	i := w.rnd.IntN(openPacks)
+	for len(w.open) <= i {
+		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key)
+		if err != nil {
+			return nil, 0, err
 		}
+		w.open = append(w.open, p)
+	}
+	return w.open[i], i, nil
+}
+
+// maybeSave stores open pack i when it is full. Called with mu held.
+func (w *Writer) maybeSave(ctx context.Context, p *packBuilder, i int) error {
+	if p.size < int64(w.r.cfg.PackSize) {
+		return nil
+	}
+	w.open[i] = nil
+	w.open = append(w.open[:i], w.open[i+1:]...)
+	if err := w.savePack(ctx, p); err != nil {
+		return w.failLocked(err)
 	}
 	return nil
+}
+
+// StreamWriter stores the data chunks of one stream, in order. In a
+// repository of version 2 its new chunks are gathered into frames; in
+// version 1 each is a blob of its own. Close stores the last frame; a
+// writer does not commit while a StreamWriter holds chunks.
+type StreamWriter struct {
+	w       *Writer
+	buf     []byte
+	entries []Blob
+}
+
+// NewStream returns a StreamWriter for one stream (one goroutine).
+func (w *Writer) NewStream() *StreamWriter {
+	sw := &StreamWriter{w: w}
+	w.mu.Lock()
+	if w.streams == nil {
+		w.streams = map[*StreamWriter]bool{}
+	}
+	w.streams[sw] = true
+	w.mu.Unlock()
+	return sw
+}
+
+// Add stores a data chunk unless an identical one exists; it returns its
+// ID and whether it was new.
+func (sw *StreamWriter) Add(ctx context.Context, data []byte) (ID, bool, error) {
+	w := sw.w
+	if !w.r.framed() {
+		return w.Add(ctx, BlobData, data)
+	}
+	id := ID(crypto.ChunkID(w.r.chunkIDKey(), data))
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return id, false, err
+	}
+	w.stats.Chunks++
+	if w.pending[id] || w.cache.Has(id) {
+		w.stats.DedupBytes += uint64(len(data))
+		w.mu.Unlock()
+		return id, false, nil
+	}
+	w.pending[id] = true
+	w.stats.NewChunks++
+	w.stats.NewRaw += uint64(len(data))
+	w.mu.Unlock()
+	return id, true, sw.gather(ctx, id, data)
+}
+
+// addNew adds a chunk to the frame without looking for it in the
+// repository (prune's repack copies chunks the index names).
+func (sw *StreamWriter) addNew(ctx context.Context, id ID, data []byte) error {
+	w := sw.w
+	w.mu.Lock()
+	w.pending[id] = true
+	w.stats.NewChunks++
+	w.stats.NewRaw += uint64(len(data))
+	w.mu.Unlock()
+	return sw.gather(ctx, id, data)
+}
+
+// gather appends a chunk to the frame, storing the frame when it is full.
+func (sw *StreamWriter) gather(ctx context.Context, id ID, data []byte) error {
+	sw.entries = append(sw.entries, Blob{ID: id, RawLen: uint32(len(data)), Inner: uint32(len(sw.buf))})
+	sw.buf = append(sw.buf, data...)
+	if len(sw.buf) >= frameTarget {
+		return sw.flush(ctx)
+	}
+	return nil
+}
+
+// flush seals and stores the gathered chunks as a frame.
+func (sw *StreamWriter) flush(ctx context.Context) error {
+	if len(sw.entries) == 0 {
+		return nil
+	}
+	sealed, err := sealFrame(sw.w.session, sw.buf)
+	if err != nil {
+		return sw.w.fail(err)
+	}
+	err = sw.w.addFrame(ctx, sealed, len(sw.buf), sw.entries)
+	sw.buf, sw.entries = sw.buf[:0], sw.entries[:0]
+	return err
+}
+
+// Close stores the last frame.
+func (sw *StreamWriter) Close(ctx context.Context) error {
+	err := sw.flush(ctx)
+	sw.w.mu.Lock()
+	delete(sw.w.streams, sw)
+	sw.w.mu.Unlock()
+	sw.buf, sw.entries = nil, nil
+	return err
 }
 
 func (w *Writer) fail(err error) error {
@@ -242,12 +374,18 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 	return nil
 }
 
-// Flush stores every open pack and the index file that names them.
+// Flush stores every open pack and the index file that names them. Every
+// StreamWriter must be closed first.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
 		return w.err
+	}
+	for sw := range w.streams {
+		if len(sw.entries) > 0 {
+			return errors.New("repo: a stream's chunks are still gathered in a frame (StreamWriter not closed)")
+		}
 	}
 	for _, p := range w.open {
 		if len(p.blobs) == 0 {
