@@ -20,9 +20,10 @@ import (
 // thousands of users, about 100k posts, 100 MB of uploads, outer gzip -1)
 // is turned into canonical streams, chunked at several average sizes and
 // deduplicated. For each size it reports what a repository would store:
-// the new chunks zstd-compressed with their PADME padding and sealing
-// overhead, and the metadata (one index entry per stored chunk, and each
-// night's chunk lists, themselves chunked and deduplicated).
+// the new chunks of each stream gathered into 256 KiB frames, each
+// zstd-compressed with its PADME padding and sealing overhead, and the
+// metadata (one index entry per stored chunk, and each night's chunk
+// lists, themselves chunked and deduplicated).
 //
 // The series is built once into .cache/series-bench10 (needs PostgreSQL,
 // a few minutes); LARDER_SERIES_PRESET=medium makes a smaller one.
@@ -97,6 +98,7 @@ func BenchmarkChunkSizes(b *testing.B) {
 						b.Fatal(err)
 					}
 					var list bytes.Buffer
+					var frame []byte // new chunks, sealed together (repository version 2)
 					c := New(f, p)
 					for {
 						data, err := c.Next()
@@ -114,8 +116,14 @@ func BenchmarkChunkSizes(b *testing.B) {
 						}
 						seen[id] = true
 						r.chunks++
-						r.stored += stored(enc, data)
 						r.meta += indexEntry
+						if frame = append(frame, data...); len(frame) >= frameTarget {
+							r.stored += stored(enc, frame)
+							frame = frame[:0]
+						}
+					}
+					if len(frame) > 0 {
+						r.stored += stored(enc, frame)
 					}
 					f.Close()
 					// The night's chunk list, chunked and deduplicated.
@@ -169,8 +177,15 @@ func isText(p string) bool {
 }
 
 // indexEntry is what one stored chunk costs in index files: its ID (32),
-// pack (32), offset, length and type, with the sealing overhead shared.
-const indexEntry = 32 + 32 + 4 + 4 + 1 + 8
+// pack (32), type, the frame's offset and length, the chunk's length and
+// place in the frame, the frame's length (uvarints), with the sealing
+// overhead shared.
+const indexEntry = 32 + 32 + 1 + 4 + 3 + 3 + 3 + 3 + 4
+
+// frameTarget is the plaintext size at which a repository of version 2
+// seals the new chunks of a stream gathered so far (repo.frameTarget; the
+// chunk package cannot import repo).
+const frameTarget = 256 << 10
 
 // stored is the size a chunk takes in a pack: zstd, PADME padding, a
 // length prefix, and the 24-byte nonce and 16-byte tag of its sealing.

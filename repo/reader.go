@@ -254,26 +254,45 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 	if loc.Framed {
 		return br.loadFramed(ctx, loc, dst)
 	}
-	k, err := br.sessionKeys(ctx, loc.Pack)
+	k, sealed, err := br.fetch(ctx, loc)
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := loadRangeInto(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
-	if err != nil {
-		return nil, err
-	}
-	br.sealed = sealed
 	plain, padded, err := openBlob(k, t, id, sealed, loc.RawLen, dst, br.padded)
 	br.padded = padded
 	if err != nil {
 		return nil, fmt.Errorf("%s: pack %s: %w", br.r.be.Location(), loc.Pack.Short(), err)
 	}
-	if t == BlobData && br.r.master != nil {
-		if ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) != id {
-			return nil, fmt.Errorf("%s: %w: blob %s does not hash to its ID", br.r.be.Location(), ErrCorrupt, id.Short())
+	if t == BlobData {
+		if err := br.verify(id, plain); err != nil {
+			return nil, err
 		}
 	}
 	return plain, nil
+}
+
+// fetch loads the sealed bytes of a blob (or its frame) and the session
+// keys of its pack.
+func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.SessionKeys, []byte, error) {
+	k, err := br.sessionKeys(ctx, loc.Pack)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := loadRangeInto(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
+	if err != nil {
+		return nil, nil, err
+	}
+	br.sealed = sealed
+	return k, sealed, nil
+}
+
+// verify checks a data chunk against its ID (the master holds the
+// chunk-ID key).
+func (br *blobReader) verify(id ID, plain []byte) error {
+	if br.r.master != nil && ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) != id {
+		return fmt.Errorf("%s: %w: blob %s does not hash to its ID", br.r.be.Location(), ErrCorrupt, id.Short())
+	}
+	return nil
 }
 
 // loadFramed returns a framed chunk's plaintext (appended to dst[:0]).
@@ -286,8 +305,8 @@ func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte
 		return nil, fmt.Errorf("%s: %w: the frame of blob %s holds %d bytes, the index says %d", br.r.be.Location(), ErrCorrupt, loc.ID.Short(), len(f.plain), loc.FrameRaw)
 	}
 	plain := append(dst[:0], f.plain[loc.Inner:loc.Inner+loc.RawLen]...)
-	if br.r.master != nil && ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) != loc.ID {
-		return nil, fmt.Errorf("%s: %w: blob %s does not hash to its ID", br.r.be.Location(), ErrCorrupt, loc.ID.Short())
+	if err := br.verify(loc.ID, plain); err != nil {
+		return nil, err
 	}
 	return plain, nil
 }
@@ -303,15 +322,10 @@ func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, 
 			return f, nil
 		}
 	}
-	k, err := br.sessionKeys(ctx, loc.Pack)
+	k, sealed, err := br.fetch(ctx, loc)
 	if err != nil {
 		return nil, err
 	}
-	sealed, err := loadRangeInto(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
-	if err != nil {
-		return nil, err
-	}
-	br.sealed = sealed
 	// Reuse the buffer of the frame that goes, if one must.
 	var buf []byte
 	for len(br.frames) > 0 && br.frameBytes+int(loc.FrameRaw) > maxFrameCache {

@@ -106,12 +106,28 @@ func (w *Writer) Stats() IngestStats {
 // Add stores a blob unless an identical one exists; it returns its ID and
 // whether it was new.
 func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, error) {
+	id, isNew, err := w.claim(t, data)
+	if err != nil || !isNew {
+		return id, false, err
+	}
+	sealed, err := sealBlob(w.session, t, id, data)
+	if err != nil {
+		return id, false, w.fail(err)
+	}
+	if err := w.addSealed(ctx, t, id, sealed, len(data)); err != nil {
+		return id, false, err
+	}
+	return id, true, nil
+}
+
+// claim computes a chunk's ID and reports whether it is new: not stored
+// and not pending in this session. A new chunk becomes pending.
+func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
 	id := ID(crypto.ChunkID(w.r.chunkIDKey(), data))
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
-		return id, false, err
+		return id, false, w.err
 	}
 	if t == BlobData {
 		w.stats.Chunks++
@@ -120,20 +136,9 @@ func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, er
 		if t == BlobData {
 			w.stats.DedupBytes += uint64(len(data))
 		}
-		w.mu.Unlock()
 		return id, false, nil
 	}
 	w.pending[id] = true
-	w.mu.Unlock()
-
-	sealed, err := sealBlob(w.session, t, id, data)
-	if err != nil {
-		return id, false, w.fail(err)
-	}
-
-	if err := w.addSealed(ctx, t, id, sealed, len(data)); err != nil {
-		return id, false, err
-	}
 	return id, true, nil
 }
 
@@ -247,24 +252,11 @@ func (sw *StreamWriter) Add(ctx context.Context, data []byte) (ID, bool, error) 
 	if !w.r.framed() {
 		return w.Add(ctx, BlobData, data)
 	}
-	id := ID(crypto.ChunkID(w.r.chunkIDKey(), data))
-	w.mu.Lock()
-	if w.err != nil {
-		err := w.err
-		w.mu.Unlock()
+	id, isNew, err := w.claim(BlobData, data)
+	if err != nil || !isNew {
 		return id, false, err
 	}
-	w.stats.Chunks++
-	if w.pending[id] || w.cache.Has(id) {
-		w.stats.DedupBytes += uint64(len(data))
-		w.mu.Unlock()
-		return id, false, nil
-	}
-	w.pending[id] = true
-	w.stats.NewChunks++
-	w.stats.NewRaw += uint64(len(data))
-	w.mu.Unlock()
-	return id, true, sw.gather(ctx, id, data)
+	return id, true, sw.addNew(ctx, id, data)
 }
 
 // addNew adds a chunk to the frame without looking for it in the
