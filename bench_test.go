@@ -27,18 +27,7 @@ import (
 // sizes, seconds and peak RSS. They build their fixtures once into .cache
 // (needs PostgreSQL; a few minutes).
 
-const benchChildEnv = "LARDER_BENCH_CHILD"
-
-func TestMain(m *testing.M) {
-	if job := os.Getenv(benchChildEnv); job != "" {
-		if err := benchChild(job); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { benchutil.Main(m, benchChild) }
 
 // series returns the 10-night series of the benchmarks: the fixture
 // builder's "bench" preset (thousands of users, about 100k posts, 100 MB
@@ -193,7 +182,7 @@ func BenchmarkStoreRestore(b *testing.B) {
 	self, _ := os.Executable()
 	child := func(job string) benchutil.Result {
 		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), benchChildEnv+"="+job)
+		cmd.Env = append(os.Environ(), benchutil.ChildEnv+"="+job)
 		cmd.Stderr = os.Stderr
 		res, err := benchutil.Run(cmd)
 		if err != nil {

@@ -25,18 +25,7 @@ import (
 // The backup is made once and kept in .cache/bench-1g (or taken from
 // LARDER_BENCH_BACKUP); making it needs PostgreSQL and takes a minute.
 
-const benchChildEnv = "LARDER_BENCH_CHILD"
-
-func TestMain(m *testing.M) {
-	if job := os.Getenv(benchChildEnv); job != "" {
-		if err := benchChild(job); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { benchutil.Main(m, benchChild) }
 
 // fileSink writes each stream to dir/stream-N.
 type fileSink struct {
@@ -200,7 +189,7 @@ func BenchmarkUnpackPack1GB(b *testing.B) {
 	}
 	child := func(job string) *exec.Cmd {
 		c := exec.Command(self)
-		c.Env = append(os.Environ(), benchChildEnv+"="+job)
+		c.Env = append(os.Environ(), benchutil.ChildEnv+"="+job)
 		return c
 	}
 	mb := float64(fi.Size()) / 1e6

@@ -75,3 +75,20 @@ func DirSize(dir string) int64 {
 	filepathWalk(dir, func(size int64) { n += size })
 	return n
 }
+
+// ChildEnv names, in a benchmark's child process (the test binary run
+// again), the job it is to do.
+const ChildEnv = "LARDER_BENCH_CHILD"
+
+// Main is a test binary's TestMain: in a child process started with
+// ChildEnv set it runs child(job) and exits; otherwise it runs the tests.
+func Main(m interface{ Run() int }, child func(job string) error) {
+	if job := os.Getenv(ChildEnv); job != "" {
+		if err := child(job); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
