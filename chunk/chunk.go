@@ -12,12 +12,14 @@
 // bulk streams (tar skeletons with the uploads, verbatim bytes) are
 // measured apart:
 //
-//	text, average   2   4   8   16  64 KiB: stored 371 356 373 489 687 MB
-//	bulk, average   8  16  64  256 1024 KiB: stored 120 121 126 144 373 MB
+//	text, average   2   4   8   16  64 KiB: stored 242 259 316 412 647 MB
+//	bulk, average   8  16  64  256 1024 KiB: stored 120 121 127 146 381 MB
 //
-// Text uses a 4 KiB average (the best), bulk a 64 KiB average (within 5 %
-// of the best with a fifth of its chunks: the index and the chunk lists
-// grow with the number of chunks).
+// (new chunks sealed in 256 KiB frames, as repository version 2 stores
+// them; with a blob per chunk, compressed one by one, text was best at
+// 4 KiB: 371 356 373 489 687 MB). Text uses a 2 KiB average (the best),
+// bulk a 64 KiB average (within 6 % of the best with a fifth of its
+// chunks: the index and the chunk lists grow with the number of chunks).
 package chunk
 
 import (
@@ -45,9 +47,10 @@ const (
 	maxAvgBits = 22
 )
 
-// TextParams are the sizes for text streams: a 4 KiB average, 1 to 32 KiB.
+// TextParams are the sizes for text streams: a 2 KiB average, 512 bytes
+// to 16 KiB.
 func TextParams(pol chunker.Pol) Params {
-	return Params{Pol: pol, Min: 1 << 10, Max: 32 << 10, AvgBits: 12}
+	return Params{Pol: pol, Min: 512, Max: 16 << 10, AvgBits: 11}
 }
 
 // BulkParams are the sizes for bulk streams: a 64 KiB average, 16 to

@@ -55,7 +55,7 @@ func TestVectors(t *testing.T) {
 		digest   string
 		min, max int
 	}{
-		{"text", TextParams(testPol), 390, "69aee2a04058075b0b68085fe3319fe47245e74a0d235d5a1cce26c5e4b36246", 1 << 10, 32 << 10},
+		{"text", TextParams(testPol), 807, "c43c226e86f327955b5f919c522d02295e6af63f19b7e27879f5cf74bb61311e", 512, 16 << 10},
 		{"bulk", BulkParams(testPol), 25, "d4ea0f2044367af911e5ab4400fa98e071ac3a3cf2b9eb2f736faf9561133270", 16 << 10, 512 << 10},
 	} {
 		got := chunks(t, bytes.NewReader(data), tc.p)

@@ -19,9 +19,12 @@ const (
 	indexMagic = "LRDIDX1\n"
 	// MaxIndexFile bounds an index file.
 	MaxIndexFile = 256 << 20
-	// maxPacksPerIndex is how many packs one index file lists before a
-	// writer starts another.
+	// maxPacksPerIndex and maxBlobsPerIndex are how many packs, or
+	// blobs in them, one index file lists before a writer starts another:
+	// a writer keeps the entries of its packs until they are in an index
+	// file, so these bound its memory whatever the backup's size.
 	maxPacksPerIndex = 64
+	maxBlobsPerIndex = 1 << 16
 )
 
 // IndexFile lists packs and their blobs.

@@ -29,11 +29,13 @@ type Writer struct {
 	open    []*packBuilder
 	pending map[ID]bool   // in open packs or packs not yet indexed
 	done    []IndexedPack // saved packs not yet in an index file
-	stats   IngestStats
-	err     error
-	closed  bool
-	dry     bool // count what would be stored, store nothing
-	streams map[*StreamWriter]bool
+	// doneBlobs counts the blobs of done.
+	doneBlobs int
+	stats     IngestStats
+	err       error
+	closed    bool
+	dry       bool // count what would be stored, store nothing
+	streams   map[*StreamWriter]bool
 }
 
 // openPacks is how many packs a writer fills at once; blobs go to one of
@@ -337,7 +339,8 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 		return fmt.Errorf("%s: saving pack %s: %w", w.r.be.Location(), id.Short(), err)
 	}
 	w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
-	if len(w.done) >= maxPacksPerIndex {
+	w.doneBlobs += len(p.blobs)
+	if len(w.done) >= maxPacksPerIndex || w.doneBlobs >= maxBlobsPerIndex {
 		return w.saveIndex(ctx)
 	}
 	return nil
@@ -362,7 +365,7 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 			delete(w.pending, b.ID)
 		}
 	}
-	w.done = nil
+	w.done, w.doneBlobs = nil, 0
 	return nil
 }
 
