@@ -3,6 +3,7 @@ package repo
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -25,14 +26,23 @@ type Cache struct {
 }
 
 var (
-	bucketBlobs     = []byte("blobs")     // ID → pack ID | type | offset | length | raw length
+	bucketBlobs     = []byte("blobs")     // ID → pack number | type | offset | length | raw length ...
+	bucketPacks     = []byte("packs")     // pack number → pack ID
+	bucketPackNums  = []byte("packnums")  // pack ID → pack number
 	bucketIndexes   = []byte("indexes")   // index file name → nothing
 	bucketOriginals = []byte("originals") // original tag → snapshot name
 	bucketSnapshots = []byte("snapshots") // snapshot name → nothing (seen)
 	bucketMeta      = []byte("meta")
 )
 
-const cacheVersion = "2" // 2: framed entries
+// cacheVersion is the cache's layout; a cache of another layout is
+// rebuilt. 2: framed entries; 3: pack numbers in blob entries (a third
+// smaller: a writer looks up every chunk of a night's backup, so the
+// cache's pages it touches are most of its resident memory).
+const cacheVersion = "3"
+
+// indexBuckets are the buckets that copy the repository's index files.
+var indexBuckets = [][]byte{bucketBlobs, bucketPacks, bucketPackNums, bucketIndexes}
 
 // OpenCache opens (or makes) the cache in dir. When another process holds
 // it, a private temporary cache is used instead: concurrent ingests each
@@ -86,7 +96,7 @@ func (c *Cache) init() error {
 		}
 		if v := meta.Get([]byte("version")); v != nil && string(v) != cacheVersion {
 			// Another layout: drop everything and rebuild.
-			for _, b := range [][]byte{bucketBlobs, bucketIndexes, bucketOriginals, bucketSnapshots} {
+			for _, b := range append(slices.Clone(indexBuckets), bucketOriginals, bucketSnapshots) {
 				if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}
@@ -95,7 +105,7 @@ func (c *Cache) init() error {
 		if err := meta.Put([]byte("version"), []byte(cacheVersion)); err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bucketBlobs, bucketIndexes, bucketOriginals, bucketSnapshots} {
+		for _, b := range append(slices.Clone(indexBuckets), bucketOriginals, bucketSnapshots) {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -113,33 +123,34 @@ func (c *Cache) Close() error {
 	return err
 }
 
-// encodeLoc is a blob's cache value: pack ID | its index entry without
-// the chunk ID (the key).
-func encodeLoc(p PackedBlob) []byte {
-	e := appendBlob(make([]byte, 0, 32+1+32+25), p.Blob)
-	b := make([]byte, 0, 32+len(e)-32)
-	b = append(b, p.Pack[:]...)
-	b = append(b, e[0])
-	return append(b, e[1+32:]...)
+// encodeLoc is a blob's cache value: its pack's number | its index entry
+// without the chunk ID (the key).
+func encodeLoc(packNum uint64, b Blob) []byte {
+	e := appendBlob(make([]byte, 0, 1+32+25), b)
+	v := binary.AppendUvarint(make([]byte, 0, 10+len(e)-32), packNum)
+	v = append(v, e[0])
+	return append(v, e[1+32:]...)
 }
 
-func decodeLoc(id ID, v []byte) (PackedBlob, bool) {
-	var p PackedBlob
-	if len(v) < 34 {
-		return p, false
+// decodeLoc reads a blob's cache value.
+func decodeLoc(id ID, v []byte) (packNum uint64, b Blob, ok bool) {
+	num, n := binary.Uvarint(v)
+	if n <= 0 || len(v) < n+1 {
+		return 0, b, false
 	}
-	copy(p.Pack[:], v)
-	e := make([]byte, 0, len(v))
-	e = append(e, v[32])
+	e := make([]byte, 0, 1+32+len(v))
+	e = append(e, v[n])
 	e = append(e, id[:]...)
-	e = append(e, v[33:]...)
+	e = append(e, v[n+1:]...)
 	b, err := readBlob(bytes.NewReader(e))
 	if err != nil {
-		return p, false
+		return 0, b, false
 	}
-	p.Blob = b
-	return p, true
+	return num, b, true
 }
+
+// packKey is a pack number as a key of the packs bucket.
+func packKey(num uint64) []byte { return binary.BigEndian.AppendUint64(nil, num) }
 
 // Lookup finds a blob.
 func (c *Cache) Lookup(id ID) (PackedBlob, bool) {
@@ -147,7 +158,12 @@ func (c *Cache) Lookup(id ID) (PackedBlob, bool) {
 	var ok bool
 	c.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBlobs).Get(id[:]); v != nil {
-			p, ok = decodeLoc(id, v) // decodeLoc copies out of v
+			// decodeLoc copies out of v.
+			num, b, found := decodeLoc(id, v)
+			if pid := tx.Bucket(bucketPacks).Get(packKey(num)); found && len(pid) == len(p.Pack) {
+				p.Blob, ok = b, true
+				copy(p.Pack[:], pid)
+			}
 		}
 		return nil
 	})
@@ -168,17 +184,40 @@ func (c *Cache) Has(id ID) bool {
 func (c *Cache) addIndex(name string, f *IndexFile) error {
 	// Insert in key order: bbolt fills pages in sequence instead of
 	// splitting them at random places.
-	var all []PackedBlob
-	for _, p := range f.Packs {
+	type entry struct {
+		pack int // in f.Packs
+		blob Blob
+	}
+	var all []entry
+	for i, p := range f.Packs {
 		for _, bl := range p.Blobs {
-			all = append(all, PackedBlob{Blob: bl, Pack: p.ID})
+			all = append(all, entry{i, bl})
 		}
 	}
-	slices.SortFunc(all, func(a, b PackedBlob) int { return bytes.Compare(a.ID[:], b.ID[:]) })
+	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.blob.ID[:], b.blob.ID[:]) })
 	return c.db.Update(func(tx *bolt.Tx) error {
+		packs, nums := tx.Bucket(bucketPacks), tx.Bucket(bucketPackNums)
+		num := make([]uint64, len(f.Packs))
+		for i, p := range f.Packs {
+			if v := nums.Get(p.ID[:]); v != nil {
+				num[i], _ = binary.Uvarint(v)
+				continue
+			}
+			n, err := packs.NextSequence()
+			if err != nil {
+				return err
+			}
+			if err := packs.Put(packKey(n), p.ID[:]); err != nil {
+				return err
+			}
+			if err := nums.Put(p.ID[:], binary.AppendUvarint(nil, n)); err != nil {
+				return err
+			}
+			num[i] = n
+		}
 		b := tx.Bucket(bucketBlobs)
-		for _, p := range all {
-			if err := b.Put(p.ID[:], encodeLoc(p)); err != nil {
+		for _, e := range all {
+			if err := b.Put(e.blob.ID[:], encodeLoc(num[e.pack], e.blob)); err != nil {
 				return err
 			}
 		}
@@ -212,7 +251,7 @@ func (c *Cache) Sync(ctx context.Context, be Backend, indexKey *[32]byte) error 
 		}
 	}
 	if stale {
-		if err := c.reset(bucketBlobs, bucketIndexes); err != nil {
+		if err := c.reset(indexBuckets...); err != nil {
 			return err
 		}
 		seen = map[string]bool{}

@@ -779,13 +779,13 @@ func FuzzCacheLoc(f *testing.F) {
 		}
 		var id ID
 		copy(id[:], data)
-		p, ok := decodeLoc(id, data[32:])
+		n, b, ok := decodeLoc(id, data[32:])
 		if !ok {
 			return
 		}
-		p2, ok := decodeLoc(id, encodeLoc(p))
-		if !ok || p2 != p {
-			t.Fatalf("cache location round trip: %+v, %+v", p, p2)
+		n2, b2, ok := decodeLoc(id, encodeLoc(n, b))
+		if !ok || n2 != n || b2 != b {
+			t.Fatalf("cache location round trip: %d %+v, %d %+v", n, b, n2, b2)
 		}
 	})
 }

@@ -215,7 +215,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 		if len(in) < 32 {
 			return false
 		}
-		_, ok := decodeLoc(ID(in[:32]), in[32:])
+		_, _, ok := decodeLoc(ID(in[:32]), in[32:])
 		return ok
 	},
 }
@@ -405,7 +405,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			}
 			in = binary.LittleEndian.AppendUint32(in, rawLen)
 			add("FuzzBlob", append(in, plain...))
-			add("FuzzCacheLoc", append(bytes.Clone(b.ID[:]), encodeLoc(PackedBlob{Blob: b, Pack: id})...))
+			add("FuzzCacheLoc", append(bytes.Clone(b.ID[:]), encodeLoc(uint64(1+i*300), b)...)) // pack numbers of one and two bytes
 		}
 	}
 
