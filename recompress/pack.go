@@ -8,6 +8,8 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"sync"
+	"sync/atomic"
 
 	"github.com/larder/larder/recompress/deflate"
 )
@@ -24,6 +26,7 @@ func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, 
 		return err
 	}
 	p := &packer{ctx: ctx, rc: rc, open: open, readers: make([]io.Reader, len(rc.Streams))}
+	defer p.stopEngines()
 	cw := &countWriter{w: w}
 	if err := p.node(rc.Root, cw); err != nil {
 		return err
@@ -44,17 +47,28 @@ func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, 
 	return nil
 }
 
+// packer rebuilds a recipe's file. Each gzip layer's engine runs on its
+// own goroutine (an asyncEngine), so the layers of a nested file (the
+// outer gzip and the dump.sql.gz in its tar) deflate at the same time.
+// The goroutine that walks the recipe reads the streams; an engine's
+// goroutine writes the layer's output into the layer around it, which may
+// end a member of that layer there and read a verbatim tail: mu guards
+// the readers and the engines, and nothing holds it while writing.
 type packer struct {
-	ctx     context.Context
-	rc      *Recipe
-	open    func(int, Kind) (io.Reader, error)
-	readers []io.Reader
-	buf     []byte
+	ctx      context.Context
+	rc       *Recipe
+	open     func(int, Kind) (io.Reader, error)
+	mu       sync.Mutex
+	readers  []io.Reader
+	engines  []*asyncEngine // to stop when Pack returns
+	stopping bool           // Pack is returning
 	// tee, when set, returns a writer that also receives a gzip layer's
 	// content (Export), or nil.
 	tee func(Node) (io.Writer, error)
 }
 
+// stream returns the reader of stream i, opening it when first needed;
+// the caller holds p.mu.
 func (p *packer) stream(i int) (io.Reader, error) {
 	if p.readers[i] == nil {
 		r, err := p.open(i, p.rc.Streams[i].Kind)
@@ -66,25 +80,28 @@ func (p *packer) stream(i int) (io.Reader, error) {
 	return p.readers[i], nil
 }
 
+var copyBufs = sync.Pool{New: func() any { return new([64 << 10]byte) }}
+
 // copyN copies n bytes of stream i to w.
 func (p *packer) copyN(w io.Writer, i int, n uint64) error {
 	if n == 0 {
 		return nil
 	}
-	r, err := p.stream(i)
-	if err != nil {
-		return err
-	}
-	if p.buf == nil {
-		p.buf = make([]byte, 64<<10)
-	}
+	buf := copyBufs.Get().(*[64 << 10]byte)
+	defer copyBufs.Put(buf)
 	for n > 0 {
 		if err := p.ctx.Err(); err != nil {
 			return err
 		}
-		k, err := io.ReadFull(r, p.buf[:min(uint64(len(p.buf)), n)])
+		p.mu.Lock()
+		r, err := p.stream(i)
+		k := 0
+		if err == nil {
+			k, err = io.ReadFull(r, buf[:min(uint64(len(buf)), n)])
+		}
+		p.mu.Unlock()
 		if k > 0 {
-			if _, werr := w.Write(p.buf[:k]); werr != nil {
+			if _, werr := w.Write(buf[:k]); werr != nil {
 				return werr
 			}
 			n -= uint64(k)
@@ -92,6 +109,9 @@ func (p *packer) copyN(w io.Writer, i int, n uint64) error {
 		if err != nil {
 			if err == io.EOF || err == io.ErrUnexpectedEOF {
 				return fmt.Errorf("%w: stream %d ended %d bytes early", ErrPack, i, n)
+			}
+			if errors.Is(err, ErrPack) {
+				return err
 			}
 			return fmt.Errorf("%w: reading stream %d: %w", ErrPack, i, err)
 		}
@@ -154,7 +174,7 @@ type memberWriter struct {
 	w      io.Writer
 	cur    int    // current member, -1 before the first
 	left   uint64 // content bytes the current member still takes
-	engine *deflate.Writer
+	engine *asyncEngine
 	out    *limitWriter
 	crc    hash.Hash32
 	size   uint64
@@ -170,10 +190,11 @@ func (m *memberWriter) begin(i int) error {
 	m.engine = nil
 	if mb.Mode != ModeVerbatim {
 		m.out = &limitWriter{w: m.w, left: mb.Exact}
-		var err error
-		if m.engine, err = deflate.NewWriter(m.out, mb.Params); err != nil {
+		e, err := deflate.NewWriter(m.out, mb.Params)
+		if err != nil {
 			return fmt.Errorf("%w: member %d: %w", ErrPack, i+1, err)
 		}
+		m.engine = m.p.startEngine(e)
 	}
 	return nil
 }
@@ -182,6 +203,9 @@ func (m *memberWriter) end() error {
 	mb := &m.g.Members[m.cur]
 	if m.engine != nil {
 		if err := m.engine.Close(); err != nil {
+			if m.out.err != nil {
+				return m.out.err
+			}
 			return fmt.Errorf("%w: member %d: %w", ErrPack, m.cur+1, err)
 		}
 		if m.out.err != nil {
@@ -226,12 +250,9 @@ func (m *memberWriter) Write(b []byte) (int, error) {
 		m.crc.Write(part)
 		m.size += k
 		m.left -= k
-		if m.engine != nil && !(mb(m).Mode == ModePartial && m.out.left == 0) {
+		if m.engine != nil && !(mb(m).Mode == ModePartial && m.out.full.Load()) {
 			if _, err := m.engine.Write(part); err != nil {
 				return 0, err
-			}
-			if m.out.err != nil {
-				return 0, m.out.err
 			}
 		}
 		b = b[k:]
@@ -271,12 +292,15 @@ func (m *memberWriter) finish() error {
 	return nil
 }
 
-// limitWriter passes on the first left bytes and counts all of them.
+// limitWriter passes on the first left bytes and counts all of them. An
+// engine's goroutine writes to it; the others read left, total and err
+// only after the engine is closed, and full at any time.
 type limitWriter struct {
 	w     io.Writer
 	left  uint64
 	total uint64
 	err   error
+	full  atomic.Bool // left is 0 (a partial member needs no more output)
 }
 
 func (l *limitWriter) Write(p []byte) (int, error) {
@@ -285,8 +309,13 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 		k := min(uint64(len(p)), l.left)
 		if _, err := l.w.Write(p[:k]); err != nil {
 			l.err = err
+			// Stop the engine: this error is the one end reports.
+			return 0, err
 		}
 		l.left -= k
+		if l.left == 0 {
+			l.full.Store(true)
+		}
 	}
 	return len(p), nil
 }
@@ -300,4 +329,151 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += uint64(n)
 	return n, err
+}
+
+// asyncEngine runs a deflate engine on its own goroutine: Write hands it
+// a copy of the bytes, Close waits for it to deflate them all and closes
+// the engine. At most engineQueue buffers wait, so memory stays bounded.
+// One goroutine at a time writes and closes; abort may come from another.
+type asyncEngine struct {
+	e      *deflate.Writer
+	queue  chan *engineBuf
+	quit   chan struct{}         // closed by abort
+	done   chan struct{}         // closed when run returns
+	err    atomic.Pointer[error] // the engine's first error
+	once   sync.Once
+	closed bool
+	cur    *engineBuf // being filled by Write
+}
+
+type engineBuf struct {
+	b [64 << 10]byte
+	n int
+}
+
+const engineQueue = 4
+
+var (
+	engineBufs = sync.Pool{New: func() any { return new(engineBuf) }}
+	errAborted = errors.New("recompress: pack stopped")
+)
+
+func (a *asyncEngine) run() {
+	defer close(a.done)
+	for {
+		select {
+		case b, ok := <-a.queue:
+			if !ok {
+				return
+			}
+			if a.err.Load() == nil {
+				if _, err := a.e.Write(b.b[:b.n]); err != nil {
+					a.err.Store(&err)
+				}
+			}
+			b.n = 0
+			engineBufs.Put(b)
+		case <-a.quit:
+			return
+		}
+	}
+}
+
+func (a *asyncEngine) failed() error {
+	if p := a.err.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (a *asyncEngine) send(b *engineBuf) error {
+	select {
+	case a.queue <- b:
+		return nil
+	case <-a.quit:
+		return errAborted
+	}
+}
+
+// Write queues p for the engine; it returns the engine's error, if any,
+// from an earlier write.
+func (a *asyncEngine) Write(p []byte) (int, error) {
+	if err := a.failed(); err != nil {
+		return 0, err
+	}
+	n := len(p)
+	for len(p) > 0 {
+		if a.cur == nil {
+			a.cur = engineBufs.Get().(*engineBuf)
+		}
+		k := copy(a.cur.b[a.cur.n:], p)
+		a.cur.n += k
+		p = p[k:]
+		if a.cur.n == len(a.cur.b) {
+			b := a.cur
+			a.cur = nil
+			if err := a.send(b); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// Close deflates what is queued, then closes the engine (its final
+// blocks are written on the caller's goroutine).
+func (a *asyncEngine) Close() error {
+	if a.closed {
+		return a.failed()
+	}
+	a.closed = true
+	if a.cur != nil && a.cur.n > 0 {
+		b := a.cur
+		a.cur = nil
+		if err := a.send(b); err != nil {
+			return err
+		}
+	}
+	close(a.queue)
+	<-a.done
+	select {
+	case <-a.quit:
+		return errAborted
+	default:
+	}
+	if err := a.failed(); err != nil {
+		return err
+	}
+	return a.e.Close()
+}
+
+// abort stops the engine without deflating what is queued.
+func (a *asyncEngine) abort() { a.once.Do(func() { close(a.quit) }) }
+
+// startEngine runs e on its own goroutine for the packer.
+func (p *packer) startEngine(e *deflate.Writer) *asyncEngine {
+	a := &asyncEngine{e: e, queue: make(chan *engineBuf, engineQueue), quit: make(chan struct{}), done: make(chan struct{})}
+	go a.run()
+	p.mu.Lock()
+	p.engines = append(p.engines, a)
+	if p.stopping {
+		a.abort()
+	}
+	p.mu.Unlock()
+	return a
+}
+
+// stopEngines stops every engine (those of layers an error left
+// unfinished are still running) and waits for their goroutines.
+func (p *packer) stopEngines() {
+	p.mu.Lock()
+	p.stopping = true
+	engines := p.engines
+	p.mu.Unlock()
+	for _, e := range engines {
+		e.abort()
+	}
+	for _, e := range engines {
+		<-e.done
+	}
 }
