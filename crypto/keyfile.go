@@ -198,15 +198,7 @@ func (k *MasterKey) MarshalKeyFile(passphrase []byte, kdf *KDFParams) ([]byte, e
 }
 
 func (k *MasterKey) marshalKeyFile(r io.Reader, passphrase []byte, kdf *KDFParams) ([]byte, error) {
-	if k.erased {
-		return nil, fmt.Errorf("crypto: key file: master key: %w", ErrErased)
-	}
-	payload, err := k.encodePayload()
-	if err != nil {
-		return nil, err
-	}
-	defer clear(payload)
-	return marshalKeyFile(r, RoleMaster, k.ID, payload, passphrase, kdf)
+	return sealKeyFile(r, RoleMaster, k.ID, k.erased, k.encodePayload, passphrase, kdf)
 }
 
 // MarshalKeyFile encodes the write key as a key file. With an empty
@@ -218,15 +210,7 @@ func (k *WriteKey) MarshalKeyFile(passphrase []byte, kdf *KDFParams) ([]byte, er
 }
 
 func (k *WriteKey) marshalKeyFile(r io.Reader, passphrase []byte, kdf *KDFParams) ([]byte, error) {
-	if k.erased {
-		return nil, fmt.Errorf("crypto: key file: write key: %w", ErrErased)
-	}
-	payload, err := k.encodePayload()
-	if err != nil {
-		return nil, err
-	}
-	defer clear(payload)
-	return marshalKeyFile(r, RoleWrite, k.ID, payload, passphrase, kdf)
+	return sealKeyFile(r, RoleWrite, k.ID, k.erased, k.encodePayload, passphrase, kdf)
 }
 
 // MarshalKeyFile encodes the audit key as a key file protected by
@@ -237,15 +221,20 @@ func (k *AuditKey) MarshalKeyFile(passphrase []byte, kdf *KDFParams) ([]byte, er
 }
 
 func (k *AuditKey) marshalKeyFile(r io.Reader, passphrase []byte, kdf *KDFParams) ([]byte, error) {
-	if k.erased {
-		return nil, fmt.Errorf("crypto: key file: audit key: %w", ErrErased)
+	return sealKeyFile(r, RoleAudit, k.ID, k.erased, k.encodePayload, passphrase, kdf)
+}
+
+// sealKeyFile encodes a key's payload and seals it as a key file.
+func sealKeyFile(r io.Reader, role Role, id KeyID, erased bool, encode func() ([]byte, error), passphrase []byte, kdf *KDFParams) ([]byte, error) {
+	if erased {
+		return nil, fmt.Errorf("crypto: key file: %s key: %w", role, ErrErased)
 	}
-	payload, err := k.encodePayload()
+	payload, err := encode()
 	if err != nil {
 		return nil, err
 	}
 	defer clear(payload)
-	return marshalKeyFile(r, RoleAudit, k.ID, payload, passphrase, kdf)
+	return marshalKeyFile(r, role, id, payload, passphrase, kdf)
 }
 
 // marshalKeyFile builds header || XChaCha20-Poly1305(payload, AD = header).
