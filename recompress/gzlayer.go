@@ -94,7 +94,7 @@ type gzMember struct {
 	start    int64 // offset of the member in the layer's input
 	tee      *teeReader
 	inflate  io.ReadCloser
-	v        *verifier // nil: no engine
+	v        *verifierSet // nil: no engine
 	crc      hash.Hash32
 	size     uint64
 	verbatim bool // every further deflate byte goes to the verbatim stream
@@ -175,7 +175,7 @@ func (g *gzLayer) next() error {
 		res, ierr := deflate.Identify(prefix, hintFor(hdr, g.depth))
 		if ierr == nil {
 			m.m.Params = res.Params
-			if m.v, err = newVerifier(res.Params); err != nil {
+			if m.v, err = newVerifierSet(append([]deflate.Params{res.Params}, res.Others...)); err != nil {
 				return fmt.Errorf("%w: %s: %v", ErrUnpack, g.u.name, err)
 			}
 		} else if first {
@@ -288,9 +288,11 @@ func (g *gzLayer) finish(m *gzMember) error {
 	case !m.verbatim:
 		m.m.Mode = ModeExact
 		m.m.Exact = m.v.matched()
+		m.m.Params = m.v.winnerParams()
 	default:
 		m.m.Mode = ModePartial
 		m.m.Exact = m.v.matched()
+		m.m.Params = m.v.winnerParams()
 	}
 	if g.opaque || g.inherited {
 		m.m.ContentLen = 0
@@ -380,6 +382,7 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 	m.m.Exact = 0
 	if m.v != nil {
 		m.m.Exact = m.v.matched()
+		m.m.Params = m.v.winnerParams()
 		m.m.Mode = ModePartial
 	} else {
 		m.m.Mode = ModeVerbatim

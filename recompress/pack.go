@@ -206,7 +206,11 @@ func (m *memberWriter) end() error {
 			if m.out.err != nil {
 				return m.out.err
 			}
-			return fmt.Errorf("%w: member %d: %w", ErrPack, m.cur+1, err)
+			// A partial member needs the engine's first Exact bytes only;
+			// it may refuse the input after them (a stored-block list).
+			if !(mb.Mode == ModePartial && m.out.full.Load()) {
+				return fmt.Errorf("%w: member %d: %w", ErrPack, m.cur+1, err)
+			}
 		}
 		if m.out.err != nil {
 			return m.out.err
@@ -251,7 +255,7 @@ func (m *memberWriter) Write(b []byte) (int, error) {
 		m.size += k
 		m.left -= k
 		if m.engine != nil && !(mb(m).Mode == ModePartial && m.out.full.Load()) {
-			if _, err := m.engine.Write(part); err != nil {
+			if _, err := m.engine.Write(part); err != nil && !(mb(m).Mode == ModePartial && m.out.full.Load()) {
 				return 0, err
 			}
 		}

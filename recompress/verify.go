@@ -44,6 +44,9 @@ func newVerifier(p deflate.Params) (*verifier, error) {
 	return v, nil
 }
 
+// run feeds the engine. An engine that refuses its input (a stored-block
+// list shorter than the member) has diverged like one that makes other
+// bytes: the member keeps what matched and stores the rest verbatim.
 func (v *verifier) run() {
 	var err error
 	for b := range v.work {
@@ -56,7 +59,12 @@ func (v *verifier) run() {
 	if err == nil && !v.isDiverged() {
 		err = v.engine.Close()
 	}
-	v.done <- err
+	if err != nil {
+		v.mu.Lock()
+		v.diverged = true
+		v.mu.Unlock()
+	}
+	v.done <- nil
 }
 
 func (v *verifier) isDiverged() bool {
@@ -179,3 +187,99 @@ func shift(b []byte, n int) []byte {
 	}
 	return b[n:]
 }
+
+// verifierSet verifies a member with every candidate Identify could not
+// tell apart on the stream's head, side by side, each dropped at its first
+// wrong byte. The first candidate (most likely) still matching at the end
+// wins; when all have diverged, the last to diverge gives the exact prefix
+// and the verbatim rest.
+type verifierSet struct {
+	vs     []*verifier
+	params []deflate.Params
+	taker  int // the verifier that took the latest original bytes
+}
+
+func newVerifierSet(ps []deflate.Params) (*verifierSet, error) {
+	s := &verifierSet{params: ps}
+	for _, p := range ps {
+		v, err := newVerifier(p)
+		if err != nil {
+			s.finish(true)
+			return nil, err
+		}
+		s.vs = append(s.vs, v)
+	}
+	return s, nil
+}
+
+// feed passes content to every engine still matching.
+func (s *verifierSet) feed(p []byte) {
+	for _, v := range s.vs {
+		v.feed(p)
+	}
+}
+
+// addOrig takes original bytes; it reports false once every verifier
+// has diverged.
+func (s *verifierSet) addOrig(p []byte) bool {
+	took := -1
+	for i, v := range s.vs {
+		if v.addOrig(p) {
+			took = i
+		}
+	}
+	if took < 0 {
+		return false
+	}
+	s.taker = took
+	// Candidates that diverged earlier can never be chosen: free what
+	// they hold.
+	for i, v := range s.vs {
+		if i != took && v.isDiverged() {
+			v.takeRest()
+		}
+	}
+	return true
+}
+
+// alive returns the first verifier still matching, or -1.
+func (s *verifierSet) alive() int {
+	for i, v := range s.vs {
+		if !v.isDiverged() {
+			return i
+		}
+	}
+	return -1
+}
+
+// winner is the verifier whose result the member records.
+func (s *verifierSet) winner() int {
+	if i := s.alive(); i >= 0 {
+		return i
+	}
+	return s.taker
+}
+
+// takeRest hands over the unmatched original bytes once every verifier
+// has diverged.
+func (s *verifierSet) takeRest() ([]byte, bool) {
+	if s.alive() >= 0 {
+		return nil, false
+	}
+	return s.vs[s.taker].takeRest()
+}
+
+// finish waits for every engine; abort marks them all diverged.
+func (s *verifierSet) finish(abort bool) error {
+	var first error
+	for _, v := range s.vs {
+		if err := v.finish(abort); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *verifierSet) matched() uint64 { return s.vs[s.winner()].matched() }
+
+func (s *verifierSet) winnerParams() deflate.Params { return s.params[s.winner()] }

@@ -42,7 +42,16 @@ type Result struct {
 	Complete bool
 	// Survivors counts the candidates that reproduced the prefix.
 	Survivors int
+	// Others are the next survivors after Params, most likely first (at
+	// most MaxOthers): a prefix of incompressible data (a tar that starts
+	// with a compressed member) often fits several levels, which only
+	// later content tells apart, so the caller verifies them side by side.
+	Others []Params
 }
+
+// MaxOthers bounds Result.Others: with the first, the seven levels GNU
+// gzip and zlib mark with XFL 0 (2–8) fit.
+const MaxOthers = 7
 
 // Identify finds the engine and parameters that reproduce a raw deflate
 // stream from its first bytes. src is the stream's head (IdentifyPrefix
@@ -68,25 +77,18 @@ func Identify(src []byte, hint Hint) (Result, error) {
 		src = src[:(pr.blocks[len(pr.blocks)-1].bitEnd+7)/8]
 	}
 
+	var stored *Result
 	if allStored(pr) {
-		var runs []StoredRun
-		for _, b := range pr.blocks {
-			runs = appendRun(runs, uint16(b.inLen))
+		r, ok := storedResult(pr, src, whole)
+		if ok && whole {
+			return r, nil
 		}
-		p := Params{Engine: Stored, Runs: runs}
-		end := (pr.blocks[len(pr.blocks)-1].bitEnd + 7) / 8
-		// Rebuild them: another encoder may set the padding bits after a
-		// block header, which ours leaves zero.
-		sw := &storedWriter{runs: runs}
-		var bw bitWriter
-		err := sw.write(pr.out, &bw)
-		if err == nil && whole {
-			err = sw.finish(&bw)
+		if ok {
+			// Only the head is known to be stored blocks: an encoder
+			// that stored incompressible input may compress what
+			// follows, so its candidates come first.
+			stored = &r
 		}
-		if err != nil || !bytes.HasPrefix(src, bw.out) || whole && len(bw.out) != len(src) {
-			return Result{}, ErrNoEngine
-		}
-		return Result{Params: p, Verified: end, Complete: whole, Survivors: 1}, nil
 	}
 
 	cands := candidates(pr, hint)
@@ -104,6 +106,17 @@ func Identify(src []byte, hint Hint) (Result, error) {
 			if whole {
 				break // reproduced exactly: no better answer exists
 			}
+		} else if len(best.Others) < MaxOthers {
+			best.Others = append(best.Others, p)
+		}
+	}
+	if stored != nil {
+		if found == 0 {
+			return *stored, nil
+		}
+		found++
+		if len(best.Others) < MaxOthers {
+			best.Others = append(best.Others, stored.Params)
 		}
 	}
 	if found == 0 {
@@ -111,6 +124,29 @@ func Identify(src []byte, hint Hint) (Result, error) {
 	}
 	best.Survivors = found
 	return best, nil
+}
+
+// storedResult describes a head of stored blocks as the stored engine with
+// their lengths, if it rebuilds them.
+func storedResult(pr *parsed, src []byte, whole bool) (Result, bool) {
+	var runs []StoredRun
+	for _, b := range pr.blocks {
+		runs = appendRun(runs, uint16(b.inLen))
+	}
+	p := Params{Engine: Stored, Runs: runs}
+	end := (pr.blocks[len(pr.blocks)-1].bitEnd + 7) / 8
+	// Rebuild them: another encoder may set the padding bits after a
+	// block header, which ours leaves zero.
+	sw := &storedWriter{runs: runs}
+	var bw bitWriter
+	err := sw.write(pr.out, &bw)
+	if err == nil && whole {
+		err = sw.finish(&bw)
+	}
+	if err != nil || !bytes.HasPrefix(src, bw.out) || whole && len(bw.out) != len(src) {
+		return Result{}, false
+	}
+	return Result{Params: p, Verified: end, Complete: whole, Survivors: 1}, true
 }
 
 func allStored(pr *parsed) bool {
@@ -248,6 +284,9 @@ func levelsByHint(h Hint) []int {
 		first = []int{9}
 	case h.GzipXFL == 4:
 		first = []int{1}
+	case h.GzipXFL == 0:
+		// GNU gzip and zlib mark levels 1 and 9 in XFL: 2–8 first.
+		first = []int{6, 5, 4, 7, 8, 3, 2}
 	case h.ZlibLevel == 0:
 		first = []int{1}
 	case h.ZlibLevel == 1:
