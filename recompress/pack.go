@@ -208,7 +208,7 @@ func (m *memberWriter) end() error {
 			}
 			// A partial member needs the engine's first Exact bytes only;
 			// it may refuse the input after them (a stored-block list).
-			if !(mb.Mode == ModePartial && m.out.full.Load()) {
+			if !m.partialDone() {
 				return fmt.Errorf("%w: member %d: %w", ErrPack, m.cur+1, err)
 			}
 		}
@@ -254,8 +254,8 @@ func (m *memberWriter) Write(b []byte) (int, error) {
 		m.crc.Write(part)
 		m.size += k
 		m.left -= k
-		if m.engine != nil && !(mb(m).Mode == ModePartial && m.out.full.Load()) {
-			if _, err := m.engine.Write(part); err != nil && !(mb(m).Mode == ModePartial && m.out.full.Load()) {
+		if m.engine != nil && !m.partialDone() {
+			if _, err := m.engine.Write(part); err != nil && !m.partialDone() {
 				return 0, err
 			}
 		}
@@ -265,6 +265,13 @@ func (m *memberWriter) Write(b []byte) (int, error) {
 }
 
 func mb(m *memberWriter) *Member { return &m.g.Members[m.cur] }
+
+// partialDone reports whether the current member is partial and its
+// engine has made all the exact bytes it needs: the engine may then be
+// left behind, and an error it meets after them does not matter.
+func (m *memberWriter) partialDone() bool {
+	return mb(m).Mode == ModePartial && m.out.full.Load()
+}
 
 // next ends the current member (if any) and begins the next one.
 func (m *memberWriter) next() error {
