@@ -19,6 +19,7 @@ import (
 	"github.com/larder/larder/internal/benchutil"
 	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
+	"github.com/larder/larder/repo/backend"
 	"github.com/larder/larder/testdata/fixture"
 )
 
@@ -173,7 +174,7 @@ func BenchmarkStoreRestore(b *testing.B) {
 	m, _ := crypto.NewMasterKey(nil, uint64(pol))
 	kf, _ := m.MarshalKeyFile([]byte("pw"), nil)
 	lrepo := filepath.Join(work, "larder")
-	r, err := repo.Init(context.Background(), repo.OpenLocal(lrepo), m, kf)
+	r, err := repo.Init(context.Background(), backend.OpenLocal(lrepo), m, kf)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -243,7 +244,7 @@ func benchChild(job string) error {
 	if err != nil {
 		return err
 	}
-	r, err := repo.Open(ctx, repo.OpenLocal(repoDir), kf.Master)
+	r, err := repo.Open(ctx, backend.OpenLocal(repoDir), kf.Master)
 	if err != nil {
 		return err
 	}

@@ -12,10 +12,11 @@ import (
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
+	"github.com/larder/larder/repo/backend"
 )
 
 type testRepo struct {
-	be     *repo.Local
+	be     *backend.Local
 	master *crypto.MasterKey
 	write  *crypto.WriteKey
 	audit  *crypto.AuditKey
@@ -32,7 +33,7 @@ func newTestRepo(t testing.TB) *testRepo {
 	if err != nil {
 		t.Fatal(err)
 	}
-	be := repo.OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	be := backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
 	ctx := context.Background()
 	r, err := repo.Init(ctx, be, m, nil)
 	if err != nil {

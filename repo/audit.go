@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"sort"
 	"time"
 
@@ -45,7 +46,7 @@ func (r *Repo) RecordDrill(ctx context.Context, rec *DrillRecord) (ID, error) {
 	if err != nil {
 		return ID{}, err
 	}
-	name, err := saveContent(ctx, r.be, TypeDrill, b)
+	name, err := saveContent(ctx, r.be, backend.TypeDrill, b)
 	if err != nil {
 		return ID{}, fmt.Errorf("%s: saving the drill record: %w", r.be.Location(), err)
 	}
@@ -56,8 +57,8 @@ func (r *Repo) RecordDrill(ctx context.Context, rec *DrillRecord) (ID, error) {
 func (r *Repo) Drills(ctx context.Context) ([]*DrillRecord, []Problem, error) {
 	var out []*DrillRecord
 	var problems []Problem
-	err := r.be.List(ctx, TypeDrill, func(name string, _ int64) error {
-		b, err := loadAll(ctx, r.be, Handle{TypeDrill, name}, maxDrill)
+	err := list(ctx, r.be, backend.TypeDrill, func(name string, _ int64) error {
+		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeDrill, Name: name}, maxDrill)
 		if err != nil {
 			return err
 		}
@@ -131,7 +132,7 @@ func (r *Repo) Audit(ctx context.Context) (*AuditReport, error) {
 		}
 		chains[f.Writer][f.Seq] = append(chains[f.Writer][f.Seq], link{f.ID, f.Prev})
 	}
-	err = r.be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+	err = list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
 		obj := "snapshots/" + name
 		env, err := loadEnvelope(ctx, r.be, name)
 		if err != nil {

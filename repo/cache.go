@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"os"
 	"path/filepath"
 	"slices"
@@ -227,9 +228,9 @@ func (c *Cache) addIndex(name string, f *IndexFile) error {
 
 // Sync brings the cache up to date with the repository's index files:
 // new ones are read; if any it knows has gone (prune), it starts over.
-func (c *Cache) Sync(ctx context.Context, be Backend, indexKey *[32]byte) error {
+func (c *Cache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte) error {
 	present := map[string]bool{}
-	if err := be.List(ctx, TypeIndex, func(name string, _ int64) error {
+	if err := list(ctx, be, backend.TypeIndex, func(name string, _ int64) error {
 		present[name] = true
 		return nil
 	}); err != nil {
@@ -299,9 +300,9 @@ func (c *Cache) Original(tag ID) (string, bool) {
 
 // syncSnapshots records the originals of snapshots from their envelopes
 // (which every key can read); gone snapshots are dropped.
-func (c *Cache) syncSnapshots(ctx context.Context, be Backend) error {
+func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend) error {
 	present := map[string]bool{}
-	if err := be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+	if err := list(ctx, be, backend.TypeSnapshot, func(name string, _ int64) error {
 		present[name] = true
 		return nil
 	}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"io"
 	"math/rand/v2"
 
@@ -62,7 +63,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, erro
 		return res, nil
 	}
 	sizes := map[ID]int64{}
-	if err := r.be.List(ctx, TypeData, func(name string, size int64) error {
+	if err := list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
 		if id, err := ParseID(name); err == nil {
 			sizes[id] = size
 		}
@@ -170,7 +171,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, erro
 // CheckKeyless verifies what needs no key: every content-named object
 // hashes to its name, packs start with a pack header, and the config is
 // signed by the master key it names.
-func CheckKeyless(ctx context.Context, be Backend) (*CheckResult, error) {
+func CheckKeyless(ctx context.Context, be backend.Backend) (*CheckResult, error) {
 	res := &CheckResult{Structural: true}
 	if _, err := ReadConfig(ctx, be); err != nil {
 		if errors.Is(err, ErrNoRepository) {
@@ -179,21 +180,21 @@ func CheckKeyless(ctx context.Context, be Backend) (*CheckResult, error) {
 		res.Problems = append(res.Problems, Problem{Object: "config", What: err.Error()})
 	}
 	for _, t := range contentNamed {
-		err := be.List(ctx, t, func(name string, size int64) error {
+		err := list(ctx, be, t, func(name string, size int64) error {
 			res.Objects++
 			res.Bytes += size
-			h := Handle{t, name}
-			rc, err := be.Load(ctx, h, 0, 0)
-			if err != nil {
-				res.Problems = append(res.Problems, Problem{Object: h.String(), What: err.Error()})
-				return nil
-			}
-			defer rc.Close()
+			h := backend.Handle{Type: t, Name: name}
 			sum := sha256.New()
 			var head [packHeaderSize]byte
-			n, _ := io.ReadFull(rc, head[:])
-			sum.Write(head[:n])
-			if _, err := io.Copy(sum, rc); err != nil {
+			var n int
+			err := be.Load(ctx, h, 0, 0, func(rc io.Reader) error {
+				sum.Reset()
+				n, _ = io.ReadFull(rc, head[:])
+				sum.Write(head[:n])
+				_, err := io.Copy(sum, rc)
+				return err
+			})
+			if err != nil {
 				res.Problems = append(res.Problems, Problem{Object: h.String(), What: err.Error()})
 				return nil
 			}
@@ -201,7 +202,7 @@ func CheckKeyless(ctx context.Context, be Backend) (*CheckResult, error) {
 				res.Problems = append(res.Problems, Problem{Object: h.String(),
 					What: "content does not match its name: bit rot or tampering"})
 			}
-			if t == TypeData {
+			if t == backend.TypeData {
 				if _, err := parsePackHeader(head[:n]); err != nil {
 					res.Problems = append(res.Problems, Problem{Object: h.String(), What: err.Error()})
 				}

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/larder/larder/repo/backend"
+
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 )
@@ -92,7 +94,7 @@ func testCompat(t *testing.T, version int) {
 	ctx := context.Background()
 	root := filepath.Join(t.TempDir(), "repo")
 	untarGz(t, filepath.Join(compatDir, compatFile(version, "repo.tar.gz")), root)
-	be := OpenLocal(root)
+	be := backend.OpenLocal(root)
 	if cfg, err := ReadConfig(ctx, be); err != nil || cfg.Version != version {
 		t.Fatalf("the v%d fixture's config: %v, %+v", version, err, cfg)
 	}
@@ -303,7 +305,7 @@ func makeCompatFixture(t *testing.T, version int) {
 		t.Fatal(err)
 	}
 	root := filepath.Join(t.TempDir(), "repo")
-	be := OpenLocal(root)
+	be := backend.OpenLocal(root)
 	ir, err := Init(ctx, be, mk, mkf)
 	if err != nil {
 		t.Fatal(err)
@@ -404,7 +406,7 @@ func makeCompatFixture(t *testing.T, version int) {
 		t.Fatal(err)
 	}
 	exp.Marks = len(marks)
-	if n := listNames(t, be, TypeLock); len(n) != 0 {
+	if n := listNames(t, be, backend.TypeLock); len(n) != 0 {
 		t.Fatalf("lock objects left in the fixture: %v", n)
 	}
 

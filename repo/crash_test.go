@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/larder/larder/repo/backend"
+
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 )
@@ -71,7 +73,7 @@ type crashPlan struct {
 	// The child kills itself at the KillNth save (1-based) of an object
 	// of type KillType, once KillBytes of it were read (0: at its first
 	// read; -1: after the save returned). KillNth 0: never.
-	KillType  Type
+	KillType  backend.Type
 	KillNth   int
 	KillBytes int64
 }
@@ -100,9 +102,9 @@ func TestCrashHelperProcess(t *testing.T) {
 		t.Fatalf("write key file: %v", err)
 	}
 	ctx := context.Background()
-	var be Backend = OpenLocal(plan.Repo)
+	var be backend.Backend = backend.OpenLocal(plan.Repo)
 	if plan.KillNth > 0 {
-		be = &crashBackend{Local: be.(*Local), plan: &plan}
+		be = &crashBackend{Local: be.(*backend.Local), plan: &plan}
 	}
 	r, err := Open(ctx, be, kf.Write)
 	if err != nil {
@@ -119,7 +121,7 @@ func TestCrashHelperProcess(t *testing.T) {
 
 // crashBackend kills its process at a chosen save.
 type crashBackend struct {
-	*Local
+	*backend.Local
 	plan *crashPlan
 	mu   sync.Mutex
 	n    int
@@ -130,7 +132,7 @@ func die() {
 	select {}
 }
 
-func (c *crashBackend) Save(ctx context.Context, h Handle, r io.Reader) error {
+func (c *crashBackend) Save(ctx context.Context, h backend.Handle, r backend.Source) error {
 	if h.Type != c.plan.KillType {
 		return c.Local.Save(ctx, h, r)
 	}
@@ -145,12 +147,12 @@ func (c *crashBackend) Save(ctx context.Context, h Handle, r io.Reader) error {
 		c.Local.Save(ctx, h, r)
 		die()
 	}
-	return c.Local.Save(ctx, h, &killReader{r: r, left: c.plan.KillBytes})
+	return c.Local.Save(ctx, h, &killReader{Source: r, left: c.plan.KillBytes})
 }
 
 // killReader kills the process once left bytes were read through it.
 type killReader struct {
-	r    io.Reader
+	backend.Source
 	left int64
 }
 
@@ -161,7 +163,7 @@ func (k *killReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > k.left {
 		p = p[:k.left]
 	}
-	n, err := k.r.Read(p)
+	n, err := k.Source.Read(p)
 	k.left -= int64(n)
 	return n, err
 }
@@ -278,32 +280,32 @@ func crashIngest(ctx context.Context, r *Repo, seed uint64) (ID, error) {
 type crashMode struct {
 	name string
 	// parent side
-	delay     bool   // kill after a random delay
-	watchType Type   // kill when an object of this type...
-	watchTmp  bool   // ...starts being written (its temporary file appears), else is linked into place
-	watchNth  int    // (the Nth such event)
-	self      Type   // the child kills itself at a save of this type
-	selfBytes string // "mid", "start", "after"
-	selfMax   int    // KillNth drawn in 1..selfMax
+	delay     bool         // kill after a random delay
+	watchType backend.Type // kill when an object of this type...
+	watchTmp  bool         // ...starts being written (its temporary file appears), else is linked into place
+	watchNth  int          // (the Nth such event)
+	self      backend.Type // the child kills itself at a save of this type
+	selfBytes string       // "mid", "start", "after"
+	selfMax   int          // KillNth drawn in 1..selfMax
 }
 
 var crashModes = []crashMode{
 	{name: "delay", delay: true},
-	{name: "watch data tmp", watchType: TypeData, watchTmp: true, watchNth: 2},
-	{name: "self data mid", self: TypeData, selfBytes: "mid", selfMax: 3},
-	{name: "watch index tmp", watchType: TypeIndex, watchTmp: true, watchNth: 1},
-	{name: "self index mid", self: TypeIndex, selfBytes: "mid", selfMax: 2},
+	{name: "watch data tmp", watchType: backend.TypeData, watchTmp: true, watchNth: 2},
+	{name: "self data mid", self: backend.TypeData, selfBytes: "mid", selfMax: 3},
+	{name: "watch index tmp", watchType: backend.TypeIndex, watchTmp: true, watchNth: 1},
+	{name: "self index mid", self: backend.TypeIndex, selfBytes: "mid", selfMax: 2},
 	{name: "delay", delay: true},
-	{name: "watch snapshot tmp", watchType: TypeSnapshot, watchTmp: true, watchNth: 2},
-	{name: "self snapshot mid", self: TypeSnapshot, selfBytes: "mid", selfMax: 2},
-	{name: "self data after", self: TypeData, selfBytes: "after", selfMax: 4},
-	{name: "watch index linked", watchType: TypeIndex, watchNth: 1},
-	{name: "self index after", self: TypeIndex, selfBytes: "after", selfMax: 2},
+	{name: "watch snapshot tmp", watchType: backend.TypeSnapshot, watchTmp: true, watchNth: 2},
+	{name: "self snapshot mid", self: backend.TypeSnapshot, selfBytes: "mid", selfMax: 2},
+	{name: "self data after", self: backend.TypeData, selfBytes: "after", selfMax: 4},
+	{name: "watch index linked", watchType: backend.TypeIndex, watchNth: 1},
+	{name: "self index after", self: backend.TypeIndex, selfBytes: "after", selfMax: 2},
 	{name: "delay", delay: true},
-	{name: "watch snapshot linked", watchType: TypeSnapshot, watchNth: 1},
-	{name: "self snapshot after", self: TypeSnapshot, selfBytes: "after", selfMax: 1},
-	{name: "self lock", self: TypeLock, selfBytes: "start", selfMax: 4},
-	{name: "watch lock linked", watchType: TypeLock, watchNth: 1},
+	{name: "watch snapshot linked", watchType: backend.TypeSnapshot, watchNth: 1},
+	{name: "self snapshot after", self: backend.TypeSnapshot, selfBytes: "after", selfMax: 1},
+	{name: "self lock", self: backend.TypeLock, selfBytes: "start", selfMax: 4},
+	{name: "watch lock linked", watchType: backend.TypeLock, watchNth: 1},
 }
 
 func TestCrashSafety(t *testing.T) {
@@ -342,8 +344,8 @@ func crashRepo(t *testing.T, rng *rand.Rand, first, end int) {
 	be, k := newRepo(t)
 	setPackSize(t, be, k.master, 1<<20)
 	work := t.TempDir()
-	for _, typ := range []Type{TypeData, TypeIndex, TypeSnapshot, TypeLock} {
-		if err := os.MkdirAll(filepath.Join(be.root, string(typ)), 0o700); err != nil {
+	for _, typ := range []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot, backend.TypeLock} {
+		if err := os.MkdirAll(filepath.Join(be.Location(), string(typ)), 0o700); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -363,7 +365,7 @@ func crashRepo(t *testing.T, rng *rand.Rand, first, end int) {
 	// A child left alone must finish: the harness works, and its time
 	// bounds the random delays.
 	start := time.Now()
-	if killed := cs.runChild(crashPlan{Repo: be.root, KeyFile: keyFile, CacheDir: cacheDir, Seeds: []uint64{1000, 1001}}, crashMode{name: "none"}, 0); killed {
+	if killed := cs.runChild(crashPlan{Repo: be.Location(), KeyFile: keyFile, CacheDir: cacheDir, Seeds: []uint64{1000, 1001}}, crashMode{name: "none"}, 0); killed {
 		t.Fatal("the child was killed with no kill planned")
 	}
 	full := time.Since(start)
@@ -371,7 +373,7 @@ func crashRepo(t *testing.T, rng *rand.Rand, first, end int) {
 
 	for i := first; i < end && !t.Failed(); i++ {
 		mode := crashModes[i%len(crashModes)]
-		plan := crashPlan{Repo: be.root, KeyFile: keyFile, CacheDir: cacheDir, Seeds: []uint64{uint64(2 * i), uint64(2*i + 1)}}
+		plan := crashPlan{Repo: be.Location(), KeyFile: keyFile, CacheDir: cacheDir, Seeds: []uint64{uint64(2 * i), uint64(2*i + 1)}}
 		if mode.self != "" {
 			plan.KillType, plan.KillNth = mode.self, 1+rng.IntN(mode.selfMax)
 			switch mode.selfBytes {
@@ -380,7 +382,7 @@ func crashRepo(t *testing.T, rng *rand.Rand, first, end int) {
 			case "start":
 				plan.KillBytes = 0
 			default:
-				max := map[Type]int{TypeData: 600 << 10, TypeIndex: 1500, TypeSnapshot: 1200}[mode.self]
+				max := map[backend.Type]int{backend.TypeData: 600 << 10, backend.TypeIndex: 1500, backend.TypeSnapshot: 1200}[mode.self]
 				plan.KillBytes = int64(rng.IntN(max))
 			}
 		}
@@ -394,7 +396,7 @@ func crashRepo(t *testing.T, rng *rand.Rand, first, end int) {
 // crashState carries what the iterations check and count.
 type crashState struct {
 	t                *testing.T
-	be               *Local
+	be               *backend.Local
 	k                keys
 	master, auditor  *Repo
 	cacheDir         string
@@ -427,7 +429,7 @@ func (cs *crashState) runChild(plan crashPlan, mode crashMode, delay time.Durati
 	var stopWatch func()
 	if mode.watchType != "" {
 		var err error
-		stopWatch, err = watchRepo(cs.be.root, mode.watchType, mode.watchTmp, mode.watchNth, func() {
+		stopWatch, err = watchRepo(cs.be.Location(), mode.watchType, mode.watchTmp, mode.watchNth, func() {
 			if p := proc.Load(); p != nil {
 				p.Kill()
 			}
@@ -496,7 +498,7 @@ func (cs *crashState) afterCrash(seeds []uint64, killed bool, iter int, mode str
 	// Temporary files are not objects; everything else hashes to its name.
 	tmp, objects := 0, 0
 	for _, typ := range contentNamed {
-		filepath.WalkDir(filepath.Join(cs.be.root, string(typ)), func(p string, d fs.DirEntry, err error) error {
+		filepath.WalkDir(filepath.Join(cs.be.Location(), string(typ)), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				if strings.HasPrefix(d.Name(), ".tmp-") {
 					tmp++
@@ -655,7 +657,7 @@ func (cs *crashState) finish() {
 			t.Fatalf("prune %d: %v", i+1, err)
 		}
 	}
-	if names := listNames(t, cs.be, TypeLock); len(names) != 0 {
+	if names := listNames(t, cs.be, backend.TypeLock); len(names) != 0 {
 		t.Errorf("lock objects left after prune: %v", names)
 	}
 	res := mustCheck(t, cs.master, CheckOptions{})
@@ -672,7 +674,7 @@ func (cs *crashState) finish() {
 // watchRepo calls kill at the nth time an object of type typ (its
 // temporary file, with tmp) appears in the repository at root, using
 // inotify. stop ends the watch.
-func watchRepo(root string, typ Type, tmp bool, nth int, kill func()) (stop func(), err error) {
+func watchRepo(root string, typ backend.Type, tmp bool, nth int, kill func()) (stop func(), err error) {
 	fd, err := syscall.InotifyInit1(syscall.IN_CLOEXEC | syscall.IN_NONBLOCK)
 	if err != nil {
 		return nil, err
@@ -715,7 +717,7 @@ func watchRepo(root string, typ Type, tmp bool, nth int, kill func()) (stop func
 			}
 		}
 	}
-	if typ == TypeData {
+	if typ == backend.TypeData {
 		entries, _ := os.ReadDir(top)
 		for _, e := range entries {
 			if e.IsDir() {
@@ -744,7 +746,7 @@ func watchRepo(root string, typ Type, tmp bool, nth int, kill func()) (stop func
 				mu.Unlock()
 				switch {
 				case evMask&syscall.IN_ISDIR != 0:
-					if typ == TypeData && dir == top {
+					if typ == backend.TypeData && dir == top {
 						scan(filepath.Join(dir, name))
 					}
 				case match(name):

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"sort"
 	"time"
 
@@ -68,8 +69,8 @@ func (r *Repo) openRecord(ctx crypto.SigContext, b []byte, v any) error {
 // forgotten reads every forget record.
 func (r *Repo) forgotten(ctx context.Context) ([]Forgotten, error) {
 	var out []Forgotten
-	err := r.be.List(ctx, TypeForget, func(name string, _ int64) error {
-		b, err := loadAll(ctx, r.be, Handle{TypeForget, name}, maxForget)
+	err := list(ctx, r.be, backend.TypeForget, func(name string, _ int64) error {
+		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeForget, Name: name}, maxForget)
 		if err != nil {
 			return err
 		}
@@ -222,11 +223,11 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 	}
 	// The record first: a crash after it leaves snapshots that are
 	// recorded as forgotten but still there, which the next forget removes.
-	if _, err := saveContent(ctx, r.be, TypeForget, b); err != nil {
+	if _, err := saveContent(ctx, r.be, backend.TypeForget, b); err != nil {
 		return nil, fmt.Errorf("%s: saving the forget record: %w", r.be.Location(), err)
 	}
 	for _, f := range rec.Removed {
-		if err := r.be.Remove(ctx, Handle{TypeSnapshot, f.ID.String()}); err != nil {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: f.ID.String()}); err != nil {
 			return nil, fmt.Errorf("%s: removing snapshot %s: %w", r.be.Location(), f.ID.Short(), err)
 		}
 	}
@@ -236,18 +237,9 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 // storageTimes fills in the storage's time of each snapshot object when
 // the backend can tell.
 func (r *Repo) storageTimes(ctx context.Context, snaps []*Snapshot) {
-	mt, ok := r.be.(ModTimer)
-	if !ok {
-		return
-	}
 	for _, s := range snaps {
-		if t, err := mt.ModTime(ctx, Handle{TypeSnapshot, s.ID.String()}); err == nil {
-			s.Stored = t
+		if fi, err := r.be.Stat(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: s.ID.String()}); err == nil {
+			s.Stored = fi.ModTime
 		}
 	}
-}
-
-// ModTimer is a backend that knows when an object was stored.
-type ModTimer interface {
-	ModTime(ctx context.Context, h Handle) (time.Time, error)
 }

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/larder/larder/repo/backend"
 )
 
 // sqlLike is n bytes of pg_dump COPY rows: ids, words, dates; as
@@ -142,7 +144,7 @@ func TestFramesPruneRepack(t *testing.T) {
 // that counts loads, compares it with want, and fails when the loads are
 // not far fewer than the chunks: each frame, list chunk and pack header
 // should be loaded about once.
-func readCounting(t *testing.T, be Backend, k keys, id ID, want []byte) {
+func readCounting(t *testing.T, be backend.Backend, k keys, id ID, want []byte) {
 	t.Helper()
 	cb := &countingBackend{Backend: be}
 	m := open(t, cb, k.master)
@@ -167,13 +169,13 @@ func readCounting(t *testing.T, be Backend, k keys, id ID, want []byte) {
 
 // countingBackend counts Load calls.
 type countingBackend struct {
-	Backend
+	backend.Backend
 	loads int
 }
 
-func (c *countingBackend) Load(ctx context.Context, h Handle, off, n int64) (io.ReadCloser, error) {
+func (c *countingBackend) Load(ctx context.Context, h backend.Handle, off, n int64, fn func(io.Reader) error) error {
 	c.loads++
-	return c.Backend.Load(ctx, h, off, n)
+	return c.Backend.Load(ctx, h, off, n, fn)
 }
 
 // TestFrameTamperDetected: a byte changed inside a frame makes reading
@@ -199,7 +201,7 @@ func TestFrameTamperDetected(t *testing.T) {
 	if victim == "" {
 		t.Fatal("no frame stored")
 	}
-	path := filepath.Join(be.root, "data", victim[:2], victim)
+	path := filepath.Join(be.Location(), "data", victim[:2], victim)
 	pack := mustReadFile(t, path)
 	pack[at] ^= 1
 	if err := os.Chmod(path, 0o600); err != nil {

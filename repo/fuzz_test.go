@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/larder/larder/repo/backend"
+
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 )
@@ -53,7 +55,7 @@ var fuzzMaster = sync.OnceValue(func() *crypto.MasterKey {
 
 // fuzzRepo is a repository in memory opened with fuzzMaster, for the
 // targets that go through a Repo.
-func fuzzRepo(tb testing.TB, be Backend) *Repo {
+func fuzzRepo(tb testing.TB, be backend.Backend) *Repo {
 	m := fuzzMaster()
 	rec, err := m.Record()
 	if err != nil {
@@ -80,7 +82,7 @@ func FuzzPackFile(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		be := newMemBackend()
 		id := ID{0xfa}
-		be.put(Handle{TypeData, id.String()}, data)
+		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, data)
 		hdr, blobs, err := readPackTrailer(context.Background(), be, id, &m.IndexKey)
 		if err != nil {
 			if hdr != nil || blobs != nil {
@@ -121,7 +123,7 @@ func FuzzPackTrailer(f *testing.F) {
 		plain := data[2:]
 		be := newMemBackend()
 		id := ID{0xfb}
-		be.put(Handle{TypeData, id.String()}, syntheticPack(key, body, plain))
+		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPack(key, body, plain))
 		_, blobs, err := readPackTrailer(context.Background(), be, id, key)
 		if err != nil {
 			return
@@ -134,7 +136,7 @@ func FuzzPackTrailer(f *testing.F) {
 		for _, b := range blobs {
 			again = appendBlob(again, b)
 		}
-		be.put(Handle{TypeData, id.String()}, syntheticPack(key, body, again))
+		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPack(key, body, again))
 		_, blobs2, err := readPackTrailer(context.Background(), be, id, key)
 		if err != nil {
 			t.Fatalf("re-encoded trailer: %v", err)
@@ -180,13 +182,13 @@ func FuzzIndexFile(f *testing.F) {
 		be := newMemBackend()
 		sum := sha256.Sum256(sealed)
 		name := hex.EncodeToString(sum[:])
-		be.put(Handle{TypeIndex, name}, sealed)
+		be.Put(backend.Handle{Type: backend.TypeIndex, Name: name}, sealed)
 		if idx3, err := loadIndexFile(context.Background(), be, name, key); err != nil || !reflect.DeepEqual(idx, idx3) {
 			t.Fatalf("loadIndexFile: %v", err)
 		}
 		sum[0] ^= 1
 		wrong := hex.EncodeToString(sum[:])
-		be.put(Handle{TypeIndex, wrong}, sealed)
+		be.Put(backend.Handle{Type: backend.TypeIndex, Name: wrong}, sealed)
 		if _, err := loadIndexFile(context.Background(), be, wrong, key); err == nil {
 			t.Fatal("an index file was accepted under another name")
 		}
@@ -339,7 +341,7 @@ func FuzzWalkTree(f *testing.F) {
 		load := func(id ID) ([]byte, error) {
 			c, ok := find(id)
 			if !ok {
-				return nil, ErrNotFound
+				return nil, backend.ErrNotFound
 			}
 			if loads++; loads > maxLoads {
 				return nil, errTooManyLoads
@@ -371,7 +373,7 @@ func FuzzWalkTree(f *testing.F) {
 			return heapAllocs() - before, err
 		}
 		allocs, err := walk()
-		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound) && !errors.Is(err, errTooManyLoads) {
+		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, backend.ErrNotFound) && !errors.Is(err, errTooManyLoads) {
 			t.Fatalf("unexpected error %v", err)
 		}
 		// walkTree copies the entries of levels above 0 out of the
@@ -448,11 +450,10 @@ func FuzzLockFile(f *testing.F) {
 		ctx := context.Background()
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 		be := newMemBackend()
-		live, dead := Handle{TypeLock, "00000000000000aa"}, Handle{TypeLock, "00000000000000bb"}
-		be.put(live, data)
-		be.times[live] = now.Add(-time.Minute)
-		be.put(dead, data)
-		be.times[dead] = now.Add(-LockStale - time.Minute)
+		live, dead := backend.Handle{Type: backend.TypeLock, Name: "00000000000000aa"}, backend.Handle{Type: backend.TypeLock, Name: "00000000000000bb"}
+		liveAt := now.Add(-time.Minute)
+		be.PutAt(live, data, liveAt)
+		be.PutAt(dead, data, now.Add(-LockStale-time.Minute))
 		r := fuzzRepo(t, be)
 		r.master = nil // a write key would see the same; nothing is removed
 		r.now = func() time.Time { return now }
@@ -467,7 +468,7 @@ func FuzzLockFile(f *testing.F) {
 				t.Fatalf("an unreadable lock object is active: %+v", active)
 			}
 		} else {
-			if len(active) != 1 || active[0].ID != live.Name || !active[0].Last.Equal(be.times[live]) {
+			if len(active) != 1 || active[0].ID != live.Name || !active[0].Last.Equal(liveAt) {
 				t.Fatalf("active %+v, want %s only, dated by the storage", active, live.Name)
 			}
 			got := active[0].Info
@@ -536,8 +537,8 @@ func FuzzSignedRecord(f *testing.F) {
 			t.Fatal("a record opened in two signature contexts")
 		}
 		// Through the readers of stored records.
-		for _, typ := range []Type{TypeForget, TypePrune, TypeDrill} {
-			be.put(Handle{typ, name}, data)
+		for _, typ := range []backend.Type{backend.TypeForget, backend.TypePrune, backend.TypeDrill} {
+			be.Put(backend.Handle{Type: typ, Name: name}, data)
 		}
 		_, ferr := r.forgotten(ctx)
 		_, merr := r.pruneMarks(ctx)
@@ -627,7 +628,7 @@ func resignConfig(t *testing.T, cfg *Config) *Config {
 	}
 	signed, _ := json.Marshal(signedConfig{Config: body, Sig: sig})
 	be := newMemBackend()
-	be.put(Handle{TypeConfig, "config"}, signed)
+	be.Put(backend.Handle{Type: backend.TypeConfig, Name: "config"}, signed)
 	cfg2, err := ReadConfig(context.Background(), be)
 	if err != nil {
 		t.Fatalf("re-signed config: %v", err)
@@ -644,7 +645,7 @@ func resignConfig(t *testing.T, cfg *Config) *Config {
 func FuzzConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		be := newMemBackend()
-		be.put(Handle{TypeConfig, "config"}, data)
+		be.Put(backend.Handle{Type: backend.TypeConfig, Name: "config"}, data)
 		cfg, err := ReadConfig(context.Background(), be)
 		if err != nil {
 			return
@@ -669,7 +670,7 @@ func FuzzConfigBody(f *testing.F) {
 		}
 		signed, _ := json.Marshal(signedConfig{Config: body, Sig: sig})
 		be := newMemBackend()
-		be.put(Handle{TypeConfig, "config"}, signed)
+		be.Put(backend.Handle{Type: backend.TypeConfig, Name: "config"}, signed)
 		cfg, err := ReadConfig(context.Background(), be)
 		if err != nil {
 			return

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/larder/larder/repo/backend"
+
 	"github.com/larder/larder/crypto"
 )
 
@@ -118,7 +120,7 @@ func TestFuzzSeedCorporaPresent(t *testing.T) {
 var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 	"FuzzPackFile": func(t *testing.T, in []byte) bool {
 		be := newMemBackend()
-		be.put(Handle{TypeData, ID{1}.String()}, in)
+		be.Put(backend.Handle{Type: backend.TypeData, Name: ID{1}.String()}, in)
 		_, blobs, err := readPackTrailer(context.Background(), be, ID{1}, &fuzzMaster().IndexKey)
 		return err == nil && len(blobs) > 0
 	},
@@ -128,7 +130,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 		}
 		key := &fuzzMaster().IndexKey
 		be := newMemBackend()
-		be.put(Handle{TypeData, ID{1}.String()}, syntheticPack(key, int(binary.LittleEndian.Uint16(in)), in[2:]))
+		be.Put(backend.Handle{Type: backend.TypeData, Name: ID{1}.String()}, syntheticPack(key, int(binary.LittleEndian.Uint16(in)), in[2:]))
 		_, blobs, err := readPackTrailer(context.Background(), be, ID{1}, key)
 		return err == nil && len(blobs) > 0
 	},
@@ -154,7 +156,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 					return chunks[i], nil
 				}
 			}
-			return nil, ErrNotFound
+			return nil, backend.ErrNotFound
 		}, func(ListEntry) error { n++; return nil })
 		return err == nil && n > 0
 	},
@@ -179,7 +181,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 	},
 	"FuzzConfig": func(t *testing.T, in []byte) bool {
 		be := newMemBackend()
-		be.put(Handle{TypeConfig, "config"}, in)
+		be.Put(backend.Handle{Type: backend.TypeConfig, Name: "config"}, in)
 		_, err := ReadConfig(context.Background(), be)
 		return err == nil
 	},
@@ -187,7 +189,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 		sig, _ := fuzzMaster().Sign(configContext, in)
 		signed, _ := json.Marshal(signedConfig{Config: in, Sig: sig})
 		be := newMemBackend()
-		be.put(Handle{TypeConfig, "config"}, signed)
+		be.Put(backend.Handle{Type: backend.TypeConfig, Name: "config"}, signed)
 		_, err := ReadConfig(context.Background(), be)
 		return err == nil
 	},
@@ -277,7 +279,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	crypto.TestOnlyFastKDF()
 	ctx := context.Background()
 	m := fuzzMaster()
-	be := OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	be := backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
 	ir, err := Init(ctx, be, m, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +300,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	ir.Close()
 	seeds := map[string][][]byte{}
 	add := func(target string, b []byte) { seeds[target] = append(seeds[target], bytes.Clone(b)) }
-	read := func(h Handle) []byte {
+	read := func(h backend.Handle) []byte {
 		b, err := loadAll(ctx, be, h, 64<<20)
 		if err != nil {
 			t.Fatal(err)
@@ -312,11 +314,11 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	add("FuzzLockFile", read(Handle{TypeLock, lock.id}))
+	add("FuzzLockFile", read(backend.Handle{Type: backend.TypeLock, Name: lock.id}))
 	if err := lock.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	add("FuzzLockFile", read(Handle{TypeLock, lock.id + ".done"}))
+	add("FuzzLockFile", read(backend.Handle{Type: backend.TypeLock, Name: lock.id + ".done"}))
 	refresh, _ := json.Marshal(LockInfo{Time: time.Now().UTC()})
 	add("FuzzLockFile", refresh)
 
@@ -341,7 +343,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	}
 
 	// Config.
-	cfgBytes := read(Handle{TypeConfig, "config"})
+	cfgBytes := read(backend.Handle{Type: backend.TypeConfig, Name: "config"})
 	add("FuzzConfig", cfgBytes)
 	var sc signedConfig
 	if err := json.Unmarshal(cfgBytes, &sc); err != nil {
@@ -355,8 +357,8 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 		t.Fatal(err)
 	}
 	defer br.close()
-	for _, name := range listNames(t, be, TypeData) {
-		pack := read(Handle{TypeData, name})
+	for _, name := range listNames(t, be, backend.TypeData) {
+		pack := read(backend.Handle{Type: backend.TypeData, Name: name})
 		add("FuzzPackFile", pack)
 		n := int(binary.LittleEndian.Uint32(pack[len(pack)-4:]))
 		body := len(pack) - 4 - n - packHeaderSize
@@ -410,8 +412,8 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	}
 
 	// Index files.
-	for _, name := range listNames(t, be, TypeIndex) {
-		plain, err := crypto.Open(nil, &m.IndexKey, objIndex, nil, read(Handle{TypeIndex, name}))
+	for _, name := range listNames(t, be, backend.TypeIndex) {
+		plain, err := crypto.Open(nil, &m.IndexKey, objIndex, nil, read(backend.Handle{Type: backend.TypeIndex, Name: name}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +422,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 
 	// Snapshots, manifests and chunk list trees.
 	for _, s := range snaps {
-		add("FuzzEnvelope", read(Handle{TypeSnapshot, s.ID.String()}))
+		add("FuzzEnvelope", read(backend.Handle{Type: backend.TypeSnapshot, Name: s.ID.String()}))
 		body, err := m.OpenSealed(s.Envelope.Body, s.Envelope.bodyAD())
 		if err != nil {
 			t.Fatal(err)
@@ -476,19 +478,19 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	add("FuzzWalkTree", in)
 
 	// Signed records.
-	for _, typ := range []Type{TypeForget, TypePrune, TypeDrill} {
+	for _, typ := range []backend.Type{backend.TypeForget, backend.TypePrune, backend.TypeDrill} {
 		names := listNames(t, be, typ)
 		if len(names) == 0 {
 			t.Fatalf("no %s records", typ)
 		}
 		for _, name := range names {
-			b := read(Handle{typ, name})
+			b := read(backend.Handle{Type: typ, Name: name})
 			add("FuzzSignedRecord", b)
 			var s signedRecord
 			if err := json.Unmarshal(b, &s); err != nil {
 				t.Fatal(err)
 			}
-			kind := map[Type]byte{TypeForget: 0, TypePrune: 1, TypeDrill: 2}[typ]
+			kind := map[backend.Type]byte{backend.TypeForget: 0, backend.TypePrune: 1, backend.TypeDrill: 2}[typ]
 			add("FuzzRecordBody", append([]byte{kind}, s.Body...))
 		}
 	}

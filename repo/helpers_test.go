@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/larder/larder/repo/backend"
+
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 	bolt "go.etcd.io/bbolt"
@@ -23,7 +25,7 @@ type keys struct {
 
 // newRepo makes a repository in a temporary folder with a master, a write
 // and an audit key.
-func newRepo(t testing.TB) (*Local, keys) {
+func newRepo(t testing.TB) (*backend.Local, keys) {
 	t.Helper()
 	crypto.TestOnlyFastKDF()
 	pol, err := chunk.RandomPolynomial()
@@ -38,7 +40,7 @@ func newRepo(t testing.TB) (*Local, keys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	be := OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	be := backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
 	ctx := context.Background()
 	r, err := Init(ctx, be, m, kf)
 	if err != nil {
@@ -64,7 +66,7 @@ func newRepo(t testing.TB) (*Local, keys) {
 
 // open opens be with key, with a cache in a temporary folder that is
 // checked for consistency when the test ends.
-func open(t testing.TB, be Backend, key any) *Repo {
+func open(t testing.TB, be backend.Backend, key any) *Repo {
 	t.Helper()
 	r, err := Open(context.Background(), be, key)
 	if err != nil {

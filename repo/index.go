@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"io"
 
 	"github.com/larder/larder/crypto"
@@ -118,8 +119,8 @@ func openIndexFile(sealed []byte, indexKey *[32]byte) (*IndexFile, error) {
 }
 
 // loadIndexFile reads, checks and opens an index file.
-func loadIndexFile(ctx context.Context, be Backend, name string, indexKey *[32]byte) (*IndexFile, error) {
-	b, err := loadAll(ctx, be, Handle{TypeIndex, name}, MaxIndexFile)
+func loadIndexFile(ctx context.Context, be backend.Backend, name string, indexKey *[32]byte) (*IndexFile, error) {
+	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeIndex, Name: name}, MaxIndexFile)
 	if err != nil {
 		return nil, err
 	}

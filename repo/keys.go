@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"
 )
@@ -20,7 +21,7 @@ func (r *Repo) AddKey(ctx context.Context, rec *crypto.KeyRecord) error {
 	if err != nil {
 		return err
 	}
-	return r.be.Save(ctx, Handle{TypeKey, rec.ID.String() + ".cert"}, bytesReader(b))
+	return r.be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: rec.ID.String() + ".cert"}, backend.Bytes(b))
 }
 
 // Keys lists the repository's keys with whether each was revoked.
@@ -55,7 +56,7 @@ func (r *Repo) Revoke(ctx context.Context, id crypto.KeyID, reason string) error
 		return err
 	}
 	if recs[id] == nil {
-		return fmt.Errorf("%s: %w: no key %s", r.be.Location(), ErrNotFound, id)
+		return fmt.Errorf("%s: %w: no key %s", r.be.Location(), backend.ErrNotFound, id)
 	}
 	rev, err := r.master.Revoke(id, reason, r.now())
 	if err != nil {
@@ -65,15 +66,15 @@ func (r *Repo) Revoke(ctx context.Context, id crypto.KeyID, reason string) error
 	if err != nil {
 		return err
 	}
-	err = r.be.Save(ctx, Handle{TypeKey, id.String() + ".revoked"}, bytesReader(b))
-	if errors.Is(err, ErrExists) {
+	err = r.be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: id.String() + ".revoked"}, backend.Bytes(b))
+	if errors.Is(err, backend.ErrExists) {
 		return nil
 	}
 	return err
 }
 
 // MasterKeyFile returns the master key file stored in the repository.
-func MasterKeyFile(ctx context.Context, be Backend) ([]byte, error) {
+func MasterKeyFile(ctx context.Context, be backend.Backend) ([]byte, error) {
 	cfg, err := ReadConfig(ctx, be)
 	if err != nil {
 		return nil, err
@@ -82,12 +83,12 @@ func MasterKeyFile(ctx context.Context, be Backend) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := loadAll(ctx, be, Handle{TypeKey, rec.ID.String() + ".key"}, 1<<20)
-	if errors.Is(err, ErrNotFound) {
+	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeKey, Name: rec.ID.String() + ".key"}, 1<<20)
+	if errors.Is(err, backend.ErrNotFound) {
 		// A passphrase change stopped between removing the old file and
 		// storing the new one (ReplaceMasterKeyFile): the new one is
 		// beside it.
-		return loadAll(ctx, be, Handle{TypeKey, rec.ID.String() + ".key-new"}, 1<<20)
+		return loadAll(ctx, be, backend.Handle{Type: backend.TypeKey, Name: rec.ID.String() + ".key-new"}, 1<<20)
 	}
 	return b, err
 }
@@ -101,15 +102,15 @@ func (r *Repo) ReplaceMasterKeyFile(ctx context.Context, keyFile []byte) error {
 	}
 	name := r.master.ID.String() + ".key"
 	tmp := r.master.ID.String() + ".key-new"
-	r.be.Remove(ctx, Handle{TypeKey, tmp})
-	if err := r.be.Save(ctx, Handle{TypeKey, tmp}, bytesReader(keyFile)); err != nil {
+	r.be.Remove(ctx, backend.Handle{Type: backend.TypeKey, Name: tmp})
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: tmp}, backend.Bytes(keyFile)); err != nil {
 		return err
 	}
-	if err := r.be.Remove(ctx, Handle{TypeKey, name}); err != nil && !errors.Is(err, ErrNotFound) {
+	if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeKey, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 		return err
 	}
-	if err := r.be.Save(ctx, Handle{TypeKey, name}, bytesReader(keyFile)); err != nil {
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: name}, backend.Bytes(keyFile)); err != nil {
 		return err
 	}
-	return r.be.Remove(ctx, Handle{TypeKey, tmp})
+	return r.be.Remove(ctx, backend.Handle{Type: backend.TypeKey, Name: tmp})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"os"
 	"strings"
 	"sync"
@@ -69,7 +70,7 @@ func (r *Repo) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 	l := &Lock{r: r, id: hex.EncodeToString(rnd[:]), stop: make(chan struct{}),
 		info: LockInfo{Exclusive: exclusive, Host: host, PID: os.Getpid(), Time: r.now().UTC(), Key: r.KeyID().String()}}
 	b, _ := json.Marshal(l.info)
-	if err := r.be.Save(ctx, Handle{TypeLock, l.id}, bytesReader(b)); err != nil {
+	if err := r.be.Save(ctx, backend.Handle{Type: backend.TypeLock, Name: l.id}, backend.Bytes(b)); err != nil {
 		return nil, fmt.Errorf("%s: taking a lock: %w", r.be.Location(), err)
 	}
 	active, err := r.ActiveLocks(ctx)
@@ -109,7 +110,7 @@ func (l *Lock) refresh() {
 			l.mu.Lock()
 			l.seq++
 			b, _ := json.Marshal(LockInfo{Time: l.r.now().UTC()})
-			err := l.r.be.Save(context.Background(), Handle{TypeLock, fmt.Sprintf("%s.r%d", l.id, l.seq)}, bytesReader(b))
+			err := l.r.be.Save(context.Background(), backend.Handle{Type: backend.TypeLock, Name: fmt.Sprintf("%s.r%d", l.id, l.seq)}, backend.Bytes(b))
 			if err != nil && l.err == nil {
 				l.err = err
 			}
@@ -129,7 +130,7 @@ func (l *Lock) refresh() {
 func (r *Repo) ReadLock(ctx context.Context) (func(), error) {
 	l, err := r.Lock(ctx, false)
 	switch {
-	case errors.Is(err, ErrReadOnly), errors.Is(err, ErrNoSpace):
+	case errors.Is(err, backend.ErrReadOnly), errors.Is(err, backend.ErrNoSpace):
 		return func() {}, nil
 	case err != nil:
 		return nil, err
@@ -170,12 +171,12 @@ func (l *Lock) release(ctx context.Context) error {
 		// The master may delete: remove every object of the lock.
 		return l.r.removeLock(ctx, l.id)
 	}
-	return l.r.be.Save(ctx, Handle{TypeLock, l.id + ".done"}, bytesReader([]byte("{}")))
+	return l.r.be.Save(ctx, backend.Handle{Type: backend.TypeLock, Name: l.id + ".done"}, backend.Bytes([]byte("{}")))
 }
 
 func (r *Repo) removeLock(ctx context.Context, id string) error {
 	var names []string
-	r.be.List(ctx, TypeLock, func(name string, _ int64) error {
+	list(ctx, r.be, backend.TypeLock, func(name string, _ int64) error {
 		if name == id || strings.HasPrefix(name, id+".") {
 			names = append(names, name)
 		}
@@ -183,7 +184,7 @@ func (r *Repo) removeLock(ctx context.Context, id string) error {
 	})
 	var first error
 	for _, n := range names {
-		if err := r.be.Remove(ctx, Handle{TypeLock, n}); err != nil && !errors.Is(err, ErrNotFound) && first == nil {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeLock, Name: n}); err != nil && !errors.Is(err, backend.ErrNotFound) && first == nil {
 			first = err
 		}
 	}
@@ -214,7 +215,8 @@ type lockState struct {
 func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 	byID := map[string]*lockState{}
 	var order []string
-	err := r.be.List(ctx, TypeLock, func(name string, size int64) error {
+	err := r.be.List(ctx, backend.TypeLock, func(fi backend.FileInfo) error {
+		name, size := fi.Name, fi.Size
 		id, suffix, _ := strings.Cut(name, ".")
 		s := byID[id]
 		if s == nil {
@@ -229,9 +231,9 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 		if size > maxLockFile {
 			return nil // not a lock object: ignored, and removed by the master
 		}
-		b, err := loadAll(ctx, r.be, Handle{TypeLock, name}, maxLockFile)
+		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeLock, Name: name}, maxLockFile)
 		if err != nil {
-			if errors.Is(err, ErrNotFound) {
+			if errors.Is(err, backend.ErrNotFound) {
 				return nil // removed meanwhile
 			}
 			return err
@@ -248,10 +250,8 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 		// while alive, one running ahead would block prune long after it
 		// died.
 		last := info.Time
-		if mt, ok := r.be.(ModTimer); ok {
-			if t, err := mt.ModTime(ctx, Handle{TypeLock, name}); err == nil {
-				last = t
-			}
+		if !fi.ModTime.IsZero() {
+			last = fi.ModTime
 		}
 		if last.After(s.Last) {
 			s.Last = last

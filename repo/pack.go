@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"io"
 	"os"
 
@@ -278,12 +279,13 @@ func parsePackHeader(b []byte) (*packHeader, error) {
 }
 
 // readPackTrailer reads and opens a pack's blob list with the index key.
-func readPackTrailer(ctx context.Context, be Backend, id ID, indexKey *[32]byte) (*packHeader, []Blob, error) {
-	h := Handle{TypeData, id.String()}
-	size, err := be.Stat(ctx, h)
+func readPackTrailer(ctx context.Context, be backend.Backend, id ID, indexKey *[32]byte) (*packHeader, []Blob, error) {
+	h := backend.Handle{Type: backend.TypeData, Name: id.String()}
+	fi, err := be.Stat(ctx, h)
 	if err != nil {
 		return nil, nil, err
 	}
+	size := fi.Size
 	if size < int64(packHeaderSize+4) {
 		return nil, nil, fmt.Errorf("pack %s: %d bytes is too short", id.Short(), size)
 	}
@@ -329,27 +331,4 @@ func readPackTrailer(ctx context.Context, be Backend, id ID, indexKey *[32]byte)
 		blobs = append(blobs, b)
 	}
 	return ph, blobs, nil
-}
-
-// loadRange reads exactly n bytes at off.
-func loadRange(ctx context.Context, be Backend, h Handle, off, n int64) ([]byte, error) {
-	return loadRangeInto(ctx, be, h, off, n, nil)
-}
-
-// loadRangeInto reads exactly n bytes at off into buf (grown if needed).
-func loadRangeInto(ctx context.Context, be Backend, h Handle, off, n int64, buf []byte) ([]byte, error) {
-	rc, err := be.Load(ctx, h, off, n)
-	if err != nil {
-		return nil, err
-	}
-	defer rc.Close()
-	b := buf[:0]
-	if int64(cap(b)) < n {
-		b = make([]byte, n)
-	}
-	b = b[:n]
-	if _, err := io.ReadFull(rc, b); err != nil {
-		return nil, fmt.Errorf("%s: reading %d bytes at %d: %w", h, n, off, err)
-	}
-	return b, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"os"
 	"time"
 
@@ -90,7 +91,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	}
 	res.Packs = len(packs)
 	sizes := map[ID]int64{}
-	r.be.List(ctx, TypeData, func(name string, size int64) error {
+	list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
 		if id, err := ParseID(name); err == nil {
 			sizes[id] = size
 		}
@@ -221,7 +222,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 			id, _ := ParseID(name)
 			f.Supersedes = append(f.Supersedes, id)
 		}
-		newName, err := saveContent(ctx, r.be, TypeIndex, f.seal(r.indexKey()))
+		newName, err := saveContent(ctx, r.be, backend.TypeIndex, f.seal(r.indexKey()))
 		if err != nil {
 			return nil, err
 		}
@@ -229,20 +230,20 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 			if name == newName {
 				continue
 			}
-			if err := r.be.Remove(ctx, Handle{TypeIndex, name}); err != nil && !errors.Is(err, ErrNotFound) {
+			if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeIndex, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 				return nil, err
 			}
 		}
 	}
 	for _, p := range toDelete {
-		if err := r.be.Remove(ctx, Handle{TypeData, p.ID.String()}); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeData, Name: p.ID.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return nil, err
 		}
 		res.Deleted++
 		res.DeletedBytes += sizes[p.ID]
 	}
 	for _, name := range ripeMarks {
-		if err := r.be.Remove(ctx, Handle{TypePrune, name}); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypePrune, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return nil, err
 		}
 	}
@@ -252,7 +253,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 		if err != nil {
 			return nil, err
 		}
-		if _, err := saveContent(ctx, r.be, TypePrune, b); err != nil {
+		if _, err := saveContent(ctx, r.be, backend.TypePrune, b); err != nil {
 			return nil, err
 		}
 	}
@@ -263,7 +264,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	// Temporary objects of interrupted saves: no writer runs (this prune
 	// holds the exclusive lock), but one whose lock went stale might still
 	// be finishing a save, so only old ones go.
-	if tc, ok := r.be.(TempCleaner); ok {
+	if tc, ok := backend.Find[backend.TempCleaner](r.be); ok {
 		n, err := tc.CleanTemp(ctx, r.now().Add(-LockStale))
 		if err != nil {
 			return nil, fmt.Errorf("%s: removing temporary objects: %w", r.be.Location(), err)
@@ -315,7 +316,7 @@ func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
 // allPacks reads every index file.
 func (r *Repo) allPacks(ctx context.Context) ([]IndexedPack, []string, error) {
 	var names []string
-	if err := r.be.List(ctx, TypeIndex, func(name string, _ int64) error {
+	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
 		names = append(names, name)
 		return nil
 	}); err != nil {
@@ -340,8 +341,8 @@ func (r *Repo) allPacks(ctx context.Context) ([]IndexedPack, []string, error) {
 
 func (r *Repo) pruneMarks(ctx context.Context) (map[string]pruneMark, error) {
 	out := map[string]pruneMark{}
-	err := r.be.List(ctx, TypePrune, func(name string, _ int64) error {
-		b, err := loadAll(ctx, r.be, Handle{TypePrune, name}, maxPruneMark)
+	err := list(ctx, r.be, backend.TypePrune, func(name string, _ int64) error {
+		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypePrune, Name: name}, maxPruneMark)
 		if err != nil {
 			return err
 		}

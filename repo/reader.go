@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"io"
 	"sort"
 	"strings"
@@ -20,11 +21,11 @@ func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 // verified against the master's signing key.
 func (r *Repo) keyRecords(ctx context.Context) (map[crypto.KeyID]*crypto.KeyRecord, error) {
 	out := map[crypto.KeyID]*crypto.KeyRecord{}
-	err := r.be.List(ctx, TypeKey, func(name string, _ int64) error {
+	err := list(ctx, r.be, backend.TypeKey, func(name string, _ int64) error {
 		if !strings.HasSuffix(name, ".cert") {
 			return nil
 		}
-		b, err := loadAll(ctx, r.be, Handle{TypeKey, name}, crypto.MaxCertificateSize+64)
+		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeKey, Name: name}, crypto.MaxCertificateSize+64)
 		if err != nil {
 			return err
 		}
@@ -47,7 +48,7 @@ func (r *Repo) Snapshots(ctx context.Context, open bool) ([]*Snapshot, error) {
 		return nil, err
 	}
 	var out []*Snapshot
-	err = r.be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+	err = list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
 		env, err := loadEnvelope(ctx, r.be, name)
 		if err != nil {
 			return err
@@ -124,7 +125,7 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 		return nil, fmt.Errorf("snapshot ID %q is too short (give at least 4 hex digits)", prefix)
 	}
 	var found []string
-	err := r.be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+	err := list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
 		if strings.HasPrefix(name, prefix) {
 			found = append(found, name)
 		}
@@ -135,7 +136,7 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 	}
 	switch len(found) {
 	case 0:
-		return nil, fmt.Errorf("%s: %w: no snapshot %s", r.be.Location(), ErrNotFound, prefix)
+		return nil, fmt.Errorf("%s: %w: no snapshot %s", r.be.Location(), backend.ErrNotFound, prefix)
 	case 1:
 	default:
 		return nil, fmt.Errorf("%s: snapshot ID %s is ambiguous (%d snapshots)", r.be.Location(), prefix, len(found))
@@ -208,7 +209,7 @@ func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.Session
 	if k != nil {
 		return k, nil
 	}
-	hdr, err := loadRange(ctx, br.r.be, Handle{TypeData, pack.String()}, 0, int64(packHeaderSize))
+	hdr, err := loadRange(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: pack.String()}, 0, int64(packHeaderSize))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,7 @@ func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.Session
 func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) ([]byte, error) {
 	loc, ok := br.cache.Lookup(id)
 	if !ok {
-		return nil, fmt.Errorf("%s: %w: blob %s is in no index", br.r.be.Location(), ErrNotFound, id.Short())
+		return nil, fmt.Errorf("%s: %w: blob %s is in no index", br.r.be.Location(), backend.ErrNotFound, id.Short())
 	}
 	if loc.Type != t {
 		return nil, fmt.Errorf("%s: %w: blob %s is a %d blob, not %d", br.r.be.Location(), ErrCorrupt, id.Short(), loc.Type, t)
@@ -278,7 +279,7 @@ func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.Sessio
 	if err != nil {
 		return nil, nil, err
 	}
-	sealed, err := loadRangeInto(ctx, br.r.be, Handle{TypeData, loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
+	sealed, err := loadRangeInto(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
 	if err != nil {
 		return nil, nil, err
 	}

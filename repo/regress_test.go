@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
@@ -52,7 +53,7 @@ func TestDryWriterStoresNothing(t *testing.T) {
 	if _, err := w.Commit(ctx, &Manifest{Name: "dry"}, [32]byte{}); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(listNames(t, be, TypeData)) + len(listNames(t, be, TypeIndex)) + len(listNames(t, be, TypeSnapshot)); n != 0 {
+	if n := len(listNames(t, be, backend.TypeData)) + len(listNames(t, be, backend.TypeIndex)) + len(listNames(t, be, backend.TypeSnapshot)); n != 0 {
 		t.Errorf("a dry run stored %d objects", n)
 	}
 	st := w.Stats()
@@ -67,14 +68,14 @@ func TestDryWriterStoresNothing(t *testing.T) {
 // Lock failed with "listing locks: ... no such file or directory".
 // Objects removed meanwhile are simply not listed.
 func TestListToleratesConcurrentRemoval(t *testing.T) {
-	be := OpenLocal(t.TempDir())
+	be := backend.OpenLocal(t.TempDir())
 	ctx := context.Background()
 	deadline := time.Now().Add(time.Second)
 	for round := 0; time.Now().Before(deadline); round++ {
 		var names []string
 		for i := 0; i < 300; i++ {
-			h := Handle{TypeLock, fmt.Sprintf("r%d-%d", round, i)}
-			if err := be.Save(ctx, h, bytes.NewReader([]byte("{}"))); err != nil {
+			h := backend.Handle{Type: backend.TypeLock, Name: fmt.Sprintf("r%d-%d", round, i)}
+			if err := be.Save(ctx, h, backend.Bytes([]byte("{}"))); err != nil {
 				t.Fatal(err)
 			}
 			names = append(names, h.Name)
@@ -84,12 +85,12 @@ func TestListToleratesConcurrentRemoval(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for _, n := range names {
-				be.Remove(ctx, Handle{TypeLock, n})
+				be.Remove(ctx, backend.Handle{Type: backend.TypeLock, Name: n})
 			}
 		}()
 		var err error
 		for i := 0; i < 20 && err == nil; i++ {
-			err = be.List(ctx, TypeLock, func(string, int64) error { return nil })
+			err = list(ctx, be, backend.TypeLock, func(string, int64) error { return nil })
 		}
 		wg.Wait()
 		if err != nil {
@@ -157,7 +158,7 @@ func TestLockOfKilledWriterWithFastClock(t *testing.T) {
 	if n, err := m.CleanLocks(ctx); err != nil || n != 1 {
 		t.Fatalf("CleanLocks removed %d: %v", n, err)
 	}
-	if names := listNames(t, be, TypeLock); len(names) != 0 {
+	if names := listNames(t, be, backend.TypeLock); len(names) != 0 {
 		t.Fatalf("lock objects left: %v", names)
 	}
 }
@@ -171,7 +172,7 @@ func TestOversizedLockObject(t *testing.T) {
 	be, k := newRepo(t)
 	ctx := context.Background()
 	big, _ := json.Marshal(LockInfo{Host: string(bytes.Repeat([]byte("x"), 2*maxLockFile)), Time: time.Now()})
-	if err := be.Save(ctx, Handle{TypeLock, "0123456789abcdef"}, bytes.NewReader(big)); err != nil {
+	if err := be.Save(ctx, backend.Handle{Type: backend.TypeLock, Name: "0123456789abcdef"}, backend.Bytes(big)); err != nil {
 		t.Fatal(err)
 	}
 	w := open(t, be, k.write)
@@ -181,7 +182,7 @@ func TestOversizedLockObject(t *testing.T) {
 	if _, err := m.CleanLocks(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if names := listNames(t, be, TypeLock); len(names) != 0 {
+	if names := listNames(t, be, backend.TypeLock); len(names) != 0 {
 		t.Fatalf("lock objects left: %v", names)
 	}
 }
@@ -229,7 +230,7 @@ func TestPackTrailerCountBoundsAllocation(t *testing.T) {
 	be := newMemBackend()
 	pack := syntheticPack(&key, 0, plain)
 	id := ID{1}
-	be.put(Handle{TypeData, id.String()}, pack)
+	be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, pack)
 	var err error
 	got := allocated(func() { _, _, err = readPackTrailer(context.Background(), be, id, &key) })
 	if err == nil {
@@ -463,21 +464,21 @@ func TestWriterConcurrentAdd(t *testing.T) {
 // faultBackend fails chosen operations, as a crash or a full disk would
 // stop them.
 type faultBackend struct {
-	Backend
-	failSave   func(h Handle) bool
-	failRemove func(h Handle) bool
+	backend.Backend
+	failSave   func(h backend.Handle) bool
+	failRemove func(h backend.Handle) bool
 }
 
 var errInjected = errors.New("injected failure")
 
-func (f *faultBackend) Save(ctx context.Context, h Handle, r io.Reader) error {
+func (f *faultBackend) Save(ctx context.Context, h backend.Handle, r backend.Source) error {
 	if f.failSave != nil && f.failSave(h) {
 		return errInjected
 	}
 	return f.Backend.Save(ctx, h, r)
 }
 
-func (f *faultBackend) Remove(ctx context.Context, h Handle) error {
+func (f *faultBackend) Remove(ctx context.Context, h backend.Handle) error {
 	if f.failRemove != nil && f.failRemove(h) {
 		return errInjected
 	}
@@ -492,7 +493,7 @@ func (f *faultBackend) Remove(ctx context.Context, h Handle) error {
 func TestInitAfterInterruptedInit(t *testing.T) {
 	crypto.TestOnlyFastKDF()
 	ctx := context.Background()
-	be := OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	be := backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
 	newMaster := func() *crypto.MasterKey {
 		pol, err := chunk.RandomPolynomial()
 		if err != nil {
@@ -504,7 +505,7 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 		}
 		return m
 	}
-	crashed := &faultBackend{Backend: be, failSave: func(h Handle) bool { return h.Type == TypeConfig }}
+	crashed := &faultBackend{Backend: be, failSave: func(h backend.Handle) bool { return h.Type == backend.TypeConfig }}
 	if _, err := Init(ctx, crashed, newMaster(), nil); !errors.Is(err, errInjected) {
 		t.Fatalf("interrupted init: %v", err)
 	}
@@ -528,7 +529,7 @@ func TestReplaceMasterKeyFileInterrupted(t *testing.T) {
 	ctx := context.Background()
 	m := open(t, be, k.master)
 	name := k.master.ID.String() + ".key"
-	m.be = &faultBackend{Backend: be, failSave: func(h Handle) bool { return h.Type == TypeKey && h.Name == name }}
+	m.be = &faultBackend{Backend: be, failSave: func(h backend.Handle) bool { return h.Type == backend.TypeKey && h.Name == name }}
 	kf, err := k.master.MarshalKeyFile([]byte("new passphrase"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -551,7 +552,7 @@ func TestReplaceMasterKeyFileInterrupted(t *testing.T) {
 	if got, err := MasterKeyFile(ctx, be); err != nil || !bytes.Equal(got, kf) {
 		t.Fatalf("after the next change: %v", err)
 	}
-	if names := listNames(t, be, TypeKey); len(names) != 4 {
+	if names := listNames(t, be, backend.TypeKey); len(names) != 4 {
 		t.Errorf("keys/ holds %v", names)
 	}
 }
@@ -559,13 +560,13 @@ func TestReplaceMasterKeyFileInterrupted(t *testing.T) {
 // hookBackend runs a function before the first save of an object of a
 // type.
 type hookBackend struct {
-	Backend
-	typ  Type
+	backend.Backend
+	typ  backend.Type
 	once sync.Once
 	fn   func()
 }
 
-func (h *hookBackend) Save(ctx context.Context, hd Handle, r io.Reader) error {
+func (h *hookBackend) Save(ctx context.Context, hd backend.Handle, r backend.Source) error {
 	if hd.Type == h.typ {
 		h.once.Do(h.fn)
 	}
@@ -591,7 +592,7 @@ func TestConcurrentCommitsOfOneKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := make(chan error, 1)
-	r1.be = &hookBackend{Backend: be, typ: TypeSnapshot, fn: func() {
+	r1.be = &hookBackend{Backend: be, typ: backend.TypeSnapshot, fn: func() {
 		go func() {
 			_, err := w2.Commit(ctx, &Manifest{Name: "second"}, [32]byte{2})
 			second <- err
@@ -620,8 +621,8 @@ func TestConcurrentCommitsOfOneKey(t *testing.T) {
 func TestPruneRemovesOldTempFiles(t *testing.T) {
 	be, k := newRepo(t)
 	ctx := context.Background()
-	old := filepath.Join(be.root, "data", "ab", ".tmp-abcdef-123")
-	young := filepath.Join(be.root, "snapshots", ".tmp-fedcba-456")
+	old := filepath.Join(be.Location(), "data", "ab", ".tmp-abcdef-123")
+	young := filepath.Join(be.Location(), "snapshots", ".tmp-fedcba-456")
 	for _, p := range []string{old, young} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 			t.Fatal(err)
@@ -739,7 +740,7 @@ func TestHostileTreeWalkIsBounded(t *testing.T) {
 		if b, ok := chunks[id]; ok {
 			return b, nil
 		}
-		return nil, ErrNotFound
+		return nil, backend.ErrNotFound
 	}
 	count := func(ListEntry) error { return nil }
 

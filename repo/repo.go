@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,7 +101,7 @@ var (
 
 // Repo is an opened repository.
 type Repo struct {
-	be       Backend
+	be       backend.Backend
 	cfg      *Config
 	master   *crypto.MasterKey
 	write    *crypto.WriteKey
@@ -113,7 +114,7 @@ type Repo struct {
 }
 
 // Backend returns the repository's storage.
-func (r *Repo) Backend() Backend { return r.be }
+func (r *Repo) Backend() backend.Backend { return r.be }
 
 // Config returns the repository's configuration.
 func (r *Repo) Config() *Config { return r.cfg }
@@ -157,14 +158,14 @@ func (r *Repo) need(op string, roles ...crypto.Role) error {
 // Init makes a new repository in be with master as its master key. The
 // master key file (sealed with its passphrase) is stored in the
 // repository too, as keys/<id>.key.
-func Init(ctx context.Context, be Backend, master *crypto.MasterKey, keyFile []byte) (*Repo, error) {
-	if _, err := be.Stat(ctx, Handle{TypeConfig, "config"}); err == nil {
+func Init(ctx context.Context, be backend.Backend, master *crypto.MasterKey, keyFile []byte) (*Repo, error) {
+	if _, err := be.Stat(ctx, backend.Handle{Type: backend.TypeConfig, Name: "config"}); err == nil {
 		return nil, fmt.Errorf("%s: a repository already exists", be.Location())
 	}
 	// Key records left by an interrupted init would not verify against
 	// the new master key and break every listing: refuse them.
 	var left int
-	if err := be.List(ctx, TypeKey, func(string, int64) error { left++; return nil }); err != nil {
+	if err := list(ctx, be, backend.TypeKey, func(string, int64) error { left++; return nil }); err != nil {
 		return nil, fmt.Errorf("%s: %w", be.Location(), err)
 	}
 	if left > 0 {
@@ -197,15 +198,15 @@ func Init(ctx context.Context, be Backend, master *crypto.MasterKey, keyFile []b
 		return nil, err
 	}
 	// Keys first, the config last: a repository exists once its config does.
-	if err := be.Save(ctx, Handle{TypeKey, rec.ID.String() + ".cert"}, bytesReader(recBytes)); err != nil {
+	if err := be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: rec.ID.String() + ".cert"}, backend.Bytes(recBytes)); err != nil {
 		return nil, fmt.Errorf("%s: %w", be.Location(), err)
 	}
 	if keyFile != nil {
-		if err := be.Save(ctx, Handle{TypeKey, rec.ID.String() + ".key"}, bytesReader(keyFile)); err != nil {
+		if err := be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: rec.ID.String() + ".key"}, backend.Bytes(keyFile)); err != nil {
 			return nil, fmt.Errorf("%s: %w", be.Location(), err)
 		}
 	}
-	if err := be.Save(ctx, Handle{TypeConfig, "config"}, bytesReader(signed)); err != nil {
+	if err := be.Save(ctx, backend.Handle{Type: backend.TypeConfig, Name: "config"}, backend.Bytes(signed)); err != nil {
 		return nil, fmt.Errorf("%s: %w", be.Location(), err)
 	}
 	cfg.master = rec
@@ -219,9 +220,9 @@ type signedConfig struct {
 
 // ReadConfig reads and verifies the config (no key needed: the master's
 // record in it is self-certified).
-func ReadConfig(ctx context.Context, be Backend) (*Config, error) {
-	b, err := loadAll(ctx, be, Handle{TypeConfig, "config"}, MaxConfig)
-	if errors.Is(err, ErrNotFound) {
+func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
+	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeConfig, Name: "config"}, MaxConfig)
+	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w (no config)", be.Location(), ErrNoRepository)
 	}
 	if err != nil {
@@ -267,7 +268,7 @@ const validPol = chunker.Pol(0x3DA3358B4DC173)
 
 // Open opens the repository in be with a key from a key file: a
 // *crypto.MasterKey, *crypto.WriteKey or *crypto.AuditKey.
-func Open(ctx context.Context, be Backend, key any) (*Repo, error) {
+func Open(ctx context.Context, be backend.Backend, key any) (*Repo, error) {
 	cfg, err := ReadConfig(ctx, be)
 	if err != nil {
 		return nil, err
@@ -298,8 +299,8 @@ func Open(ctx context.Context, be Backend, key any) (*Repo, error) {
 
 // revoked reports whether the master revoked the key.
 func (r *Repo) revoked(ctx context.Context, id crypto.KeyID) (bool, error) {
-	b, err := loadAll(ctx, r.be, Handle{TypeKey, id.String() + ".revoked"}, crypto.MaxRevocationSize)
-	if errors.Is(err, ErrNotFound) {
+	b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeKey, Name: id.String() + ".revoked"}, crypto.MaxRevocationSize)
+	if errors.Is(err, backend.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"testing"
+
+	"github.com/larder/larder/repo/backend"
 )
 
 func TestRoundTripSizes(t *testing.T) {
@@ -94,12 +96,12 @@ func TestTamperDetected(t *testing.T) {
 	ingest(t, w, "n1", randBytes(1, 300_000), randBytes(2, 200_000))
 	ingest(t, w, "n2", randBytes(3, 300_000))
 	// Flip one byte in every object in turn (a sample of positions).
-	for _, typ := range []Type{TypeData, TypeIndex, TypeSnapshot} {
+	for _, typ := range []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot} {
 		var names []string
-		be.List(ctx, typ, func(n string, _ int64) error { names = append(names, n); return nil })
+		list(ctx, be, typ, func(n string, _ int64) error { names = append(names, n); return nil })
 		for _, name := range names {
-			h := Handle{typ, name}
-			p, _ := be.path(h)
+			h := backend.Handle{Type: typ, Name: name}
+			p, _ := be.Path(h)
 			orig := mustReadFile(t, p)
 			for _, pos := range []int{0, len(orig) / 3, len(orig) / 2, len(orig) - 1} {
 				bad := bytes.Clone(orig)
@@ -140,7 +142,7 @@ func TestChainGapDetected(t *testing.T) {
 		t.Fatalf("audit before: %v %v", err, rep.Problems)
 	}
 	// Someone with storage access removes the middle snapshot.
-	if err := be.Remove(ctx, Handle{TypeSnapshot, mid.String()}); err != nil {
+	if err := be.Remove(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: mid.String()}); err != nil {
 		t.Fatal(err)
 	}
 	rep, err := a.Audit(ctx)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	"io"
 	"time"
 
@@ -94,8 +95,8 @@ func parseEnvelope(b []byte) (*Envelope, error) {
 }
 
 // loadEnvelope reads a snapshot and checks that its bytes match its name.
-func loadEnvelope(ctx context.Context, be Backend, name string) (*Envelope, error) {
-	b, err := loadAll(ctx, be, Handle{TypeSnapshot, name}, MaxSnapshot)
+func loadEnvelope(ctx context.Context, be backend.Backend, name string) (*Envelope, error) {
+	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeSnapshot, Name: name}, MaxSnapshot)
 	if err != nil {
 		return nil, err
 	}

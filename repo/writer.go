@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/larder/larder/repo/backend"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -333,9 +334,12 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 	if err != nil {
 		return err
 	}
-	err = w.r.be.Save(ctx, Handle{TypeData, id.String()}, f)
+	src, err := backend.File(f)
+	if err == nil {
+		err = w.r.be.Save(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}, src)
+	}
 	f.Close()
-	if err != nil && !errors.Is(err, ErrExists) {
+	if err != nil && !errors.Is(err, backend.ErrExists) {
 		return fmt.Errorf("%s: saving pack %s: %w", w.r.be.Location(), id.Short(), err)
 	}
 	w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
@@ -353,7 +357,7 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 		return nil
 	}
 	f := &IndexFile{Packs: w.done}
-	name, err := saveContent(ctx, w.r.be, TypeIndex, f.seal(w.r.indexKey()))
+	name, err := saveContent(ctx, w.r.be, backend.TypeIndex, f.seal(w.r.indexKey()))
 	if err != nil {
 		return fmt.Errorf("%s: saving an index file: %w", w.r.be.Location(), err)
 	}
@@ -466,7 +470,7 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	if err != nil {
 		return ID{}, err
 	}
-	name, err := saveContent(ctx, w.r.be, TypeSnapshot, append(signed, sig...))
+	name, err := saveContent(ctx, w.r.be, backend.TypeSnapshot, append(signed, sig...))
 	if err != nil {
 		return ID{}, fmt.Errorf("%s: saving the snapshot: %w", w.r.be.Location(), err)
 	}
@@ -514,7 +518,7 @@ func (e *Envelope) bodyAD() []byte {
 func (r *Repo) chainHead(ctx context.Context, key crypto.KeyID) (uint64, ID, error) {
 	var seq uint64
 	var head ID
-	err := r.be.List(ctx, TypeSnapshot, func(name string, _ int64) error {
+	err := list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
 		env, err := loadEnvelope(ctx, r.be, name)
 		if err != nil {
 			return err

@@ -22,7 +22,7 @@ func checkCommand() *cli.Command {
 }
 
 func runCheck(c *cli.Context) error {
-	be, err := backend(c)
+	be, err := openBackend(c)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
+	"github.com/larder/larder/repo/backend"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
@@ -54,12 +55,12 @@ func emit(c *cli.Context, v any) error {
 	return err
 }
 
-func backend(c *cli.Context) (*repo.Local, error) {
+func openBackend(c *cli.Context) (backend.Backend, error) {
 	path := c.String("repo")
 	if path == "" {
 		return nil, usagef("no repository: give --repo or set LARDER_REPO")
 	}
-	return repo.OpenLocal(path), nil
+	return backend.OpenLocal(path), nil
 }
 
 // passphrase returns the passphrase from --password-file,
@@ -123,7 +124,7 @@ func (e keyProblem) Unwrap() []error { return []error{e.err, errNoKey} }
 
 // loadKey reads the key to open the repository with: --key, else the
 // master key file stored in the repository.
-func loadKey(c *cli.Context, be repo.Backend) (any, error) {
+func loadKey(c *cli.Context, be backend.Backend) (any, error) {
 	path := c.String("key")
 	var data []byte
 	var err error
@@ -184,7 +185,7 @@ func openRepo(c *cli.Context) (*repo.Repo, error) {
 
 // openRepoKey opens the repository and also returns the key.
 func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
-	be, err := backend(c)
+	be, err := openBackend(c)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -21,7 +21,7 @@ func initCommand() *cli.Command {
 }
 
 func runInit(c *cli.Context) error {
-	be, err := backend(c)
+	be, err := openBackend(c)
 	if err != nil {
 		return err
 	}

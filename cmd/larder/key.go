@@ -161,7 +161,7 @@ func runKeyList(c *cli.Context) error {
 }
 
 func runKeyPasswd(c *cli.Context) error {
-	be, err := backend(c)
+	be, err := openBackend(c)
 	if err != nil {
 		return err
 	}

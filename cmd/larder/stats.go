@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/larder/larder/repo"
+	"github.com/larder/larder/repo/backend"
 	"github.com/urfave/cli/v2"
 )
 
@@ -20,8 +20,8 @@ func runStats(c *cli.Context) error {
 	}
 	defer r.Close()
 	var stored int64
-	for _, t := range []repo.Type{repo.TypeData, repo.TypeIndex, repo.TypeSnapshot, repo.TypeDrill, repo.TypeForget, repo.TypePrune, repo.TypeKey} {
-		r.Backend().List(c.Context, t, func(_ string, size int64) error { stored += size; return nil })
+	for _, t := range []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot, backend.TypeDrill, backend.TypeForget, backend.TypePrune, backend.TypeKey} {
+		r.Backend().List(c.Context, t, func(fi backend.FileInfo) error { stored += fi.Size; return nil })
 	}
 	snaps, err := r.Snapshots(c.Context, true)
 	if err != nil {
