@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 
 	"github.com/larder/larder/repo/backend"
 )
@@ -45,15 +44,8 @@ func list(ctx context.Context, be backend.Backend, t backend.Type, fn func(name 
 	return be.List(ctx, t, func(fi backend.FileInfo) error { return fn(fi.Name, fi.Size) })
 }
 
-// save stores b under h.
-func save(ctx context.Context, be backend.Backend, h backend.Handle, b []byte) error {
-	return be.Save(ctx, h, backend.Bytes(b))
-}
-
 // verifyContentName reports whether b hashes to name.
 func verifyContentName(name string, b []byte) bool {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:]) == name
 }
-
-var _ = io.EOF
