@@ -198,6 +198,11 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 		return nil, err
 	}
 	defer lock.Unlock(context.WithoutCancel(ctx))
+	if !dryRun {
+		if err := r.checkCanDelete(ctx); err != nil {
+			return nil, err
+		}
+	}
 	snaps, err := r.Snapshots(ctx, false)
 	if err != nil {
 		return nil, err

@@ -168,10 +168,31 @@ func (l *Lock) Unlock(ctx context.Context) error {
 
 func (l *Lock) release(ctx context.Context) error {
 	if l.r.master != nil {
-		// The master may delete: remove every object of the lock.
-		return l.r.removeLock(ctx, l.id)
+		// The master may delete: remove every object of the lock (with a
+		// credential that may not, say it is done instead).
+		err := l.r.removeLock(ctx, l.id)
+		if !errors.Is(err, backend.ErrReadOnly) {
+			return err
+		}
 	}
 	return l.r.be.Save(ctx, backend.Handle{Type: backend.TypeLock, Name: l.id + ".done"}, backend.Bytes([]byte("{}")))
+}
+
+// checkCanDelete fails when the storage refuses deletes (a writer's
+// credential, a read-only mount): master operations that remove objects
+// find it out before they change anything. It saves a small object in
+// locks/ and removes it.
+func (r *Repo) checkCanDelete(ctx context.Context) error {
+	var rnd [8]byte
+	randRead(rnd[:])
+	h := backend.Handle{Type: backend.TypeLock, Name: hex.EncodeToString(rnd[:]) + ".probe"}
+	if err := r.be.Save(ctx, h, backend.Bytes([]byte("{}"))); err != nil {
+		return fmt.Errorf("%s: %w", r.be.Location(), err)
+	}
+	if err := r.be.Remove(ctx, h); err != nil {
+		return fmt.Errorf("%s: the storage does not let this credential delete (forget, prune and unlock need the master's storage credential): %w", r.be.Location(), err)
+	}
+	return nil
 }
 
 func (r *Repo) removeLock(ctx context.Context, id string) error {
@@ -209,7 +230,8 @@ func (r *Repo) ActiveLocks(ctx context.Context) ([]ActiveLock, error) {
 
 type lockState struct {
 	ActiveLock
-	done bool
+	done    bool
+	hasMain bool // the lock's own object was read (not only refreshes)
 }
 
 func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
@@ -218,6 +240,9 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 	err := r.be.List(ctx, backend.TypeLock, func(fi backend.FileInfo) error {
 		name, size := fi.Name, fi.Size
 		id, suffix, _ := strings.Cut(name, ".")
+		if suffix == "probe" {
+			return nil // checkCanDelete's, not a lock
+		}
 		s := byID[id]
 		if s == nil {
 			s = &lockState{ActiveLock: ActiveLock{ID: id}}
@@ -227,6 +252,9 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 		if suffix == "done" {
 			s.done = true
 			return nil
+		}
+		if suffix == "" {
+			s.hasMain = true
 		}
 		if size > maxLockFile {
 			return nil // not a lock object: ignored, and removed by the master
@@ -263,7 +291,9 @@ func (r *Repo) locks(ctx context.Context) ([]lockState, error) {
 	}
 	out := make([]lockState, 0, len(order))
 	for _, id := range order {
-		out = append(out, *byID[id])
+		if s := byID[id]; s.hasMain || s.done {
+			out = append(out, *s)
+		}
 	}
 	return out, nil
 }

@@ -71,6 +71,11 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 		return nil, err
 	}
 	defer lock.Unlock(context.WithoutCancel(ctx))
+	if !opts.DryRun {
+		if err := r.checkCanDelete(ctx); err != nil {
+			return nil, err
+		}
+	}
 	cache, err := r.openCache(ctx)
 	if err != nil {
 		return nil, err

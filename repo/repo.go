@@ -111,6 +111,18 @@ type Repo struct {
 	now      func() time.Time
 
 	lastStats IngestStats // of the last snapshot committed (tests, messages)
+	uploads   int         // packs a writer uploads at once (SetUploads)
+}
+
+// SetUploads sets how many packs a writer uploads at once (default 2; the
+// command line passes its --connections).
+func (r *Repo) SetUploads(n int) { r.uploads = n }
+
+func (r *Repo) uploadSlots() int {
+	if r.uploads < 1 {
+		return 2
+	}
+	return r.uploads
 }
 
 // Backend returns the repository's storage.

@@ -37,6 +37,9 @@ type Writer struct {
 	closed    bool
 	dry       bool // count what would be stored, store nothing
 	streams   map[*StreamWriter]bool
+	// Packs being uploaded: at most cap(slots) at once.
+	slots   chan struct{}
+	uploads sync.WaitGroup
 }
 
 // openPacks is how many packs a writer fills at once; blobs go to one of
@@ -321,31 +324,63 @@ func (w *Writer) failLocked(err error) error {
 	return w.err
 }
 
-// savePack finishes a pack and stores it; every few packs an index file
-// names them (so a crash loses little). Called with mu held.
+// savePack finishes a pack and hands it to an uploader: at most
+// r.uploads packs are uploaded at once (the caller waits for a place), each
+// from its temporary file. When a pack is stored it joins the ones an index
+// file will name; every few packs an index file names them (so a crash
+// loses little). Called with mu held.
 func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 	id, path, err := p.finish(w.r.indexKey())
 	if err != nil {
 		p.discard()
 		return err
 	}
+	if w.slots == nil {
+		w.slots = make(chan struct{}, w.r.uploadSlots())
+	}
+	select {
+	case w.slots <- struct{}{}:
+	case <-ctx.Done():
+		os.Remove(path)
+		return ctx.Err()
+	}
+	w.uploads.Add(1)
+	go func() {
+		defer w.uploads.Done()
+		err := w.upload(ctx, id, path)
+		<-w.slots
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if err != nil {
+			w.failLocked(err)
+			return
+		}
+		w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
+		w.doneBlobs += len(p.blobs)
+		if len(w.done) >= maxPacksPerIndex || w.doneBlobs >= maxBlobsPerIndex {
+			if err := w.saveIndex(ctx); err != nil {
+				w.failLocked(err)
+			}
+		}
+	}()
+	return nil
+}
+
+// upload stores a finished pack from its temporary file, and removes the
+// file.
+func (w *Writer) upload(ctx context.Context, id ID, path string) error {
 	defer os.Remove(path)
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	src, err := backend.File(f)
 	if err == nil {
 		err = w.r.be.Save(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}, src)
 	}
-	f.Close()
 	if err != nil && !errors.Is(err, backend.ErrExists) {
 		return fmt.Errorf("%s: saving pack %s: %w", w.r.be.Location(), id.Short(), err)
-	}
-	w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
-	w.doneBlobs += len(p.blobs)
-	if len(w.done) >= maxPacksPerIndex || w.doneBlobs >= maxBlobsPerIndex {
-		return w.saveIndex(ctx)
 	}
 	return nil
 }
@@ -373,30 +408,39 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 	return nil
 }
 
-// Flush stores every open pack and the index file that names them. Every
-// StreamWriter must be closed first.
+// Flush stores every open pack and the index file that names them, after
+// the packs uploading are stored. Every StreamWriter must be closed first.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.err != nil {
+		defer w.mu.Unlock()
 		return w.err
 	}
 	for sw := range w.streams {
 		if len(sw.entries) > 0 {
+			w.mu.Unlock()
 			return errors.New("repo: a stream's chunks are still gathered in a frame (StreamWriter not closed)")
 		}
 	}
+	var err error
 	for _, p := range w.open {
-		if len(p.blobs) == 0 {
+		if err != nil || len(p.blobs) == 0 {
 			p.discard()
 			continue
 		}
-		if err := w.savePack(ctx, p); err != nil {
-			w.open = nil
-			return w.failLocked(err)
-		}
+		err = w.savePack(ctx, p)
 	}
 	w.open = nil
+	w.mu.Unlock()
+	w.uploads.Wait()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		return w.failLocked(err)
+	}
+	if w.err != nil {
+		return w.err
+	}
 	if err := w.saveIndex(ctx); err != nil {
 		return w.failLocked(err)
 	}
@@ -493,6 +537,7 @@ func (w *Writer) Close(ctx context.Context) error {
 	}
 	w.open = nil
 	w.mu.Unlock()
+	w.uploads.Wait()
 	if w.session != nil {
 		w.session.Erase()
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
@@ -19,12 +20,15 @@ import (
 
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, EnvVars: []string{"LARDER_REPO"}, Usage: "repository folder"},
+		&cli.StringFlag{Name: "repo", Aliases: []string{"r"}, EnvVars: []string{"LARDER_REPO"}, Usage: "repository: a folder, or s3:https://HOST[:PORT]/BUCKET[/PREFIX]"},
 		&cli.StringFlag{Name: "key", Aliases: []string{"k"}, EnvVars: []string{"LARDER_KEY"}, Usage: "key file (default: the master key stored in the repository)"},
 		&cli.StringFlag{Name: "password-file", EnvVars: []string{"LARDER_PASSWORD_FILE"}, Usage: "read the passphrase from this file"},
 		&cli.StringFlag{Name: "password-command", EnvVars: []string{"LARDER_PASSWORD_COMMAND"}, Usage: "run this shell command to get the passphrase"},
 		&cli.StringFlag{Name: "cache-dir", EnvVars: []string{"LARDER_CACHE_DIR"}, Usage: "local cache folder (default: ~/.cache/larder)"},
 		&cli.BoolFlag{Name: "json", Usage: "machine-readable output: one JSON object per line"},
+		&cli.IntFlag{Name: "connections", Value: backend.DefaultConnections, EnvVars: []string{"LARDER_CONNECTIONS"}, Usage: "storage operations (S3 connections) at once"},
+		&cli.StringFlag{Name: "cacert", EnvVars: []string{"LARDER_CACERT"}, Usage: "PEM file of the certificates an S3 server's certificate must chain to"},
+		&cli.StringSliceFlag{Name: "option", Aliases: []string{"o"}, Usage: "storage option KEY=VALUE: s3.region, s3.bucket-lookup (auto, dns, path)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
 	}
 }
@@ -56,11 +60,40 @@ func emit(c *cli.Context, v any) error {
 }
 
 func openBackend(c *cli.Context) (backend.Backend, error) {
-	path := c.String("repo")
-	if path == "" {
+	loc := c.String("repo")
+	if loc == "" {
 		return nil, usagef("no repository: give --repo or set LARDER_REPO")
 	}
-	return backend.OpenLocal(path), nil
+	if c.Int("connections") < 1 || c.Int("connections") > 64 {
+		return nil, usagef("--connections %d: give 1 to 64", c.Int("connections"))
+	}
+	opts := backend.OpenOptions{Connections: c.Int("connections"), CACertFile: c.String("cacert")}
+	for _, o := range c.StringSlice("option") {
+		k, v, ok := strings.Cut(o, "=")
+		switch {
+		case !ok:
+			return nil, usagef("-o %s: want KEY=VALUE", o)
+		case k == "s3.region":
+			opts.S3Region = v
+		case k == "s3.bucket-lookup":
+			if v != "auto" && v != "dns" && v != "path" {
+				return nil, usagef("-o s3.bucket-lookup=%s: want auto, dns or path", v)
+			}
+			opts.S3BucketLookup = v
+		default:
+			return nil, usagef("-o %s: unknown option (known: s3.region, s3.bucket-lookup)", k)
+		}
+	}
+	if isTerminal(c.App.ErrWriter) && !c.Bool("quiet") && !c.Bool("json") {
+		opts.Report = func(op string, h backend.Handle, err error, wait time.Duration) {
+			warn(c, "%s %s failed, retrying in %s: %v", op, h, wait, err)
+		}
+	}
+	be, err := backend.Open(loc, opts)
+	if err != nil {
+		return nil, usagef("%v", err)
+	}
+	return be, nil
 }
 
 // passphrase returns the passphrase from --password-file,
@@ -203,6 +236,7 @@ func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
 	if d := c.String("cache-dir"); d != "" {
 		r.SetCacheDir(d)
 	}
+	r.SetUploads(c.Int("connections"))
 	return r, key, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
+	"github.com/larder/larder/repo/backend"
 	"github.com/urfave/cli/v2"
 )
 
@@ -27,6 +28,12 @@ func runInit(c *cli.Context) error {
 	}
 	if _, err := repo.ReadConfig(c.Context, be); err == nil {
 		return fmt.Errorf("%s: a repository exists already", be.Location())
+	}
+	if s3, ok := backend.Find[*backend.S3](be); ok {
+		// A new bucket, if it is missing and the credential may make it.
+		if err := s3.MakeBucket(c.Context); err != nil {
+			return err
+		}
 	}
 	pass, err := passphrase(c, "Passphrase for the new master key: ", true)
 	if err != nil {

@@ -14,9 +14,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/internal/s3test"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -64,6 +66,54 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("FIX", fix)
 			env.Setenv("LARDER_CACHE_DIR", filepath.Join(env.WorkDir, "cache"))
+			return nil
+		},
+		Condition: func(cond string) (bool, error) {
+			switch cond {
+			case "nopg":
+				return os.Getenv("LARDER_NO_PG") == "1", nil
+			}
+			return false, fmt.Errorf("unknown condition %q", cond)
+		},
+		Cmds: scriptCmds,
+	})
+}
+
+// TestScriptsS3 runs testdata/s3/*.txtar against a real S3 server
+// (versitygw on loopback, internal/s3test). Besides TestScripts' setup,
+// each script has:
+//
+//	S3REPO                       its own repository location in the bucket
+//	AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY  the master's credential
+//	WRITER_AWS_ACCESS_KEY_ID, WRITER_AWS_SECRET_ACCESS_KEY  the forum
+//	                             server's: PutObject, GetObject, ListBucket
+//	S3DATA                       the server's folder of the bucket's objects
+func TestScriptsS3(t *testing.T) {
+	srv := s3test.New(t)
+	n := 0
+	var mu sync.Mutex
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/s3",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup: func(env *testscript.Env) error {
+			fix := filepath.Join(env.WorkDir, "fixtures")
+			if err := os.CopyFS(fix, os.DirFS(fixtures)); err != nil {
+				return fmt.Errorf("copying the fixtures: %w", err)
+			}
+			mu.Lock()
+			n++
+			prefix := fmt.Sprintf("script%d", n)
+			mu.Unlock()
+			env.Setenv("FIX", fix)
+			env.Setenv("LARDER_CACHE_DIR", filepath.Join(env.WorkDir, "cache"))
+			env.Setenv("S3REPO", srv.URL(prefix))
+			env.Setenv("S3DATA", srv.ObjectPath(prefix))
+			env.Setenv("AWS_ACCESS_KEY_ID", srv.RootKey)
+			env.Setenv("AWS_SECRET_ACCESS_KEY", srv.RootSecret)
+			env.Setenv("AWS_DEFAULT_REGION", "us-east-1")
+			env.Setenv("WRITER_AWS_ACCESS_KEY_ID", srv.WriterKey)
+			env.Setenv("WRITER_AWS_SECRET_ACCESS_KEY", srv.WriterSecret)
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

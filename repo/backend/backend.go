@@ -271,3 +271,54 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// OpenOptions tune Open.
+type OpenOptions struct {
+	// Connections bounds the operations running at once (default 5).
+	Connections int
+	// CACertFile, S3Region, S3BucketLookup: see S3Config.
+	CACertFile     string
+	S3Region       string
+	S3BucketLookup string
+	// Retry is the retry policy (zero: DefaultRetry).
+	Retry RetryPolicy
+	// Report hears of failures that are retried.
+	Report func(op string, h Handle, err error, wait time.Duration)
+}
+
+// DefaultConnections is how many operations run at once by default
+// (restic's default for S3).
+const DefaultConnections = 5
+
+// Open opens the repository storage at location: s3:… (see ParseS3URL)
+// or a folder. The backend retries (opts.Retry) and runs at most
+// opts.Connections operations at once.
+func Open(location string, opts OpenOptions) (Backend, error) {
+	if opts.Connections <= 0 {
+		opts.Connections = DefaultConnections
+	}
+	if opts.Retry.Attempts == 0 {
+		opts.Retry = DefaultRetry
+	}
+	var be Backend
+	switch {
+	case location == "":
+		return nil, errors.New("no repository location")
+	case len(location) > 3 && location[:3] == "s3:":
+		cfg, err := ParseS3URL(location)
+		if err != nil {
+			return nil, err
+		}
+		cfg.CACertFile, cfg.Region, cfg.BucketLookup, cfg.Connections = opts.CACertFile, opts.S3Region, opts.S3BucketLookup, opts.Connections
+		s, err := OpenS3(cfg)
+		if err != nil {
+			return nil, err
+		}
+		be = s
+	default:
+		be = OpenLocal(location)
+	}
+	r := Retry(Limit(be, opts.Connections), opts.Retry)
+	r.Report = opts.Report
+	return r, nil
+}
