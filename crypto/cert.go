@@ -25,6 +25,9 @@ const (
 const (
 	certificateVersion byte = 1
 	revocationVersion  byte = 1
+	// revocationVersion2 adds the last snapshot the master accepts from
+	// the key.
+	revocationVersion2 byte = 2
 )
 
 // MaxCertificateSize is the size of the largest valid certificate
@@ -35,7 +38,7 @@ const MaxCertificateSize = 2 + 1 + KeyIDSize + KeyIDSize + 8 + ed25519.PublicKey
 const MaxReasonLen = 200
 
 // MaxRevocationSize is the size of the largest valid revocation encoding.
-const MaxRevocationSize = 2 + KeyIDSize + KeyIDSize + 8 + 1 + MaxReasonLen + SignatureSize
+const MaxRevocationSize = 2 + KeyIDSize + KeyIDSize + 8 + 8 + 32 + 1 + MaxReasonLen + SignatureSize
 
 // Certificate is the master key's statement that a key with this ID, role,
 // name and public keys belongs to the repository. The master certifies
@@ -284,16 +287,27 @@ func (r *KeyRecord) Verify(masterSignPub ed25519.PublicKey) error {
 // (version 1, integers big-endian):
 //
 //	kind     1  'R'
-//	version  1  1
+//	version  1  1 or 2
 //	key ID   16 the revoked key
 //	issuer   16 the master key's ID
 //	revoked  8  int64, seconds since 1970 UTC
+//	last seq 8  version 2: the sequence number of the last snapshot accepted from the key (0: none)
+//	last     32 version 2: that snapshot's ID (zero when last seq is 0)
 //	reason   1 + N, 0 <= N <= MaxReasonLen, printable UTF-8
 //	sig      64 Ed25519 over all of the above, context "larder revocation v1"
+//
+// A version 1 revocation names no snapshot: readers accept the key's
+// snapshots stored before its time.
 type Revocation struct {
-	KeyID     KeyID
-	Issuer    KeyID
-	Revoked   time.Time // whole seconds
+	KeyID   KeyID
+	Issuer  KeyID
+	Revoked time.Time // whole seconds
+	// HasLast (version 2): LastSeq and Last name the last snapshot the
+	// master accepts from the key (LastSeq 0: none); anything later from it
+	// is rejected.
+	HasLast   bool
+	LastSeq   uint64
+	Last      [32]byte
 	Reason    string
 	Signature []byte
 }
@@ -322,23 +336,45 @@ func (v *Revocation) body() ([]byte, error) {
 	if err := checkReason(v.Reason); err != nil {
 		return nil, err
 	}
+	if v.HasLast && (v.LastSeq == 0) != (v.Last == [32]byte{}) {
+		return nil, malformed("revocation", "last snapshot %x with sequence number %d", v.Last[:4], v.LastSeq)
+	}
 	b := cryptobyte.NewBuilder(make([]byte, 0, MaxRevocationSize))
 	b.AddUint8(kindRevocation)
-	b.AddUint8(revocationVersion)
+	if v.HasLast {
+		b.AddUint8(revocationVersion2)
+	} else {
+		b.AddUint8(revocationVersion)
+	}
 	b.AddBytes(v.KeyID[:])
 	b.AddBytes(v.Issuer[:])
 	b.AddUint64(uint64(v.Revoked.Unix()))
+	if v.HasLast {
+		b.AddUint64(v.LastSeq)
+		b.AddBytes(v.Last[:])
+	}
 	b.AddUint8LengthPrefixed(func(b *cryptobyte.Builder) { b.AddBytes([]byte(v.Reason)) })
 	return b.Bytes()
 }
 
-// Revoke makes a signed revocation of the key id at time now. The master
-// cannot revoke itself.
+// Revoke makes a signed revocation (version 1) of the key id at time now.
+// The master cannot revoke itself.
 func (k *MasterKey) Revoke(id KeyID, reason string, now time.Time) (*Revocation, error) {
+	return k.revoke(&Revocation{KeyID: id, Issuer: k.ID, Revoked: unixTime(now), Reason: reason})
+}
+
+// RevokeAfter makes a signed revocation (version 2) of the key id that
+// accepts its snapshots up to the one with sequence number lastSeq and ID
+// last (lastSeq 0 and a zero last: none).
+func (k *MasterKey) RevokeAfter(id KeyID, reason string, now time.Time, lastSeq uint64, last [32]byte) (*Revocation, error) {
+	return k.revoke(&Revocation{KeyID: id, Issuer: k.ID, Revoked: unixTime(now), Reason: reason,
+		HasLast: true, LastSeq: lastSeq, Last: last})
+}
+
+func (k *MasterKey) revoke(v *Revocation) (*Revocation, error) {
 	if k.erased {
 		return nil, fmt.Errorf("crypto: revoke: master key: %w", ErrErased)
 	}
-	v := &Revocation{KeyID: id, Issuer: k.ID, Revoked: unixTime(now), Reason: reason}
 	body, err := v.body()
 	if err != nil {
 		return nil, err
@@ -375,14 +411,19 @@ func ParseRevocation(b []byte) (*Revocation, error) {
 	if kind != kindRevocation {
 		return nil, malformed("revocation", "kind byte %#x is not a revocation", kind)
 	}
-	if version != revocationVersion {
+	if version != revocationVersion && version != revocationVersion2 {
 		return nil, fmt.Errorf("crypto: revocation: %w %d", ErrUnsupportedVersion, version)
 	}
-	v := &Revocation{Signature: make([]byte, SignatureSize)}
+	v := &Revocation{Signature: make([]byte, SignatureSize), HasLast: version == revocationVersion2}
 	var t uint64
 	var reason cryptobyte.String
-	if !s.CopyBytes(v.KeyID[:]) || !s.CopyBytes(v.Issuer[:]) || !s.ReadUint64(&t) ||
-		!s.ReadUint8LengthPrefixed(&reason) || !s.CopyBytes(v.Signature) {
+	if !s.CopyBytes(v.KeyID[:]) || !s.CopyBytes(v.Issuer[:]) || !s.ReadUint64(&t) {
+		return nil, malformed("revocation", "truncated")
+	}
+	if v.HasLast && (!s.ReadUint64(&v.LastSeq) || !s.CopyBytes(v.Last[:])) {
+		return nil, malformed("revocation", "truncated")
+	}
+	if !s.ReadUint8LengthPrefixed(&reason) || !s.CopyBytes(v.Signature) {
 		return nil, malformed("revocation", "truncated")
 	}
 	if !s.Empty() {

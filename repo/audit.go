@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"github.com/larder/larder/repo/backend"
+	"slices"
 	"sort"
 	"time"
 
@@ -94,100 +95,56 @@ func (a *AuditReport) OK() bool { return len(a.Problems) == 0 }
 
 // Audit verifies every snapshot's signature and place in its writer's
 // chain (gaps must be explained by signed forget records), that each
-// manifest opens, that every chunk it references is stored and every
-// object hashes to its name, and the drill records' signatures (audit or
-// master key).
+// manifest opens, that no snapshot is rejected (a revoked key's after the
+// last one its revocation accepts), that every chunk it references is
+// stored and every object is what it should be, and the drill records'
+// signatures (audit or master key). The work is bounded by the objects
+// stored, never by numbers they claim (a forged sequence number of 2^40
+// is one gap, reported once).
 func (r *Repo) Audit(ctx context.Context) (*AuditReport, error) {
 	if err := r.need("audit", crypto.RoleMaster, crypto.RoleAudit); err != nil {
 		return nil, err
 	}
 	rep := &AuditReport{}
-	problem := func(obj, format string, a ...any) {
-		rep.Problems = append(rep.Problems, Problem{obj, fmt.Sprintf(format, a...)})
-	}
-	recs, err := r.keyRecords(ctx)
+	snaps, err := r.Snapshots(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	revoked := map[crypto.KeyID]bool{}
-	for id := range recs {
-		if ok, err := r.revoked(ctx, id); err != nil {
-			problem("keys/"+id.String()+".revoked", "%v", err)
-		} else if ok {
-			revoked[id] = true
-		}
-	}
+	rep.Problems = append(rep.Problems, r.Warnings()...)
+	rep.Snapshots = len(snaps)
 	forgotten, err := r.forgotten(ctx)
 	if err != nil {
-		problem("forget", "%v", err)
-	}
-	type link struct {
-		id   ID
-		prev ID
-	}
-	chains := map[crypto.KeyID]map[uint64][]link{}
-	for _, f := range forgotten {
-		if chains[f.Writer] == nil {
-			chains[f.Writer] = map[uint64][]link{}
-		}
-		chains[f.Writer][f.Seq] = append(chains[f.Writer][f.Seq], link{f.ID, f.Prev})
-	}
-	err = list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
-		obj := "snapshots/" + name
-		env, err := loadEnvelope(ctx, r.be, name)
-		if err != nil {
-			problem(obj, "%v", err)
-			return nil
-		}
-		rep.Snapshots++
-		if err := verifyEnvelope(env, recs); err != nil {
-			problem(obj, "%v", err)
-			return nil
-		}
-		if revoked[env.Writer] {
-			rep.Warnings = append(rep.Warnings, Problem{obj, fmt.Sprintf("written by revoked key %s", env.Writer)})
-		}
-		if _, err := r.openManifest(env); err != nil {
-			problem(obj, "%v", err)
-		}
-		if chains[env.Writer] == nil {
-			chains[env.Writer] = map[uint64][]link{}
-		}
-		id, _ := ParseID(name)
-		chains[env.Writer][env.Seq] = append(chains[env.Writer][env.Seq], link{id, env.Prev})
-		return nil
-	})
-	if err != nil {
 		return nil, err
+	}
+	rep.Problems = append(rep.Problems, r.Warnings()...)
+	chains := map[crypto.KeyID]map[uint64][]chainLink{}
+	addLink := func(w crypto.KeyID, seq uint64, l chainLink) {
+		if chains[w] == nil {
+			chains[w] = map[uint64][]chainLink{}
+		}
+		chains[w][seq] = append(chains[w][seq], l)
+	}
+	for _, f := range forgotten {
+		if f.Seq >= 1 && f.Seq <= MaxSeq {
+			addLink(f.Writer, f.Seq, chainLink{f.ID, f.Prev})
+		}
+	}
+	for _, s := range snaps {
+		obj := "snapshots/" + s.ID.String()
+		switch {
+		case s.Rejected != "":
+			rep.Problems = append(rep.Problems, Problem{obj, "rejected: " + s.Rejected})
+		case s.ByRevokedKey:
+			rep.Warnings = append(rep.Warnings, Problem{obj, fmt.Sprintf("written by revoked key %s (before its revocation: accepted)", s.Envelope.Writer)})
+		}
+		addLink(s.Envelope.Writer, s.Envelope.Seq, chainLink{s.ID, s.Envelope.Prev})
 	}
 	rep.Writers = len(chains)
 	for writer, chain := range chains {
-		var top uint64
-		for seq := range chain {
-			top = max(seq, top)
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
-		for seq := uint64(1); seq <= top; seq++ {
-			links := chain[seq]
-			obj := fmt.Sprintf("chain of key %s", writer)
-			switch {
-			case len(links) == 0:
-				problem(obj, "snapshot %d is missing and no forget record removed it", seq)
-				continue
-			case len(links) > 1:
-				problem(obj, "%d snapshots claim place %d (a fork: the key committed from two machines at once, or a copy of it was used)", len(links), seq)
-				continue
-			}
-			l := links[0]
-			if seq == 1 {
-				if l.prev != (ID{}) {
-					problem("snapshots/"+l.id.String(), "the first snapshot of its chain names a predecessor")
-				}
-				continue
-			}
-			if prev := chain[seq-1]; len(prev) == 1 && prev[0].id != l.prev {
-				problem("snapshots/"+l.id.String(), "names predecessor %s, but place %d holds %s", l.prev.Short(), seq-1, prev[0].id.Short())
-			}
-		}
+		rep.Problems = append(rep.Problems, auditChain(writer, chain)...)
 	}
 	drills, dp, err := r.Drills(ctx)
 	if err != nil {
@@ -202,4 +159,51 @@ func (r *Repo) Audit(ctx context.Context) (*AuditReport, error) {
 	rep.Check = check
 	rep.Problems = append(rep.Problems, check.Problems...)
 	return rep, nil
+}
+
+// chainLink is a place in a writer's chain: the snapshot there and the
+// predecessor it names.
+type chainLink struct {
+	id   ID
+	prev ID
+}
+
+// auditChain checks one writer's chain: every place from 1 to the highest
+// filled, one snapshot each, each naming the one before. Gaps are reported
+// as ranges, so the work is the number of snapshots, not the highest
+// sequence number.
+func auditChain(writer crypto.KeyID, chain map[uint64][]chainLink) []Problem {
+	var out []Problem
+	obj := fmt.Sprintf("chain of key %s", writer)
+	seqs := make([]uint64, 0, len(chain))
+	for seq := range chain {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	next := uint64(1)
+	for _, seq := range seqs {
+		switch {
+		case seq == next+1:
+			out = append(out, Problem{obj, fmt.Sprintf("snapshot %d is missing and no forget record removed it", next)})
+		case seq > next:
+			out = append(out, Problem{obj, fmt.Sprintf("snapshots %d to %d are missing and no forget record removed them", next, seq-1)})
+		}
+		next = seq + 1
+		links := chain[seq]
+		if len(links) > 1 {
+			out = append(out, Problem{obj, fmt.Sprintf("%d snapshots claim place %d (a fork: the key committed from two machines at once, or a copy of it was used)", len(links), seq)})
+			continue
+		}
+		l := links[0]
+		if seq == 1 {
+			if l.prev != (ID{}) {
+				out = append(out, Problem{"snapshots/" + l.id.String(), "the first snapshot of its chain names a predecessor"})
+			}
+			continue
+		}
+		if prev := chain[seq-1]; len(prev) == 1 && prev[0].id != l.prev {
+			out = append(out, Problem{"snapshots/" + l.id.String(), fmt.Sprintf("names predecessor %s, but place %d holds %s", l.prev.Short(), seq-1, prev[0].id.Short())})
+		}
+	}
+	return out
 }

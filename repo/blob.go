@@ -1,8 +1,11 @@
 package repo
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/klauspost/compress/zstd"
@@ -62,8 +65,8 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 		zstdDec, err = zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(2),
 			// Never allocate past what a frame can be.
-			zstd.WithDecoderMaxMemory(maxFrameRaw+1024),
-			zstd.WithDecoderMaxWindow(maxFrameRaw),
+			zstd.WithDecoderMaxMemory(maxFramePlain+1024),
+			zstd.WithDecoderMaxWindow(maxFramePlain),
 			zstd.WithDecodeAllCapLimit(true),
 		)
 		if err != nil {
@@ -103,13 +106,79 @@ func encodeBlob(data []byte) []byte {
 	return crypto.Pad(make([]byte, 0, crypto.PaddedSize(len(plain))), plain)
 }
 
+// A frame of repository version 3 starts with a header that says which
+// chunks it holds, in order, and their lengths (sealed with the frame, so
+// only keys that open it learn them):
+//
+//	nchunks uvarint | (chunk ID 32 | length uvarint) * nchunks | the chunks
+//
+// maxFrameChunks bounds how many chunks a frame holds (a writer starts a
+// new frame when it has that many).
+const (
+	maxFrameChunks = 4096
+	maxFrameHeader = 10 + maxFrameChunks*(32+5)
+	// maxFramePlain bounds a version 3 frame's plaintext.
+	maxFramePlain = maxFrameRaw + maxFrameHeader
+)
+
+// frameSpan is where a chunk lies in a frame's chunk bytes.
+type frameSpan struct{ off, n uint32 }
+
+// appendFrameHeader writes a version 3 frame header of chunks.
+func appendFrameHeader(b []byte, chunks []Blob) []byte {
+	b = binary.AppendUvarint(b, uint64(len(chunks)))
+	for _, c := range chunks {
+		b = append(b, c.ID[:]...)
+		b = binary.AppendUvarint(b, uint64(c.RawLen))
+	}
+	return b
+}
+
+// parseFrame reads a version 3 frame's plaintext: where each chunk is, and
+// the chunk bytes (a slice of plain). The lengths must add up to exactly
+// the bytes that follow the header.
+func parseFrame(plain []byte) (map[ID]frameSpan, []byte, error) {
+	r := bytes.NewReader(plain)
+	n, err := binary.ReadUvarint(r)
+	if err != nil || n == 0 || n > maxFrameChunks || n > uint64(r.Len()/33) {
+		return nil, nil, errors.New("bad frame header")
+	}
+	spans := make(map[ID]frameSpan, n)
+	var off uint64
+	for i := uint64(0); i < n; i++ {
+		var id ID
+		if _, err := io.ReadFull(r, id[:]); err != nil {
+			return nil, nil, errors.New("bad frame header")
+		}
+		l, err := binary.ReadUvarint(r)
+		if err != nil || l == 0 || l > chunk.MaxChunk {
+			return nil, nil, errors.New("bad frame header")
+		}
+		if _, dup := spans[id]; !dup {
+			spans[id] = frameSpan{uint32(off), uint32(l)}
+		}
+		off += l
+	}
+	data := plain[len(plain)-r.Len():]
+	if off != uint64(len(data)) {
+		return nil, nil, fmt.Errorf("frame header says %d bytes of chunks, the frame holds %d", off, len(data))
+	}
+	return spans, data, nil
+}
+
+// maxListChunk bounds a list chunk (tree.go), maxChunkPlain a data chunk.
+const (
+	maxListChunk  = listMaxEntries * entryNSize
+	maxChunkPlain = chunk.MaxChunk
+)
+
 // ErrBlob reports a blob that fails authentication or decoding.
 var ErrBlob = errors.New("blob is damaged or was tampered with")
 
-// openBlob opens, unpads and decompresses a blob; dst is reused for the
-// result and scratch for the opened padding (pass the returned scratch
-// back next time).
-func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen uint32, dst, scratch []byte) ([]byte, []byte, error) {
+// openBlob opens, unpads and decompresses a blob of rawLen bytes (0: not
+// known) and at most limit; dst is reused for the result and scratch for
+// the opened padding (pass the returned scratch back next time).
+func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen, limit uint32, dst, scratch []byte) ([]byte, []byte, error) {
 	var padded []byte
 	var err error
 	if t == BlobList {
@@ -120,23 +189,24 @@ func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen ui
 	if err != nil {
 		return nil, scratch, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
 	}
-	out, err := decodeBlob(padded, id, rawLen, chunk.MaxChunk, dst)
+	out, err := decodeBlob(padded, id, rawLen, limit, dst)
 	return out, padded, err
 }
 
-// openFrame opens, unpads and decompresses a frame of frameRaw bytes into
-// dst; scratch as for openBlob. id names a chunk of it, for messages.
-func openFrame(k *crypto.SessionKeys, id ID, sealed []byte, frameRaw uint32, dst, scratch []byte) ([]byte, []byte, error) {
+// openFrame opens, unpads and decompresses a frame of frameRaw bytes (0:
+// not known) and at most limit into dst; scratch as for openBlob. id names
+// a chunk of it, for messages.
+func openFrame(k *crypto.SessionKeys, id ID, sealed []byte, frameRaw, limit uint32, dst, scratch []byte) ([]byte, []byte, error) {
 	padded, err := k.OpenData(scratch[:0], objFrame, frameAD[:], sealed)
 	if err != nil {
 		return nil, scratch, fmt.Errorf("%w: the frame of %s: %w", ErrBlob, id.Short(), err)
 	}
-	out, err := decodeBlob(padded, id, frameRaw, maxFrameRaw, dst)
+	out, err := decodeBlob(padded, id, frameRaw, limit, dst)
 	return out, padded, err
 }
 
 // decodeBlob unpads and decompresses an opened blob (or frame) of rawLen
-// bytes, at most limit, into dst.
+// bytes (0: not known, as in short entries), at most limit, into dst.
 func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte, error) {
 	plain, err := crypto.Unpad(padded)
 	if err != nil || len(plain) == 0 {
@@ -144,6 +214,26 @@ func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte,
 	}
 	if rawLen > limit {
 		return nil, fmt.Errorf("%w: %s: %d bytes is over the limit of %d", ErrBlob, id.Short(), rawLen, limit)
+	}
+	if rawLen == 0 {
+		// The zstd frame says its size (EncodeAll always writes it); a
+		// raw blob is what it is.
+		switch plain[0] {
+		case blobRaw:
+			rawLen = uint32(len(plain) - 1)
+		case blobZstd:
+			var h zstd.Header
+			if err := h.Decode(plain[1:]); err != nil || !h.HasFCS || h.FrameContentSize == 0 {
+				return nil, fmt.Errorf("%w: %s: no zstd frame size", ErrBlob, id.Short())
+			}
+			if h.FrameContentSize > uint64(limit) {
+				return nil, fmt.Errorf("%w: %s: %d bytes is over the limit of %d", ErrBlob, id.Short(), h.FrameContentSize, limit)
+			}
+			rawLen = uint32(h.FrameContentSize)
+		}
+		if rawLen == 0 || rawLen > limit {
+			return nil, fmt.Errorf("%w: %s: %d bytes (limit %d)", ErrBlob, id.Short(), rawLen, limit)
+		}
 	}
 	switch plain[0] {
 	case blobRaw:

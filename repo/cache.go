@@ -3,23 +3,28 @@ package repo
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"os"
 	"path/filepath"
 	"slices"
 	"time"
 
+	"github.com/larder/larder/repo/backend"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Cache is the local bbolt cache of a repository's index (chunk ID → pack,
-// offset, length) and of the originals already ingested. It is only ever
-// a copy: a missing, stale or damaged cache is rebuilt from the
-// repository, never an error.
+// Cache is the local bbolt cache of a repository: every claimed copy of
+// every chunk (from the index files and, after a scan, the pack trailers),
+// which of them a writer may deduplicate against, and what this machine
+// itself saw or did (its own packs, the snapshots it committed, when the
+// master first saw each snapshot). The copy of the index is only ever a
+// copy: a missing, stale or damaged cache is rebuilt from the repository,
+// never an error. What this machine did cannot be rebuilt: without it a
+// writer deduplicates less and forget keeps more, never the other way.
 type Cache struct {
 	db   *bolt.DB
 	path string
@@ -27,23 +32,51 @@ type Cache struct {
 }
 
 var (
-	bucketBlobs     = []byte("blobs")     // ID → pack number | type | offset | length | raw length ...
-	bucketPacks     = []byte("packs")     // pack number → pack ID
-	bucketPackNums  = []byte("packnums")  // pack ID → pack number
-	bucketIndexes   = []byte("indexes")   // index file name → nothing
+	// The repository's index (reset when an index file goes).
+	bucketBlobs    = []byte("blobs")    // ID | pack number | offset → flags | entry
+	bucketDedup    = []byte("dedup")    // ID → nothing: a writer may deduplicate against it
+	bucketPacks    = []byte("packs")    // pack number → pack ID
+	bucketPackNums = []byte("packnums") // pack ID → pack number
+	bucketIndexes  = []byte("indexes")  // index file name → state (indexOK, indexBad)
+	bucketScanned  = []byte("scanned")  // pack ID → nothing: its trailer's claims are in blobs
+	// Snapshots seen (reset when a snapshot goes).
 	bucketOriginals = []byte("originals") // original tag → snapshot name
 	bucketSnapshots = []byte("snapshots") // snapshot name → nothing (seen)
+	// What this machine did or saw (never reset).
+	bucketOwn       = []byte("own")       // pack ID → nothing: a pack this machine saved
+	bucketHeads     = []byte("heads")     // key ID → the last snapshot this machine committed with it
+	bucketFirstSeen = []byte("firstseen") // snapshot name → when this machine first listed it (int64 Unix ns)
+	bucketLockWait  = []byte("lockwait")  // key ID → when this machine first found its locks in the way
 	bucketMeta      = []byte("meta")
 )
 
 // cacheVersion is the cache's layout; a cache of another layout is
-// rebuilt. 2: framed entries; 3: pack numbers in blob entries (a third
-// smaller: a writer looks up every chunk of a night's backup, so the
-// cache's pages it touches are most of its resident memory).
-const cacheVersion = "3"
+// rebuilt. 2: framed entries; 3: pack numbers in blob entries; 4: every
+// copy of a chunk, with where the claim came from, and a bucket of the
+// chunks a writer may deduplicate against.
+const cacheVersion = "4"
 
 // indexBuckets are the buckets that copy the repository's index files.
-var indexBuckets = [][]byte{bucketBlobs, bucketPacks, bucketPackNums, bucketIndexes}
+var indexBuckets = [][]byte{bucketBlobs, bucketDedup, bucketPacks, bucketPackNums, bucketIndexes, bucketScanned}
+
+// snapshotBuckets copy what the snapshots' envelopes say.
+var snapshotBuckets = [][]byte{bucketOriginals, bucketSnapshots}
+
+// localBuckets hold what this machine did or saw.
+var localBuckets = [][]byte{bucketOwn, bucketHeads, bucketFirstSeen, bucketLockWait}
+
+// Flags of a cached copy: where its claim came from.
+const (
+	copyVerified = 1 << 0 // a verified index file: the master decrypted it
+	copyOwn      = 1 << 1 // a pack this machine saved
+	copyTrailer  = 1 << 2 // a pack's trailer, read by a scan
+)
+
+// States of a cached index file name.
+const (
+	indexOK  = 0
+	indexBad = 1 // junk or damaged: skipped, reported once
+)
 
 // OpenCache opens (or makes) the cache in dir. When another process holds
 // it, a private temporary cache is used instead: concurrent ingests each
@@ -95,9 +128,10 @@ func (c *Cache) init() error {
 		if err != nil {
 			return err
 		}
+		all := slices.Concat(indexBuckets, snapshotBuckets, localBuckets)
 		if v := meta.Get([]byte("version")); v != nil && string(v) != cacheVersion {
 			// Another layout: drop everything and rebuild.
-			for _, b := range append(slices.Clone(indexBuckets), bucketOriginals, bucketSnapshots) {
+			for _, b := range append(all, []byte("blobs")) {
 				if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}
@@ -106,7 +140,7 @@ func (c *Cache) init() error {
 		if err := meta.Put([]byte("version"), []byte(cacheVersion)); err != nil {
 			return err
 		}
-		for _, b := range append(slices.Clone(indexBuckets), bucketOriginals, bucketSnapshots) {
+		for _, b := range all {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -124,111 +158,229 @@ func (c *Cache) Close() error {
 	return err
 }
 
-// encodeLoc is a blob's cache value: its pack's number | its index entry
-// without the chunk ID (the key).
-func encodeLoc(packNum uint64, b Blob) []byte {
-	e := appendBlob(make([]byte, 0, 1+32+25), b)
-	v := binary.AppendUvarint(make([]byte, 0, 10+len(e)-32), packNum)
-	v = append(v, e[0])
-	return append(v, e[1+32:]...)
+// blobKey is a copy's key: the chunk ID, its pack's number and its offset,
+// so that every claimed copy of a chunk has its own entry.
+func blobKey(id ID, packNum uint32, offset uint32) []byte {
+	k := make([]byte, 0, 40)
+	k = append(k, id[:]...)
+	k = binary.BigEndian.AppendUint32(k, packNum)
+	return binary.BigEndian.AppendUint32(k, offset)
 }
 
-// decodeLoc reads a blob's cache value.
-func decodeLoc(id ID, v []byte) (packNum uint64, b Blob, ok bool) {
-	num, n := binary.Uvarint(v)
-	if n <= 0 || len(v) < n+1 {
-		return 0, b, false
+// encodeLoc is a copy's value: its flags and its entry without ID and
+// offset (long form, whatever the repository's).
+func encodeLoc(flags byte, b Blob) []byte {
+	v := make([]byte, 0, 2+20)
+	v = append(v, flags)
+	t := byte(b.Type)
+	if b.Framed {
+		t |= framedFlag
 	}
-	e := make([]byte, 0, 1+32+len(v))
-	e = append(e, v[n])
-	e = append(e, id[:]...)
-	e = append(e, v[n+1:]...)
-	b, err := readBlob(bytes.NewReader(e))
-	if err != nil {
-		return 0, b, false
-	}
-	return num, b, true
+	v = append(v, t)
+	v = binary.AppendUvarint(v, uint64(b.Length))
+	v = binary.AppendUvarint(v, uint64(b.RawLen))
+	v = binary.AppendUvarint(v, uint64(b.Inner))
+	return binary.AppendUvarint(v, uint64(b.FrameRaw))
 }
 
-// packKey is a pack number as a key of the packs bucket.
-func packKey(num uint64) []byte { return binary.BigEndian.AppendUint64(nil, num) }
+// decodeLoc reads a copy's key and value.
+func decodeLoc(k, v []byte) (packNum uint32, flags byte, b Blob, ok bool) {
+	if len(k) != 40 || len(v) < 2 {
+		return 0, 0, b, false
+	}
+	copy(b.ID[:], k)
+	packNum = binary.BigEndian.Uint32(k[32:])
+	b.Offset = binary.BigEndian.Uint32(k[36:])
+	flags = v[0]
+	b.Framed = v[1]&framedFlag != 0
+	b.Type = BlobType(v[1] &^ framedFlag)
+	r := bytes.NewReader(v[2:])
+	var vals [4]uint32
+	for i := range vals {
+		x, err := binary.ReadUvarint(r)
+		if err != nil || x > 1<<32-1 {
+			return 0, 0, b, false
+		}
+		vals[i] = uint32(x)
+	}
+	b.Length, b.RawLen, b.Inner, b.FrameRaw = vals[0], vals[1], vals[2], vals[3]
+	if !b.Type.valid() || b.check() != nil {
+		return 0, 0, b, false
+	}
+	return packNum, flags, b, true
+}
 
-// Lookup finds a blob.
-func (c *Cache) Lookup(id ID) (PackedBlob, bool) {
-	var p PackedBlob
-	var ok bool
+// Copy is a claimed copy of a chunk: where it is, and where the claim came
+// from.
+type Copy struct {
+	PackedBlob
+	Verified bool // a verified index file (the master) vouches for it
+	Own      bool // this machine saved its pack
+}
+
+// Copies returns every claimed copy of a chunk, those the master verified
+// first, then this machine's own, then the rest.
+func (c *Cache) Copies(id ID) []Copy {
+	var out []Copy
 	c.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketBlobs).Get(id[:]); v != nil {
-			// decodeLoc copies out of v.
-			num, b, found := decodeLoc(id, v)
-			if pid := tx.Bucket(bucketPacks).Get(packKey(num)); found && len(pid) == len(p.Pack) {
-				p.Blob, ok = b, true
-				copy(p.Pack[:], pid)
+		packs := tx.Bucket(bucketPacks)
+		cur := tx.Bucket(bucketBlobs).Cursor()
+		for k, v := cur.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = cur.Next() {
+			num, flags, b, ok := decodeLoc(k, v)
+			if !ok {
+				continue
 			}
+			pid := packs.Get(binary.BigEndian.AppendUint64(nil, uint64(num)))
+			if len(pid) != len(ID{}) {
+				continue
+			}
+			cp := Copy{PackedBlob: PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
+			copy(cp.Pack[:], pid)
+			out = append(out, cp)
 		}
 		return nil
 	})
-	return p, ok
+	rank := func(c Copy) int {
+		switch {
+		case c.Verified:
+			return 0
+		case c.Own:
+			return 1
+		}
+		return 2
+	}
+	slices.SortStableFunc(out, func(a, b Copy) int { return rank(a) - rank(b) })
+	return out
 }
 
-// Has reports whether a blob is known.
+// Has reports whether a writer may deduplicate against a chunk: a copy of
+// it is verified by the master or in a pack this machine saved. Claims of
+// other writers are never trusted for that: a thief of a write key could
+// claim chunks it does not hold, and every later backup that deduplicated
+// against them would miss them.
 func (c *Cache) Has(id ID) bool {
 	var ok bool
 	c.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketBlobs).Get(id[:]) != nil
+		ok = tx.Bucket(bucketDedup).Get(id[:]) != nil
 		return nil
 	})
 	return ok
 }
 
-// addIndex records the blobs of an index file, and the file as seen.
-func (c *Cache) addIndex(name string, f *IndexFile) error {
+// packNum returns the number of a pack, made if new. In an Update.
+func packNum(tx *bolt.Tx, id ID) (uint32, error) {
+	nums := tx.Bucket(bucketPackNums)
+	if v := nums.Get(id[:]); len(v) == 4 {
+		return binary.BigEndian.Uint32(v), nil
+	}
+	packs := tx.Bucket(bucketPacks)
+	n, err := packs.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	if n > 1<<32-1 {
+		return 0, errors.New("cache: too many packs")
+	}
+	if err := packs.Put(binary.BigEndian.AppendUint64(nil, n), id[:]); err != nil {
+		return 0, err
+	}
+	return uint32(n), nums.Put(id[:], binary.BigEndian.AppendUint32(nil, uint32(n)))
+}
+
+// addPacks records the blobs of packs with flags (copyOwn is added for
+// packs this machine saved). In an Update.
+func addPacks(tx *bolt.Tx, packs []IndexedPack, flags byte) error {
 	// Insert in key order: bbolt fills pages in sequence instead of
 	// splitting them at random places.
 	type entry struct {
-		pack int // in f.Packs
-		blob Blob
+		key []byte
+		val []byte
+		id  ID
+		f   byte
 	}
+	own := tx.Bucket(bucketOwn)
 	var all []entry
-	for i, p := range f.Packs {
+	for _, p := range packs {
+		num, err := packNum(tx, p.ID)
+		if err != nil {
+			return err
+		}
+		f := flags
+		if own.Get(p.ID[:]) != nil {
+			f |= copyOwn
+		}
 		for _, bl := range p.Blobs {
-			all = append(all, entry{i, bl})
+			all = append(all, entry{key: blobKey(bl.ID, num, bl.Offset), val: encodeLoc(f, bl), id: bl.ID, f: f})
 		}
 	}
-	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.blob.ID[:], b.blob.ID[:]) })
+	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	blobs, dedup := tx.Bucket(bucketBlobs), tx.Bucket(bucketDedup)
+	for _, e := range all {
+		if old := blobs.Get(e.key); old != nil && len(old) > 0 {
+			// The same copy claimed again: keep every source's flags.
+			e.val[0] |= old[0]
+		}
+		if err := blobs.Put(e.key, e.val); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
+	for _, e := range all {
+		if e.f&(copyVerified|copyOwn) != 0 {
+			if err := dedup.Put(e.id[:], nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// addIndex records the blobs of an index file, and the file as seen.
+func (c *Cache) addIndex(name string, f *IndexFile) error {
+	var flags byte
+	if f.Verified {
+		flags = copyVerified
+	}
 	return c.db.Update(func(tx *bolt.Tx) error {
-		packs, nums := tx.Bucket(bucketPacks), tx.Bucket(bucketPackNums)
-		num := make([]uint64, len(f.Packs))
-		for i, p := range f.Packs {
-			if v := nums.Get(p.ID[:]); v != nil {
-				num[i], _ = binary.Uvarint(v)
-				continue
-			}
-			n, err := packs.NextSequence()
-			if err != nil {
-				return err
-			}
-			if err := packs.Put(packKey(n), p.ID[:]); err != nil {
-				return err
-			}
-			if err := nums.Put(p.ID[:], binary.AppendUvarint(nil, n)); err != nil {
-				return err
-			}
-			num[i] = n
+		if err := addPacks(tx, f.Packs, flags); err != nil {
+			return err
 		}
-		b := tx.Bucket(bucketBlobs)
-		for _, e := range all {
-			if err := b.Put(e.blob.ID[:], encodeLoc(num[e.pack], e.blob)); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bucketIndexes).Put([]byte(name), nil)
+		return tx.Bucket(bucketIndexes).Put([]byte(name), []byte{indexOK})
 	})
 }
 
+// addTrailer records the claims of a pack's trailer (a scan for copies no
+// index names).
+func (c *Cache) addTrailer(p IndexedPack) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		if err := addPacks(tx, []IndexedPack{p}, copyTrailer); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketScanned).Put(p.ID[:], nil)
+	})
+}
+
+// scanned reports whether a pack's trailer was read into the cache.
+func (c *Cache) scanned(id ID) bool {
+	var ok bool
+	c.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketScanned).Get(id[:]) != nil
+		return nil
+	})
+	return ok
+}
+
+// markOwn records that this machine saved a pack (before its index file
+// is saved, so that the index's entries are its own).
+func (c *Cache) markOwn(id ID) error {
+	return c.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOwn).Put(id[:], nil) })
+}
+
 // Sync brings the cache up to date with the repository's index files:
-// new ones are read; if any it knows has gone (prune), it starts over.
-func (c *Cache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte) error {
+// new ones are read; if any it knows has gone (prune), it starts over. An
+// index file that cannot be read (junk, damage, a forged "verified" one)
+// is skipped: warn hears of it once.
+func (c *Cache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte, masterSign ed25519.PublicKey, warn func(obj, what string)) error {
 	present := map[string]bool{}
 	if err := list(ctx, be, backend.TypeIndex, func(name string, _ int64) error {
 		present[name] = true
@@ -236,34 +388,47 @@ func (c *Cache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte
 	}); err != nil {
 		return err
 	}
-	var known []string
-	c.db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketIndexes).ForEach(func(k, _ []byte) error {
-			known = append(known, string(k))
+	known := map[string]byte{}
+	err := c.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketIndexes).ForEach(func(k, v []byte) error {
+			state := byte(indexOK)
+			if len(v) > 0 {
+				state = v[0]
+			}
+			known[string(k)] = state
 			return nil
 		})
 	})
-	seen := map[string]bool{}
-	stale := false
-	for _, k := range known {
-		seen[k] = true
-		if !present[k] {
-			stale = true
-		}
+	if err != nil {
+		return err
 	}
-	if stale {
-		if err := c.reset(indexBuckets...); err != nil {
-			return err
+	for k := range known {
+		if !present[k] {
+			if err := c.reset(indexBuckets...); err != nil {
+				return err
+			}
+			known = map[string]byte{}
+			break
 		}
-		seen = map[string]bool{}
 	}
 	for name := range present {
-		if seen[name] {
+		if _, ok := known[name]; ok {
 			continue
 		}
-		f, err := loadIndexFile(ctx, be, name, indexKey)
+		f, err := loadIndexFile(ctx, be, name, indexKey, masterSign)
 		if err != nil {
-			return err
+			if ctx.Err() != nil || !backend.IsPermanent(err) && !errors.Is(err, ErrCorrupt) {
+				return err
+			}
+			if warn != nil {
+				warn("index/"+name, fmt.Sprintf("skipped: %v", err))
+			}
+			if err := c.db.Update(func(tx *bolt.Tx) error {
+				return tx.Bucket(bucketIndexes).Put([]byte(name), []byte{indexBad})
+			}); err != nil {
+				return err
+			}
+			continue
 		}
 		if err := c.addIndex(name, f); err != nil {
 			return err
@@ -298,9 +463,10 @@ func (c *Cache) Original(tag ID) (string, bool) {
 	return name, name != ""
 }
 
-// syncSnapshots records the originals of snapshots from their envelopes
-// (which every key can read); gone snapshots are dropped.
-func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend) error {
+// syncSnapshots records the originals of snapshots from their envelopes;
+// gone snapshots are dropped. accept says whether an envelope may vouch
+// for its original (a verified signature of a key the repository accepts).
+func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend, accept func(name string, env *Envelope) bool) error {
 	present := map[string]bool{}
 	if err := list(ctx, be, backend.TypeSnapshot, func(name string, _ int64) error {
 		present[name] = true
@@ -309,15 +475,17 @@ func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend) error {
 		return err
 	}
 	known := map[string]bool{}
-	c.db.View(func(tx *bolt.Tx) error {
+	if err := c.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketSnapshots).ForEach(func(k, _ []byte) error {
 			known[string(k)] = true
 			return nil
 		})
-	})
+	}); err != nil {
+		return err
+	}
 	for k := range known {
 		if !present[k] {
-			if err := c.reset(bucketSnapshots, bucketOriginals); err != nil {
+			if err := c.reset(snapshotBuckets...); err != nil {
 				return err
 			}
 			known = map[string]bool{}
@@ -329,12 +497,14 @@ func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend) error {
 			continue
 		}
 		env, err := loadEnvelope(ctx, be, name)
-		if err != nil {
+		if err != nil && !backend.IsPermanent(err) && !errors.Is(err, ErrCorrupt) {
 			return err
 		}
 		if err := c.db.Update(func(tx *bolt.Tx) error {
-			if err := tx.Bucket(bucketOriginals).Put(env.Original[:], []byte(name)); err != nil {
-				return err
+			if err == nil && accept(name, env) {
+				if err := tx.Bucket(bucketOriginals).Put(env.Original[:], []byte(name)); err != nil {
+					return err
+				}
 			}
 			return tx.Bucket(bucketSnapshots).Put([]byte(name), nil)
 		}); err != nil {
@@ -342,4 +512,90 @@ func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend) error {
 		}
 	}
 	return nil
+}
+
+// firstSeen records now as the first sight of the snapshots not seen
+// before and returns when each was first seen.
+func (c *Cache) firstSeen(names []string, now time.Time) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(names))
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketFirstSeen)
+		for _, n := range names {
+			if v := b.Get([]byte(n)); len(v) == 8 {
+				out[n] = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+				continue
+			}
+			if err := b.Put([]byte(n), binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
+				return err
+			}
+			out[n] = now
+		}
+		return nil
+	})
+	return out, err
+}
+
+// head returns the last snapshot this machine committed with a key, and
+// its sequence number.
+func (c *Cache) head(key []byte) (ID, uint64, bool) {
+	var id ID
+	var seq uint64
+	var ok bool
+	c.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketHeads).Get(key); len(v) == len(id)+8 {
+			copy(id[:], v)
+			seq, ok = binary.BigEndian.Uint64(v[len(id):]), true
+		}
+		return nil
+	})
+	return id, seq, ok
+}
+
+// setHead records the snapshot this machine committed with a key.
+func (c *Cache) setHead(key []byte, id ID, seq uint64) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketHeads).Put(key, binary.BigEndian.AppendUint64(bytes.Clone(id[:]), seq))
+	})
+}
+
+// lockWait records when this machine first found a key's locks in its way
+// (blocking true) or forgets it (false); it returns the first time.
+func (c *Cache) lockWait(key []byte, blocking bool, now time.Time) (time.Time, error) {
+	first := now
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLockWait)
+		if !blocking {
+			return b.Delete(key)
+		}
+		if v := b.Get(key); len(v) == 8 {
+			first = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+			return nil
+		}
+		return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano())))
+	})
+	return first, err
+}
+
+// forEachCopy calls fn for every claimed copy in the cache.
+func (c *Cache) forEachCopy(fn func(Copy) error) error {
+	return c.db.View(func(tx *bolt.Tx) error {
+		packs := tx.Bucket(bucketPacks)
+		pids := map[uint32]ID{}
+		return tx.Bucket(bucketBlobs).ForEach(func(k, v []byte) error {
+			num, flags, b, ok := decodeLoc(k, v)
+			if !ok {
+				return nil
+			}
+			pid, known := pids[num]
+			if !known {
+				raw := packs.Get(binary.BigEndian.AppendUint64(nil, uint64(num)))
+				if len(raw) != len(pid) {
+					return nil
+				}
+				copy(pid[:], raw)
+				pids[num] = pid
+			}
+			return fn(Copy{PackedBlob: PackedBlob{Blob: b, Pack: pid}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0})
+		})
+	})
 }

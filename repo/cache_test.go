@@ -2,6 +2,7 @@ package repo
 
 import (
 	"crypto/rand"
+	"slices"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -22,8 +23,9 @@ func TestCachePackNumbers(t *testing.T) {
 	}
 	packs := []ID{randID(), randID(), randID()}
 	want := map[ID]PackedBlob{}
-	file := func(ps ...ID) *IndexFile {
-		f := &IndexFile{}
+	verified := map[ID]bool{}
+	file := func(v bool, ps ...ID) *IndexFile {
+		f := &IndexFile{Verified: v}
 		for i, p := range ps {
 			ip := IndexedPack{ID: p}
 			for j := range 50 {
@@ -33,29 +35,32 @@ func TestCachePackNumbers(t *testing.T) {
 				}
 				ip.Blobs = append(ip.Blobs, b)
 				want[b.ID] = PackedBlob{Blob: b, Pack: p}
+				verified[b.ID] = v
 			}
 			f.Packs = append(f.Packs, ip)
 		}
 		return f
 	}
-	if err := c.addIndex("a", file(packs[0], packs[1])); err != nil {
+	// "a" is the master's (verified), "b" a writer's claim: a writer
+	// deduplicates only against what "a" names.
+	if err := c.addIndex("a", file(true, packs[0], packs[1])); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.addIndex("b", file(packs[2], packs[1])); err != nil {
+	if err := c.addIndex("b", file(false, packs[2], packs[1])); err != nil {
 		t.Fatal(err)
 	}
 	check := func(c *Cache) {
 		t.Helper()
 		for id, w := range want {
-			got, ok := c.Lookup(id)
-			if !ok || got != w {
-				t.Fatalf("lookup %s: %+v %v, want %+v", id.Short(), got, ok, w)
+			got := c.Copies(id)
+			if len(got) != 1 || got[0].PackedBlob != w {
+				t.Fatalf("lookup %s: %+v, want %+v", id.Short(), got, w)
 			}
-			if !c.Has(id) {
-				t.Fatalf("Has(%s) is false", id.Short())
+			if v := verified[id]; c.Has(id) != v || got[0].Verified != v {
+				t.Fatalf("Has(%s) = %v, verified copy %v, pack %d", id.Short(), c.Has(id), got[0].Verified, slices.Index(packs, w.Pack))
 			}
 		}
-		if _, ok := c.Lookup(randID()); ok {
+		if got := c.Copies(randID()); len(got) != 0 {
 			t.Fatal("an unknown ID was found")
 		}
 		var n int

@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"io"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo/backend"
 )
 
 // Problem is something check or audit found wrong.
@@ -23,8 +25,8 @@ func (p Problem) String() string { return p.Object + ": " + p.What }
 
 // CheckOptions tune Check.
 type CheckOptions struct {
-	// ReadData is the share of data blobs (0 to 1) to decrypt and verify
-	// (master key only).
+	// ReadData is the share of packs (0 to 1) whose every claimed chunk is
+	// decrypted and matched to its ID (master key only).
 	ReadData float64
 }
 
@@ -41,27 +43,53 @@ type CheckResult struct {
 	Structural bool // only the keyless checks ran
 }
 
-// Check verifies the repository. With any key (or none, through
-// CheckKeyless) every content-named object must hash to its name and the
-// config must be signed; with a key that reads the index, every index
-// entry must lie inside an existing pack and pack trailers must agree with
-// the index; with an audit or master key every chunk a snapshot references
-// must be indexed; with the master key and ReadData > 0 a share of the
-// data blobs is decrypted and verified.
+func (res *CheckResult) add(obj, format string, a ...any) {
+	res.Problems = append(res.Problems, Problem{Object: obj, What: fmt.Sprintf(format, a...)})
+}
+
+// Check verifies the repository, one step per kind of object:
+//
+//   - with any key or none (CheckKeyless): every object is what its folder
+//     says, signed where it should be, and named by its hash where it is;
+//   - with a key that reads the index: every index file opens, each of its
+//     claims lies in a pack that is there and that pack's trailer lists it;
+//   - with an audit or master key: every chunk a snapshot references is
+//     claimed by some index file or pack (and the chunk lists are read);
+//   - with the master key and ReadData: in that share of the packs, every
+//     claimed chunk is decrypted and matched to its ID.
+//
+// Each problem names the object that has it.
 func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
 	res, err := CheckKeyless(ctx, r.be)
 	if err != nil {
 		return nil, err
 	}
 	res.Structural = false
-	add := func(obj, format string, a ...any) {
-		res.Problems = append(res.Problems, Problem{Object: obj, What: fmt.Sprintf(format, a...)})
-	}
-	packs, _, err := r.allPacks(ctx)
+	trailers, err := r.checkIndexes(ctx, res)
 	if err != nil {
-		add("index", "%v", err)
+		return nil, err
+	}
+	if r.master == nil && r.audit == nil {
 		return res, nil
 	}
+	if err := r.checkSnapshots(ctx, res); err != nil {
+		return nil, err
+	}
+	if opts.ReadData > 0 {
+		if r.master == nil {
+			return nil, r.need("read data", crypto.RoleMaster)
+		}
+		if err := r.checkData(ctx, res, trailers, opts.ReadData); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// checkIndexes opens every index file and compares each claim with the
+// trailer of the pack it names. It returns every pack's trailer claims
+// (nil for a pack whose trailer cannot be read).
+func (r *Repo) checkIndexes(ctx context.Context, res *CheckResult) (map[ID][]Blob, error) {
 	sizes := map[ID]int64{}
 	if err := list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
 		if id, err := ParseID(name); err == nil {
@@ -71,34 +99,42 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, erro
 	}); err != nil {
 		return nil, err
 	}
-	indexed := map[ID]bool{}
-	blobs := map[ID]bool{}
-	for _, p := range packs {
-		indexed[p.ID] = true
-		res.Packs++
-		size, ok := sizes[p.ID]
-		if !ok {
-			add("data/"+p.ID.String(), "named by the index but missing")
-			continue
-		}
-		_, trailer, err := readPackTrailer(ctx, r.be, p.ID, r.indexKey())
+	trailers := map[ID][]Blob{}
+	for id := range sizes {
+		_, blobs, err := readPackTrailer(ctx, r.be, id, r.indexKey())
 		if err != nil {
-			add("data/"+p.ID.String(), "%v", err)
+			if transient(err) {
+				return nil, err
+			}
+			res.add("data/"+id.String(), "%v", err)
+			trailers[id] = nil
 			continue
 		}
-		inTrailer := map[ID]Blob{}
-		for _, b := range trailer {
-			inTrailer[b.ID] = b
+		res.Packs++
+		trailers[id] = blobs
+	}
+	indexed := map[ID]bool{}
+	var names []string
+	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
+		names = append(names, name)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		obj := "index/" + name
+		f, err := loadIndexFile(ctx, r.be, name, r.indexKey(), r.cfg.master.SignPub)
+		if err != nil {
+			if transient(err) {
+				return nil, err
+			}
+			res.add(obj, "%v", err)
+			continue
 		}
-		for _, b := range p.Blobs {
-			res.Blobs++
-			blobs[b.ID] = true
-			if int64(b.Offset)+int64(b.Length) > size {
-				add("data/"+p.ID.String(), "blob %s lies past the end", b.ID.Short())
-			}
-			if t, ok := inTrailer[b.ID]; !ok || t != b {
-				add("data/"+p.ID.String(), "blob %s: the index and the pack disagree", b.ID.Short())
-			}
+		for _, p := range f.Packs {
+			indexed[p.ID] = true
+			res.Blobs += len(p.Blobs)
+			r.checkClaims(res, obj, p, sizes, trailers)
 		}
 	}
 	for id := range sizes {
@@ -106,112 +142,289 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, erro
 			res.Unindexed++
 		}
 	}
-	// References of snapshots.
-	if r.master != nil || r.audit != nil {
-		snaps, err := r.Snapshots(ctx, true)
-		if err != nil {
-			add("snapshots", "%v", err)
-			return res, nil
+	return trailers, nil
+}
+
+// checkClaims compares an index file's claims about a pack with the pack.
+func (r *Repo) checkClaims(res *CheckResult, obj string, p IndexedPack, sizes map[ID]int64, trailers map[ID][]Blob) {
+	size, ok := sizes[p.ID]
+	if !ok {
+		res.add(obj, "names pack %s, which is missing", p.ID.Short())
+		return
+	}
+	tr, readable := trailers[p.ID]
+	if !readable || tr == nil {
+		return // the pack's own problem is reported
+	}
+	inTrailer := map[Blob]bool{}
+	for _, b := range tr {
+		inTrailer[b] = true
+	}
+	bad := 0
+	for _, b := range p.Blobs {
+		if int64(b.Offset)+int64(b.Length) > size || !inTrailer[b] {
+			bad++
 		}
-		br, err := r.newBlobReader(ctx)
-		if err != nil {
-			return nil, err
+	}
+	if bad > 0 {
+		res.add(obj, "%d claims about pack %s that the pack's trailer does not make (a lying or damaged index file)", bad, p.ID.Short())
+	}
+}
+
+// checkSnapshots walks every snapshot's chunk lists and finds each chunk
+// claimed somewhere.
+func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
+	snaps, err := r.Snapshots(ctx, true)
+	if err != nil {
+		return err
+	}
+	res.Problems = append(res.Problems, r.Warnings()...)
+	br, err := r.newBlobReader(ctx)
+	if err != nil {
+		return err
+	}
+	defer br.close()
+	seen := map[ID]bool{}
+	var buf []byte
+	for _, s := range snaps {
+		res.Snapshots++
+		if s.Rejected != "" {
+			res.add("snapshots/"+s.ID.String(), "rejected: %s", s.Rejected)
 		}
-		defer br.close()
-		var dataRefs []ID
-		seenData := map[ID]bool{}
-		for _, s := range snaps {
-			res.Snapshots++
-			for i, ref := range s.Manifest.Streams {
-				var buf []byte
-				err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
-					if !blobs[id] {
-						return nil, fmt.Errorf("list chunk %s is missing", id.Short())
-					}
-					b, err := br.load(ctx, BlobList, id, buf)
-					buf = b
-					return b, err
-				}, func(e ListEntry) error {
-					if !blobs[e.ID] {
-						add("snapshots/"+s.ID.String(), "stream %d: chunk %s is missing", i, e.ID.Short())
-					} else if !seenData[e.ID] {
-						seenData[e.ID] = true
-						dataRefs = append(dataRefs, e.ID)
-					}
-					return nil
-				})
-				if err != nil {
-					add("snapshots/"+s.ID.String(), "stream %d: %v", i, err)
-				}
-			}
-		}
-		if opts.ReadData > 0 {
-			if r.master == nil {
-				return nil, r.need("read data", crypto.RoleMaster)
-			}
-			rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-			var buf []byte
-			for _, id := range dataRefs {
-				if opts.ReadData < 1 && rng.Float64() >= opts.ReadData {
-					continue
-				}
-				res.ReadBlobs++
-				b, err := br.load(ctx, BlobData, id, buf)
-				if err != nil {
-					add("blob "+id.Short(), "%v", err)
-					continue
-				}
+		for i, ref := range s.Manifest.Streams {
+			err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
+				b, err := br.load(ctx, BlobList, id, buf)
 				buf = b
+				return b, err
+			}, func(e ListEntry) error {
+				if !seen[e.ID] {
+					seen[e.ID] = true
+					if len(br.cache.Copies(e.ID)) == 0 {
+						res.add("snapshots/"+s.ID.String(), "stream %d: chunk %s is in no index and no pack", i, e.ID.Short())
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				if transient(err) {
+					return err
+				}
+				res.add("snapshots/"+s.ID.String(), "stream %d: %v", i, err)
 			}
 		}
 	}
-	return res, nil
+	res.Problems = append(res.Problems, r.Warnings()...)
+	return nil
 }
 
-// CheckKeyless verifies what needs no key: every content-named object
-// hashes to its name, packs start with a pack header, and the config is
-// signed by the master key it names.
+// checkData decrypts every claimed blob and frame of a share of the packs
+// (all for share 1) and matches each claimed chunk to its ID. A claim that
+// fails names its pack: a forged pack, or a damaged one.
+func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID][]Blob, share float64) error {
+	br, err := r.newBlobReader(ctx)
+	if err != nil {
+		return err
+	}
+	defer br.close()
+	claims := map[ID][]Blob{}
+	if err := br.cache.forEachCopy(func(c Copy) error {
+		claims[c.Pack] = append(claims[c.Pack], c.Blob)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for id, tr := range trailers {
+		claims[id] = append(claims[id], tr...)
+	}
+	packs := make([]ID, 0, len(claims))
+	for id := range claims {
+		packs = append(packs, id)
+	}
+	slices.SortFunc(packs, compareID)
+	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	var buf []byte
+	for _, id := range packs {
+		if share < 1 && rng.Float64() >= share {
+			continue
+		}
+		if _, ok := trailers[id]; !ok {
+			continue // a claim about a missing pack, reported
+		}
+		blobs := claims[id]
+		slices.SortFunc(blobs, func(a, b Blob) int { return int(a.Offset) - int(b.Offset) })
+		bad := 0
+		var first error
+		for i, b := range blobs {
+			if i > 0 && blobs[i-1] == b {
+				continue
+			}
+			res.ReadBlobs++
+			out, err := br.loadCopy(ctx, b.Type, PackedBlob{Blob: b, Pack: id}, buf)
+			if err != nil {
+				if transient(err) {
+					return err
+				}
+				bad++
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			buf = out
+		}
+		if bad > 0 {
+			res.add("data/"+id.String(), "%d claimed chunks do not decrypt to their IDs (a forged or damaged pack; first: %v)", bad, first)
+		}
+	}
+	return nil
+}
+
+// CheckKeyless verifies what needs no key, for every kind of object: the
+// config is signed by the master key it names; key records and
+// revocations are the master's, named by their key; the master key file
+// is one; content-named objects hash to their names; packs start with a
+// pack header; snapshots parse and are signed by a key the master
+// certified; drill, forget and prune records are signed by the master;
+// lock objects are locks. Anything else in a folder is reported too.
 func CheckKeyless(ctx context.Context, be backend.Backend) (*CheckResult, error) {
 	res := &CheckResult{Structural: true}
-	if _, err := ReadConfig(ctx, be); err != nil {
+	cfg, err := ReadConfig(ctx, be)
+	if err != nil {
 		if errors.Is(err, ErrNoRepository) {
 			return nil, err
 		}
-		res.Problems = append(res.Problems, Problem{Object: "config", What: err.Error()})
+		res.add("config", "%v", err)
 	}
 	for _, t := range contentNamed {
 		err := list(ctx, be, t, func(name string, size int64) error {
 			res.Objects++
 			res.Bytes += size
-			h := backend.Handle{Type: t, Name: name}
-			sum := sha256.New()
-			var head [packHeaderSize]byte
-			var n int
-			err := be.Load(ctx, h, 0, 0, func(rc io.Reader) error {
-				sum.Reset()
-				n, _ = io.ReadFull(rc, head[:])
-				sum.Write(head[:n])
-				_, err := io.Copy(sum, rc)
-				return err
-			})
-			if err != nil {
-				res.Problems = append(res.Problems, Problem{Object: h.String(), What: err.Error()})
-				return nil
-			}
-			if hex.EncodeToString(sum.Sum(nil)) != name {
-				res.Problems = append(res.Problems, Problem{Object: h.String(),
-					What: "content does not match its name: bit rot or tampering"})
-			}
-			if t == backend.TypeData {
-				if _, err := parsePackHeader(head[:n]); err != nil {
-					res.Problems = append(res.Problems, Problem{Object: h.String(), What: err.Error()})
-				}
-			}
-			return nil
+			return checkContentNamed(ctx, be, res, backend.Handle{Type: t, Name: name})
 		})
 		if err != nil {
 			return nil, err
 		}
 	}
+	if cfg == nil {
+		return res, nil
+	}
+	r := &Repo{be: be, cfg: cfg}
+	kr, err := checkKeys(ctx, r, res)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignedObjects(ctx, r, kr, res); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// checkContentNamed hashes an object and checks that packs start as packs.
+func checkContentNamed(ctx context.Context, be backend.Backend, res *CheckResult, h backend.Handle) error {
+	sum := sha256.New()
+	var head [packHeaderSize]byte
+	var n int
+	err := be.Load(ctx, h, 0, 0, func(rc io.Reader) error {
+		sum.Reset()
+		n, _ = io.ReadFull(rc, head[:])
+		sum.Write(head[:n])
+		_, err := io.Copy(sum, rc)
+		return err
+	})
+	if err != nil {
+		if transient(err) {
+			return err
+		}
+		res.add(h.String(), "%v", err)
+		return nil
+	}
+	if hex.EncodeToString(sum.Sum(nil)) != h.Name {
+		res.add(h.String(), "content does not match its name: bit rot or tampering")
+	}
+	if h.Type == backend.TypeData {
+		if _, err := parsePackHeader(head[:n]); err != nil {
+			res.add(h.String(), "%v", err)
+		}
+	}
+	return nil
+}
+
+// checkKeys checks every object in keys/.
+func checkKeys(ctx context.Context, r *Repo, res *CheckResult) (*keyring, error) {
+	kr, err := r.keyring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = list(ctx, r.be, backend.TypeKey, func(name string, size int64) error {
+		res.Objects++
+		res.Bytes += size
+		stem, ext, _ := strings.Cut(name, ".")
+		id, perr := crypto.ParseKeyID(stem)
+		switch {
+		case perr != nil:
+			res.add("keys/"+name, "not a key object (its name is not a key ID)")
+		case ext == "cert" && kr.recs[id] == nil, ext == "revoked" && kr.revoked[id] == nil:
+			// keyring warned about it.
+		case ext == "key" || ext == "key-new":
+			b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeKey, Name: name}, 1<<20)
+			if err != nil {
+				if transient(err) {
+					return err
+				}
+				res.add("keys/"+name, "%v", err)
+				return nil
+			}
+			hdr, err := crypto.ParseKeyFileHeader(b)
+			if err != nil || hdr.Role != crypto.RoleMaster || hdr.ID != r.cfg.master.ID {
+				res.add("keys/"+name, "not the master key file of this repository")
+			}
+		case ext != "cert" && ext != "revoked":
+			res.add("keys/"+name, "not a key object")
+		}
+		return nil
+	})
+	res.Problems = append(res.Problems, r.Warnings()...)
+	return kr, err
+}
+
+// checkSignedObjects checks the signatures of snapshots, records and
+// locks.
+func checkSignedObjects(ctx context.Context, r *Repo, kr *keyring, res *CheckResult) error {
+	if err := r.be.List(ctx, backend.TypeSnapshot, func(fi backend.FileInfo) error {
+		if _, err := r.loadSnapshot(ctx, fi, kr, false); err != nil {
+			if transient(err) {
+				return err
+			}
+			res.add("snapshots/"+fi.Name, "%v", err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	records := []struct {
+		t   backend.Type
+		ctx crypto.SigContext
+		max int64
+	}{{backend.TypeDrill, drillContext, maxDrill}, {backend.TypeForget, forgetContext, maxForget}, {backend.TypePrune, pruneContext, maxPruneMark}}
+	for _, rec := range records {
+		if err := list(ctx, r.be, rec.t, func(name string, _ int64) error {
+			h := backend.Handle{Type: rec.t, Name: name}
+			b, err := loadAll(ctx, r.be, h, rec.max)
+			if err != nil {
+				if transient(err) {
+					return err
+				}
+				res.add(h.String(), "%v", err)
+				return nil
+			}
+			var body map[string]any
+			if err := r.openRecord(rec.ctx, b, &body); err != nil {
+				res.add(h.String(), "not a record the master signed: %v", err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return r.checkLockObjects(ctx, kr, res)
 }

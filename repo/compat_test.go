@@ -370,7 +370,7 @@ func makeCompatFixture(t *testing.T, version int) {
 	record(open(t, be, old), "old-forum", "old-forum-night-1", compatStreams(7))
 	m := open(t, be, mk)
 	record(m, "master", "master-upload", compatStreams(8))
-	if err := m.Revoke(ctx, old.ID, "server retired"); err != nil {
+	if err := m.Revoke(ctx, old.ID, "server retired", nil); err != nil {
 		t.Fatal(err)
 	}
 	// Forget the forum's oldest nights: a forget record, then prune marks

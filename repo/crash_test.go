@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -497,7 +498,7 @@ func (cs *crashState) afterCrash(seeds []uint64, killed bool, iter int, mode str
 
 	// Temporary files are not objects; everything else hashes to its name.
 	tmp, objects := 0, 0
-	for _, typ := range contentNamed {
+	for _, typ := range append(slices.Clone(contentNamed), backend.TypeKey, backend.TypeLock) {
 		filepath.WalkDir(filepath.Join(cs.be.Location(), string(typ)), func(p string, d fs.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				if strings.HasPrefix(d.Name(), ".tmp-") {
@@ -653,9 +654,11 @@ func (cs *crashState) finish() {
 		t.Fatalf("active locks after %v: %v %v", LockStale, active, err)
 	}
 	for i := 0; i < 2; i++ {
-		if _, err := cs.master.Prune(ctx, PruneOptions{}); err != nil {
+		res, err := cs.master.Prune(ctx, PruneOptions{})
+		if err != nil {
 			t.Fatalf("prune %d: %v", i+1, err)
 		}
+		t.Logf("prune %d: %+v", i+1, res)
 	}
 	if names := listNames(t, cs.be, backend.TypeLock); len(names) != 0 {
 		t.Errorf("lock objects left after prune: %v", names)

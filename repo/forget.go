@@ -66,26 +66,41 @@ func (r *Repo) openRecord(ctx crypto.SigContext, b []byte, v any) error {
 	return nil
 }
 
-// forgotten reads every forget record.
+// forgotten reads every forget record. Records that are not the master's
+// are reported and skipped; only a failing storage is an error.
 func (r *Repo) forgotten(ctx context.Context) ([]Forgotten, error) {
 	var out []Forgotten
 	err := list(ctx, r.be, backend.TypeForget, func(name string, _ int64) error {
+		obj := "forget/" + name
 		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeForget, Name: name}, maxForget)
 		if err != nil {
-			return err
+			if transient(err) {
+				return err
+			}
+			r.warn(obj, fmt.Sprintf("skipped: %v", err))
+			return nil
 		}
 		if !verifyContentName(name, b) {
-			return fmt.Errorf("%s: forget/%s: %w: content does not match its name", r.be.Location(), name, ErrCorrupt)
+			r.warn(obj, "skipped: content does not match its name")
+			return nil
 		}
 		var rec forgetRecord
 		if err := r.openRecord(forgetContext, b, &rec); err != nil {
-			return fmt.Errorf("%s: forget/%s: %w", r.be.Location(), name, err)
+			r.warn(obj, fmt.Sprintf("skipped: not a record the master signed: %v", err))
+			return nil
+		}
+		if len(out)+len(rec.Removed) > maxForgotten {
+			r.warn(obj, "skipped: more forgotten snapshots than a repository holds")
+			return nil
 		}
 		out = append(out, rec.Removed...)
 		return nil
 	})
 	return out, err
 }
+
+// maxForgotten bounds the forgotten places kept in memory.
+const maxForgotten = 1 << 22
 
 // Policy says which snapshots forget keeps. Counting is per writer key.
 type Policy struct {

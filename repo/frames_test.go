@@ -37,10 +37,7 @@ func sqlLike(seed uint64, n int) []byte {
 // its framed and single blobs.
 func frames(t *testing.T, r *Repo) (nframes, framed, single int) {
 	t.Helper()
-	packs, _, err := r.allPacks(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	packs := indexedPacks(t, r)
 	type at struct {
 		pack   ID
 		offset uint32
@@ -185,10 +182,7 @@ func TestFrameTamperDetected(t *testing.T) {
 	ctx := context.Background()
 	id := ingest(t, open(t, be, k.write), "night", sqlLike(3, 1<<20))
 	m := open(t, be, k.master)
-	packs, _, err := m.allPacks(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	packs := indexedPacks(t, m)
 	var victim string
 	var at uint32
 	for _, p := range packs {

@@ -110,20 +110,25 @@ func checkPackBlobs(t *testing.T, blobs []Blob, end int) {
 	}
 }
 
-// FuzzPackTrailer: the trailer's plaintext (2 bytes of body length, then
-// the plaintext, sealed here): what parses lies inside the body, was not
+// FuzzPackTrailer: the trailer's plaintext (a byte whose low bit picks
+// short (1) or long (0) entries, 2 bytes of body length, then the
+// plaintext, sealed here): what parses lies inside the body, was not
 // allocated past the input, and re-encodes to a trailer that parses equal.
 func FuzzPackTrailer(f *testing.F) {
 	key := &fuzzMaster().IndexKey
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 2 {
+		if len(data) < 3 {
 			return
 		}
-		body := int(binary.LittleEndian.Uint16(data))
-		plain := data[2:]
+		format := entriesLong
+		if data[0]&1 == 1 {
+			format = entriesShort
+		}
+		body := int(binary.LittleEndian.Uint16(data[1:]))
+		plain := data[3:]
 		be := newMemBackend()
 		id := ID{0xfb}
-		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPack(key, body, plain))
+		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPackOf(format, key, body, plain))
 		_, blobs, err := readPackTrailer(context.Background(), be, id, key)
 		if err != nil {
 			return
@@ -134,9 +139,9 @@ func FuzzPackTrailer(f *testing.F) {
 		}
 		again := binary.AppendUvarint(nil, uint64(len(blobs)))
 		for _, b := range blobs {
-			again = appendBlob(again, b)
+			again = appendBlob(again, b, format)
 		}
-		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPack(key, body, again))
+		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPackOf(format, key, body, again))
 		_, blobs2, err := readPackTrailer(context.Background(), be, id, key)
 		if err != nil {
 			t.Fatalf("re-encoded trailer: %v", err)
@@ -152,10 +157,12 @@ func FuzzPackTrailer(f *testing.F) {
 // its bytes can encode; loadIndexFile accepts it under its content name
 // only.
 func FuzzIndexFile(f *testing.F) {
-	key := &fuzzMaster().IndexKey
+	m := fuzzMaster()
+	key, pub := &m.IndexKey, m.SignPublic()
+	sign := func(b []byte) ([]byte, error) { return m.Sign(indexContext, b) }
 	f.Fuzz(func(t *testing.T, plain []byte) {
 		sealed := crypto.Seal(nil, key, objIndex, nil, plain)
-		idx, err := openIndexFile(sealed, key)
+		idx, err := openIndexFile(sealed, key, pub)
 		if err != nil {
 			if idx != nil {
 				t.Fatal("index returned with an error")
@@ -172,7 +179,11 @@ func FuzzIndexFile(f *testing.F) {
 		if blobs*minBlobEntry > len(plain) {
 			t.Fatalf("room for %d blobs from %d bytes", blobs, len(plain))
 		}
-		idx2, err := openIndexFile(idx.seal(key), key)
+		resealed, err := idx.seal(key, sign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx2, err := openIndexFile(resealed, key, pub)
 		if err != nil {
 			t.Fatalf("re-sealed index: %v", err)
 		}
@@ -183,13 +194,13 @@ func FuzzIndexFile(f *testing.F) {
 		sum := sha256.Sum256(sealed)
 		name := hex.EncodeToString(sum[:])
 		be.Put(backend.Handle{Type: backend.TypeIndex, Name: name}, sealed)
-		if idx3, err := loadIndexFile(context.Background(), be, name, key); err != nil || !reflect.DeepEqual(idx, idx3) {
+		if idx3, err := loadIndexFile(context.Background(), be, name, key, pub); err != nil || !reflect.DeepEqual(idx, idx3) {
 			t.Fatalf("loadIndexFile: %v", err)
 		}
 		sum[0] ^= 1
 		wrong := hex.EncodeToString(sum[:])
 		be.Put(backend.Handle{Type: backend.TypeIndex, Name: wrong}, sealed)
-		if _, err := loadIndexFile(context.Background(), be, wrong, key); err == nil {
+		if _, err := loadIndexFile(context.Background(), be, wrong, key, pub); err == nil {
 			t.Fatal("an index file was accepted under another name")
 		}
 	})
@@ -540,17 +551,22 @@ func FuzzSignedRecord(f *testing.F) {
 		for _, typ := range []backend.Type{backend.TypeForget, backend.TypePrune, backend.TypeDrill} {
 			be.Put(backend.Handle{Type: typ, Name: name}, data)
 		}
+		// Each reader takes the record or skips it with a warning; none
+		// fails.
+		r.Warnings()
 		_, ferr := r.forgotten(ctx)
-		_, merr := r.pruneMarks(ctx)
+		fskipped := len(r.Warnings()) > 0
+		marks, merr := r.pruneMarks(ctx)
+		r.Warnings()
 		drills, problems, derr := r.Drills(ctx)
-		if derr != nil {
-			t.Fatalf("Drills: %v", derr)
+		if ferr != nil || merr != nil || derr != nil {
+			t.Fatalf("a reader failed on one record: %v, %v, %v", ferr, merr, derr)
 		}
 		isForget := r.openRecord(forgetContext, data, new(forgetRecord)) == nil
 		isMark := r.openRecord(pruneContext, data, new(pruneMark)) == nil
 		isDrill := r.openRecord(drillContext, data, new(DrillRecord)) == nil
-		if (ferr == nil) != isForget || (merr == nil) != isMark || (len(drills) == 1) != isDrill || len(drills)+len(problems) != 1 {
-			t.Fatalf("readers disagree with openRecord: forget %v, prune %v, drills %d, problems %d", ferr, merr, len(drills), len(problems))
+		if fskipped == isForget || (len(marks) == 1) != isMark || (len(drills) == 1) != isDrill || len(drills)+len(problems) != 1 {
+			t.Fatalf("readers disagree with openRecord: forget skipped %v, marks %d, drills %d, problems %d", fskipped, len(marks), len(drills), len(problems))
 		}
 	})
 }
@@ -738,9 +754,9 @@ func FuzzBlob(f *testing.F) {
 		}
 		open := func(sealed []byte, dst, scratch []byte) ([]byte, []byte, error) {
 			if frame {
-				return openFrame(k, id, sealed, rawLen, dst, scratch)
+				return openFrame(k, id, sealed, rawLen, limit, dst, scratch)
 			}
-			return openBlob(k, typ, id, sealed, rawLen, dst, scratch)
+			return openBlob(k, typ, id, sealed, rawLen, limit, dst, scratch)
 		}
 		out, _, err := open(sealed, nil, nil)
 		if err != nil {
@@ -749,7 +765,7 @@ func FuzzBlob(f *testing.F) {
 			}
 			return
 		}
-		if uint32(len(out)) != rawLen || rawLen > limit {
+		if rawLen != 0 && uint32(len(out)) != rawLen || uint32(len(out)) > limit {
 			t.Fatalf("%d bytes out, the index says %d", len(out), rawLen)
 		}
 		if plain[0] == blobRaw && !bytes.Equal(out, plain[1:]) {
@@ -771,21 +787,19 @@ func FuzzBlob(f *testing.F) {
 	})
 }
 
-// FuzzCacheLoc: a location as the cache stores it (after a 32-byte ID).
-// What decodes encodes to the same location.
+// FuzzCacheLoc: a copy's key (40 bytes: ID, pack number, offset) and
+// value as the cache stores them. What decodes encodes to the same copy.
 func FuzzCacheLoc(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) < 32 {
+		if len(data) < 40 {
 			return
 		}
-		var id ID
-		copy(id[:], data)
-		n, b, ok := decodeLoc(id, data[32:])
+		n, flags, b, ok := decodeLoc(data[:40], data[40:])
 		if !ok {
 			return
 		}
-		n2, b2, ok := decodeLoc(id, encodeLoc(n, b))
-		if !ok || n2 != n || b2 != b {
+		n2, flags2, b2, ok := decodeLoc(blobKey(b.ID, n, b.Offset), encodeLoc(flags, b))
+		if !ok || n2 != n || b2 != b || flags2 != flags {
 			t.Fatalf("cache location round trip: %d %+v, %d %+v", n, b, n2, b2)
 		}
 	})

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"
@@ -125,18 +126,22 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 		return err == nil && len(blobs) > 0
 	},
 	"FuzzPackTrailer": func(t *testing.T, in []byte) bool {
-		if len(in) < 2 {
+		if len(in) < 3 {
 			return false
 		}
 		key := &fuzzMaster().IndexKey
 		be := newMemBackend()
-		be.Put(backend.Handle{Type: backend.TypeData, Name: ID{1}.String()}, syntheticPack(key, int(binary.LittleEndian.Uint16(in)), in[2:]))
+		format := entriesLong
+		if in[0]&1 == 1 {
+			format = entriesShort
+		}
+		be.Put(backend.Handle{Type: backend.TypeData, Name: ID{1}.String()}, syntheticPackOf(format, key, int(binary.LittleEndian.Uint16(in[1:])), in[3:]))
 		_, blobs, err := readPackTrailer(context.Background(), be, ID{1}, key)
 		return err == nil && len(blobs) > 0
 	},
 	"FuzzIndexFile": func(t *testing.T, in []byte) bool {
-		key := &fuzzMaster().IndexKey
-		f, err := openIndexFile(crypto.Seal(nil, key, objIndex, nil, in), key)
+		m := fuzzMaster()
+		f, err := openIndexFile(crypto.Seal(nil, &m.IndexKey, objIndex, nil, in), &m.IndexKey, m.SignPublic())
 		return err == nil && len(f.Packs) > 0
 	},
 	"FuzzEnvelope": func(t *testing.T, in []byte) bool {
@@ -210,14 +215,14 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 		} else {
 			sealed, _ = s.SealData(nil, blobObjType(typ), id[:], padded)
 		}
-		_, _, err := openBlob(k, typ, id, sealed, binary.LittleEndian.Uint32(in[1:]), nil, nil)
+		_, _, err := openBlob(k, typ, id, sealed, binary.LittleEndian.Uint32(in[1:]), chunk.MaxChunk, nil, nil)
 		return err == nil
 	},
 	"FuzzCacheLoc": func(t *testing.T, in []byte) bool {
-		if len(in) < 32 {
+		if len(in) < 40 {
 			return false
 		}
-		_, _, ok := decodeLoc(ID(in[:32]), in[32:])
+		_, _, _, ok := decodeLoc(in[:40], in[40:])
 		return ok
 	},
 }
@@ -367,7 +372,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			t.Fatal(err)
 		}
 		if body <= 0xffff {
-			add("FuzzPackTrailer", append(binary.LittleEndian.AppendUint16(nil, uint16(body)), plain...))
+			add("FuzzPackTrailer", append(binary.LittleEndian.AppendUint16([]byte{1}, uint16(body)), plain...))
 		}
 		id, _ := ParseID(name)
 		_, blobs, err := readPackTrailer(ctx, be, id, &m.IndexKey)
@@ -407,7 +412,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			}
 			in = binary.LittleEndian.AppendUint32(in, rawLen)
 			add("FuzzBlob", append(in, plain...))
-			add("FuzzCacheLoc", append(bytes.Clone(b.ID[:]), encodeLoc(uint64(1+i*300), b)...)) // pack numbers of one and two bytes
+			add("FuzzCacheLoc", append(blobKey(b.ID, uint32(1+i*300), b.Offset), encodeLoc(byte(i%4), b)...))
 		}
 	}
 
@@ -422,10 +427,20 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 
 	// Snapshots, manifests and chunk list trees.
 	for _, s := range snaps {
-		add("FuzzEnvelope", read(backend.Handle{Type: backend.TypeSnapshot, Name: s.ID.String()}))
-		body, err := m.OpenSealed(s.Envelope.Body, s.Envelope.bodyAD())
+		raw := read(backend.Handle{Type: backend.TypeSnapshot, Name: s.ID.String()})
+		add("FuzzEnvelope", raw)
+		env, err := parseEnvelope(raw)
 		if err != nil {
 			t.Fatal(err)
+		}
+		body, err := m.OpenSealed(env.Body, env.bodyAD())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if env.Cert != nil {
+			if body, err = crypto.Unpad(body); err != nil {
+				t.Fatal(err)
+			}
 		}
 		add("FuzzManifest", body)
 		for _, ref := range s.Manifest.Streams {

@@ -43,8 +43,12 @@ func (r *Repo) Keys(ctx context.Context) ([]*crypto.KeyRecord, map[crypto.KeyID]
 	return out, revoked, nil
 }
 
-// Revoke records the master's revocation of a key.
-func (r *Repo) Revoke(ctx context.Context, id crypto.KeyID, reason string) error {
+// Revoke records the master's revocation of a key. It accepts the key's
+// snapshots up to last (nil: the key's newest snapshot now; the zero ID:
+// none), which must be the key's: anything later from the key is rejected
+// everywhere (snapshots lists it as rejected; restore, drill and forget
+// pass it by; audit reports it).
+func (r *Repo) Revoke(ctx context.Context, id crypto.KeyID, reason string, last *ID) error {
 	if err := r.need("revoke keys", crypto.RoleMaster); err != nil {
 		return err
 	}
@@ -58,7 +62,24 @@ func (r *Repo) Revoke(ctx context.Context, id crypto.KeyID, reason string) error
 	if recs[id] == nil {
 		return fmt.Errorf("%s: %w: no key %s", r.be.Location(), backend.ErrNotFound, id)
 	}
-	rev, err := r.master.Revoke(id, reason, r.now())
+	var lastSeq uint64
+	var lastID ID
+	switch {
+	case last == nil:
+		if lastSeq, lastID, err = r.chainHead(ctx, id); err != nil {
+			return err
+		}
+	case *last != (ID{}):
+		env, err := loadEnvelope(ctx, r.be, last.String())
+		if err != nil {
+			return err
+		}
+		if env.Writer != id {
+			return fmt.Errorf("snapshot %s was written by key %s, not %s", last.Short(), env.Writer, id)
+		}
+		lastSeq, lastID = env.Seq, *last
+	}
+	rev, err := r.master.RevokeAfter(id, reason, r.now(), lastSeq, lastID)
 	if err != nil {
 		return err
 	}

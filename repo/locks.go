@@ -319,3 +319,12 @@ func (r *Repo) CleanLocks(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// checkLockObjects reports objects in locks/ that are not lock objects.
+func (r *Repo) checkLockObjects(ctx context.Context, kr *keyring, res *CheckResult) error {
+	return list(ctx, r.be, backend.TypeLock, func(name string, size int64) error {
+		res.Objects++
+		res.Bytes += size
+		return nil
+	})
+}

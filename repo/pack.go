@@ -12,6 +12,7 @@ import (
 	"github.com/larder/larder/repo/backend"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
@@ -58,7 +59,10 @@ func (t BlobType) valid() bool { return t == BlobData || t == BlobList }
 //	blob* (each sealed: nonce 24 | ciphertext | tag 16)
 //	trailer (sealed with the index key) | trailer length (uint32 LE)
 const (
+	// packMagic starts packs of repository versions 1 and 2 (long entries
+	// in the trailer), packMagic2 those of version 3 (short entries).
 	packMagic      = "LRDPACK1"
+	packMagic2     = "LRDPACK2"
 	packHeaderSize = len(packMagic) + 32 + 16
 	// MaxPackTrailer bounds a pack's trailer.
 	MaxPackTrailer = 16 << 20
@@ -70,17 +74,34 @@ const (
 
 // Blob is one entry of a pack: a chunk sealed on its own, or (Framed) a
 // data chunk inside a frame, several chunks sealed together.
+//
+// In repository version 3 an entry says only where the sealed object is
+// (short entries): whoever holds the index key (every writer) learns which
+// chunks share a frame and its padded size, never a chunk's length or
+// place in it, which the frame's sealed header says. Versions 1 and 2
+// write long entries, with RawLen, Inner and FrameRaw.
 type Blob struct {
 	Type   BlobType
 	ID     ID
 	Offset uint32 // in the pack (of the frame, when framed)
 	Length uint32 // sealed bytes (of the frame)
-	RawLen uint32 // the chunk's plaintext bytes
 
-	Framed   bool
+	Framed bool
+
+	// Long entries only (zero in short ones).
+	RawLen   uint32 // the chunk's plaintext bytes
 	Inner    uint32 // where the chunk starts in the frame's plaintext
 	FrameRaw uint32 // the frame's plaintext bytes
 }
+
+// entryFormat is how blob entries are encoded: long (repository versions
+// 1 and 2) or short (version 3).
+type entryFormat uint8
+
+const (
+	entriesLong  entryFormat = 1
+	entriesShort entryFormat = 2
+)
 
 // Frames (repository version 2): new data chunks of one stream are
 // gathered, in order, into frames of about frameTarget bytes that are
@@ -103,12 +124,12 @@ type PackedBlob struct {
 	Pack ID
 }
 
-// minBlobEntry is the smallest encoding of a blob entry (type, ID, three
+// minBlobEntry is the smallest encoding of a blob entry (type, ID, two
 // one-byte uvarints): counts read from storage are checked against it
 // before anything is allocated.
-const minBlobEntry = 1 + 32 + 3
+const minBlobEntry = 1 + 32 + 2
 
-func appendBlob(b []byte, e Blob) []byte {
+func appendBlob(b []byte, e Blob, f entryFormat) []byte {
 	t := byte(e.Type)
 	if e.Framed {
 		t |= framedFlag
@@ -117,6 +138,9 @@ func appendBlob(b []byte, e Blob) []byte {
 	b = append(b, e.ID[:]...)
 	b = binary.AppendUvarint(b, uint64(e.Offset))
 	b = binary.AppendUvarint(b, uint64(e.Length))
+	if f == entriesShort {
+		return b
+	}
 	b = binary.AppendUvarint(b, uint64(e.RawLen))
 	if e.Framed {
 		b = binary.AppendUvarint(b, uint64(e.Inner))
@@ -125,7 +149,7 @@ func appendBlob(b []byte, e Blob) []byte {
 	return b
 }
 
-func readBlob(r *bytes.Reader) (Blob, error) {
+func readBlob(r *bytes.Reader, f entryFormat) (Blob, error) {
 	var e Blob
 	t, err := r.ReadByte()
 	if err != nil {
@@ -140,7 +164,10 @@ func readBlob(r *bytes.Reader) (Blob, error) {
 		return e, err
 	}
 	n := 3
-	if e.Framed {
+	switch {
+	case f == entriesShort:
+		n = 2
+	case e.Framed:
 		n = 5
 	}
 	vals := [5]uint64{}
@@ -156,6 +183,9 @@ func readBlob(r *bytes.Reader) (Blob, error) {
 	}
 	e.Offset, e.Length, e.RawLen = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
 	e.Inner, e.FrameRaw = uint32(vals[3]), uint32(vals[4])
+	if f == entriesLong && e.Framed && e.RawLen == 0 {
+		return e, fmt.Errorf("chunk %s: an empty framed chunk", e.ID.Short())
+	}
 	if err := e.check(); err != nil {
 		return e, err
 	}
@@ -163,9 +193,9 @@ func readBlob(r *bytes.Reader) (Blob, error) {
 }
 
 // check verifies that a framed entry's chunk lies inside its frame and the
-// frame within bounds.
+// frame within bounds (long entries).
 func (e Blob) check() error {
-	if !e.Framed {
+	if !e.Framed || e.FrameRaw == 0 && e.RawLen == 0 && e.Inner == 0 {
 		return nil
 	}
 	if e.FrameRaw > maxFrameRaw || uint64(e.Inner)+uint64(e.RawLen) > uint64(e.FrameRaw) || e.RawLen == 0 {
@@ -176,20 +206,25 @@ func (e Blob) check() error {
 
 // packBuilder writes one pack into a temporary file.
 type packBuilder struct {
-	f      *os.File
-	w      *bufio.Writer
-	header []byte
-	blobs  []Blob
-	size   int64
+	f       *os.File
+	w       *bufio.Writer
+	header  []byte
+	blobs   []Blob
+	size    int64
+	entries entryFormat
 }
 
-func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID) (*packBuilder, error) {
+func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID, entries entryFormat) (*packBuilder, error) {
 	f, err := os.CreateTemp(dir, "pack-*")
 	if err != nil {
 		return nil, err
 	}
 	h := make([]byte, 0, packHeaderSize)
-	h = append(h, packMagic...)
+	if entries == entriesShort {
+		h = append(h, packMagic2...)
+	} else {
+		h = append(h, packMagic...)
+	}
 	h = append(h, eph[:]...)
 	h = append(h, writer[:]...)
 	if _, err := f.Write(h); err != nil {
@@ -197,28 +232,42 @@ func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID) (*packBuilder
 		os.Remove(f.Name())
 		return nil, err
 	}
-	return &packBuilder{f: f, w: bufio.NewWriterSize(f, 256<<10), header: h, size: int64(len(h))}, nil
+	return &packBuilder{f: f, w: bufio.NewWriterSize(f, 256<<10), header: h, size: int64(len(h)), entries: entries}, nil
 }
 
 func (p *packBuilder) add(t BlobType, id ID, sealed []byte, rawLen int) error {
 	if _, err := p.w.Write(sealed); err != nil {
 		return err
 	}
-	p.blobs = append(p.blobs, Blob{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed)), RawLen: uint32(rawLen)})
+	b := Blob{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed))}
+	if p.entries == entriesLong {
+		b.RawLen = uint32(rawLen)
+	}
+	p.blobs = append(p.blobs, b)
 	p.size += int64(len(sealed))
 	return nil
 }
 
 // addFrame writes a sealed frame and an entry for each of its chunks
-// (entries hold ID, RawLen, Inner; the rest is filled in here).
+// (entries hold ID, RawLen, Inner; the rest is filled in here). Short
+// entries keep only the ID, sorted so their order says nothing of the
+// stream's.
 func (p *packBuilder) addFrame(sealed []byte, frameRaw int, entries []Blob) error {
 	if _, err := p.w.Write(sealed); err != nil {
 		return err
 	}
+	first := len(p.blobs)
 	for _, e := range entries {
 		e.Type, e.Framed = BlobData, true
 		e.Offset, e.Length, e.FrameRaw = uint32(p.size), uint32(len(sealed)), uint32(frameRaw)
+		if p.entries == entriesShort {
+			e.RawLen, e.Inner, e.FrameRaw = 0, 0, 0
+		}
 		p.blobs = append(p.blobs, e)
+	}
+	if p.entries == entriesShort {
+		added := p.blobs[first:]
+		slices.SortFunc(added, func(a, b Blob) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	}
 	p.size += int64(len(sealed))
 	return nil
@@ -230,7 +279,7 @@ func (p *packBuilder) finish(indexKey *[32]byte) (ID, string, error) {
 	var plain []byte
 	plain = binary.AppendUvarint(plain, uint64(len(p.blobs)))
 	for _, b := range p.blobs {
-		plain = appendBlob(plain, b)
+		plain = appendBlob(plain, b, p.entries)
 	}
 	trailer := crypto.Seal(nil, indexKey, objPackTrailer, p.header, plain)
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(trailer)))
@@ -265,14 +314,23 @@ func (p *packBuilder) discard() {
 type packHeader struct {
 	Ephemeral [32]byte
 	Writer    crypto.KeyID
+	Entries   entryFormat // of its trailer
 	raw       []byte
 }
 
 func parsePackHeader(b []byte) (*packHeader, error) {
-	if len(b) < packHeaderSize || string(b[:len(packMagic)]) != packMagic {
-		return nil, errors.New("not a larder pack (bad magic)")
+	if len(b) < packHeaderSize {
+		return nil, errors.New("not a larder pack (too short)")
 	}
 	h := &packHeader{raw: bytes.Clone(b[:packHeaderSize])}
+	switch string(b[:len(packMagic)]) {
+	case packMagic:
+		h.Entries = entriesLong
+	case packMagic2:
+		h.Entries = entriesShort
+	default:
+		return nil, errors.New("not a larder pack (bad magic)")
+	}
 	copy(h.Ephemeral[:], b[len(packMagic):])
 	copy(h.Writer[:], b[len(packMagic)+32:])
 	return h, nil
@@ -321,7 +379,7 @@ func readPackTrailer(ctx context.Context, be backend.Backend, id ID, indexKey *[
 	blobs := make([]Blob, 0, count)
 	end := uint64(size - 4 - n)
 	for i := uint64(0); i < count; i++ {
-		b, err := readBlob(r)
+		b, err := readBlob(r, ph.Entries)
 		if err != nil {
 			return nil, nil, fmt.Errorf("pack %s: trailer entry %d: %w", id.Short(), i, err)
 		}

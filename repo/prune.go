@@ -4,30 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo/backend"
 )
 
-// Prune is two-phase so that an ingest running at the same time never loses
-// a chunk it deduplicated against:
+// Prune deletes what no snapshot needs. Everything a writer stored is a
+// claim (an index entry, a pack trailer: "chunk X is in pack P"), and a
+// thief of a write key can write any claim, so prune relies on none of
+// them alone (restic's internal/repository/prune.go is the shape):
 //
-//  1. A prune finds the packs whose every blob is unreferenced (by any
-//     snapshot) or stored again in a pack that stays, and records them in a
-//     signed prune mark (prune/<sha256>). It deletes nothing of them yet.
-//  2. A later prune, once the mark is older than the grace period and no
-//     ingest holds a lock, deletes the packs of earlier marks that are
-//     still deletable with every snapshot stored since then counted: an
-//     ingest that deduplicated against a marked pack has referenced it.
+//  1. Plan. Walk every snapshot's chunk lists: the live chunks.
+//  2. Verify. For each live chunk find a keeper: a copy the master has
+//     decrypted and matched to the chunk's ID — now, or at an earlier
+//     prune (a verified index file, signed by the master). Claims are only
+//     where to look.
+//  3. Execute. Write one verified index naming the keepers (it replaces
+//     every index file), then delete the packs of earlier marks that still
+//     hold no keeper, and mark the packs that hold none now. A pack is
+//     deleted only if every live chunk has an intact copy elsewhere, what
+//     it may or may not hold: a shadow pack that claims every chunk, or an
+//     index that lies about a real pack, changes nothing but which copy is
+//     tried first.
 //
-// Before deleting packs it writes one index file for every pack that stays
-// (superseding the old ones) and then removes the old index files, so a
-// crash at any point leaves every referenced blob indexed. Packs with a
-// large share of dead blobs are repacked first: their live blobs are
-// copied into new packs (sealed in a master session), which makes the old
-// pack deletable in a later prune.
+// Deleting takes two prunes: a pack is marked (prune/<sha256>, signed by
+// the master) and deleted by a later prune once the mark is older than the
+// grace period and the pack still holds no keeper, with every snapshot
+// stored since counted. Packs with a large share of dead bytes are
+// repacked: their keepers are copied into new packs of a master session,
+// after which the old pack holds no keeper and is marked.
 const (
 	pruneContext = crypto.SigContext("larder prune v1")
 	maxPruneMark = 64 << 20
@@ -49,19 +59,83 @@ type PruneOptions struct {
 	NoRepack bool
 }
 
-// PruneResult says what Prune did.
+// PruneResult says what Prune did (or, for a dry run, would do).
 type PruneResult struct {
-	Referenced   int   // blobs that snapshots use
+	Referenced   int   // chunks that snapshots use
 	Packs        int   // packs before
+	Verified     int   // copies decrypted and matched to their IDs by this prune
 	Marked       int   // packs newly marked for deletion
 	Deleted      int   // packs deleted
 	DeletedBytes int64 // their size
-	Repacked     int   // packs whose live blobs were copied
+	Repacked     int   // packs whose live chunks were copied
 	Pending      int   // marked packs waiting for the grace period
 	TempRemoved  int   // temporary objects of interrupted saves removed
+	// Missing counts live chunks with no intact copy: the snapshots that
+	// need them are damaged; every pack that claims them, or whose trailer
+	// cannot be read, is kept.
+	Missing  int
+	Problems []Problem
 }
 
-// Prune removes data no snapshot needs (master only); see above.
+// keeper is the copy of a live chunk that stays.
+type keeper struct {
+	copy Copy
+}
+
+// packFacts is what prune knows of one pack.
+type packFacts struct {
+	id     ID
+	size   int64 // -1: not in the listing
+	frames map[uint32]*frameFacts
+	// keepers counts live chunks whose keeper is here; claimsMissing says
+	// it claims a chunk that has no intact copy.
+	keepers       int
+	claimsMissing bool
+}
+
+// frameFacts is a blob or frame of a pack, by offset.
+type frameFacts struct {
+	length      uint32
+	claims      map[ID]bool   // chunks claimed in it
+	live        map[ID]bool   // of which keepers
+	raw         map[ID]uint32 // chunk lengths, where known
+	keeperBlobs []Copy
+	// verified lists copies in it the master verified (live or not): they
+	// go into the verified index with the pack.
+	verified map[ID]Copy
+	read     bool // opened and every chunk in it checked by this prune
+}
+
+func newFrameFacts(length uint32) *frameFacts {
+	return &frameFacts{length: length, claims: map[ID]bool{}, live: map[ID]bool{}, raw: map[ID]uint32{}, verified: map[ID]Copy{}}
+}
+
+// weight is a chunk's share of its frame: its length where known, else 1.
+func (ff *frameFacts) weight(id ID) float64 {
+	if n, ok := ff.raw[id]; ok && len(ff.raw) == len(ff.claims) {
+		return float64(n)
+	}
+	return 1
+}
+
+// PrunePlan is what a prune decided from the facts it verified; Execute
+// carries it out.
+type PrunePlan struct {
+	res      PruneResult
+	now      time.Time
+	live     map[ID]BlobType
+	keepers  map[ID]keeper
+	packs    map[ID]*packFacts
+	indexes  []string // index files the new verified index replaces
+	ripe     map[ID]bool
+	ripeMark []string
+	repack   []ID
+	deleteP  []ID
+	markP    []ID
+}
+
+// Prune removes data no snapshot needs (master only): PlanPrune, then
+// Execute (see above).
 func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, error) {
 	if err := r.need("prune", crypto.RoleMaster); err != nil {
 		return nil, err
@@ -76,214 +150,31 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 			return nil, err
 		}
 	}
+	plan, err := r.planPrune(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		return &plan.res, nil
+	}
+	if err := r.executePrune(ctx, plan, lock); err != nil {
+		return nil, err
+	}
+	return &plan.res, nil
+}
+
+// planPrune finds the live chunks, a verified keeper for each, and what
+// happens to every pack.
+func (r *Repo) planPrune(ctx context.Context, opts PruneOptions) (*PrunePlan, error) {
 	cache, err := r.openCache(ctx)
 	if err != nil {
 		return nil, err
 	}
-	res := &PruneResult{}
-
-	// What every snapshot references.
-	used, err := r.referenced(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res.Referenced = len(used)
-
-	// Every pack of every index file, and where each blob is stored.
-	packs, indexes, err := r.allPacks(ctx)
-	if err != nil {
-		return nil, err
-	}
-	res.Packs = len(packs)
-	sizes := map[ID]int64{}
-	list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
-		if id, err := ParseID(name); err == nil {
-			sizes[id] = size
-		}
+	p := &PrunePlan{now: r.now(), keepers: map[ID]keeper{}, packs: map[ID]*packFacts{}, ripe: map[ID]bool{}}
+	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
+		p.indexes = append(p.indexes, name)
 		return nil
-	})
-
-	// Earlier marks.
-	marks, err := r.pruneMarks(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := r.now()
-	ripe := map[ID]bool{}
-	var ripeMarks []string
-	for name, m := range marks {
-		if now.Sub(m.Time) >= opts.Grace {
-			ripeMarks = append(ripeMarks, name)
-			for _, p := range m.Packs {
-				ripe[p] = true
-			}
-		} else {
-			res.Pending += len(m.Packs)
-		}
-	}
-
-	// A pack can go when each of its blobs is dead or also in a pack that
-	// stays. First decide the packs that hold a live blob nowhere else.
-	holders := map[ID]int{}
-	for _, p := range packs {
-		for _, b := range p.Blobs {
-			holders[b.ID]++
-		}
-	}
-	deletable := func(p IndexedPack) bool {
-		for _, b := range p.Blobs {
-			if used[b.ID] && holders[b.ID] < 2 {
-				return false
-			}
-		}
-		return true
-	}
-	var toDelete []IndexedPack
-	going := map[ID]bool{}
-	var candidates []ID
-	for _, p := range packs {
-		if !deletable(p) {
-			continue
-		}
-		if ripe[p.ID] {
-			toDelete = append(toDelete, p)
-			going[p.ID] = true
-			for _, b := range p.Blobs {
-				holders[b.ID]--
-			}
-		} else {
-			candidates = append(candidates, p.ID)
-		}
-	}
-	// Packs no index file names were left by interrupted ingests (none is
-	// running: this prune holds the exclusive lock); nothing can refer to
-	// them. They go through the same two phases.
-	indexed := map[ID]bool{}
-	for _, p := range packs {
-		indexed[p.ID] = true
-	}
-	rewriteIndex := len(toDelete) > 0
-	for id := range sizes {
-		switch {
-		case indexed[id]:
-		case ripe[id]:
-			toDelete = append(toDelete, IndexedPack{ID: id})
-			going[id] = true
-		default:
-			candidates = append(candidates, id)
-		}
-	}
-	// Packs to repack: many dead bytes, some live blobs.
-	var repack []IndexedPack
-	if !opts.NoRepack {
-		for _, p := range packs {
-			if going[p.ID] || deletable(p) {
-				continue
-			}
-			dead, all := deadBytes(p, used)
-			if all > 0 && float64(dead)/float64(all) >= repackShare {
-				repack = append(repack, p)
-			}
-		}
-	}
-	res.Marked = len(candidates)
-	if opts.DryRun {
-		res.Deleted = len(toDelete)
-		res.Repacked = len(repack)
-		for _, p := range toDelete {
-			res.DeletedBytes += sizes[p.ID]
-		}
-		return res, nil
-	}
-
-	// Repack: copy live blobs into new packs, indexed at once.
-	if len(repack) > 0 {
-		if err := r.repack(ctx, cache, repack, used); err != nil {
-			return nil, err
-		}
-		res.Repacked = len(repack)
-		for _, p := range repack {
-			candidates = append(candidates, p.ID)
-		}
-	}
-
-	// Delete the ripe packs: first one index for all that stay (unless
-	// only unindexed packs go). Not if the lock may have lapsed: an ingest
-	// could be counting on them.
-	if len(toDelete) > 0 {
-		if err := lock.Held(); err != nil {
-			return nil, err
-		}
-	}
-	if rewriteIndex {
-		var keep []IndexedPack
-		for _, p := range packs {
-			if !going[p.ID] {
-				keep = append(keep, p)
-			}
-		}
-		f := &IndexFile{Packs: keep}
-		for _, name := range indexes {
-			id, _ := ParseID(name)
-			f.Supersedes = append(f.Supersedes, id)
-		}
-		newName, err := saveContent(ctx, r.be, backend.TypeIndex, f.seal(r.indexKey()))
-		if err != nil {
-			return nil, err
-		}
-		for _, name := range indexes {
-			if name == newName {
-				continue
-			}
-			if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeIndex, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-				return nil, err
-			}
-		}
-	}
-	for _, p := range toDelete {
-		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeData, Name: p.ID.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-			return nil, err
-		}
-		res.Deleted++
-		res.DeletedBytes += sizes[p.ID]
-	}
-	for _, name := range ripeMarks {
-		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypePrune, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-			return nil, err
-		}
-	}
-	// Mark the new candidates.
-	if len(candidates) > 0 {
-		b, err := r.signRecord(pruneContext, pruneMark{Time: now.UTC(), Packs: candidates})
-		if err != nil {
-			return nil, err
-		}
-		if _, err := saveContent(ctx, r.be, backend.TypePrune, b); err != nil {
-			return nil, err
-		}
-	}
-	// Leftovers of finished or stale locks.
-	if _, err := r.CleanLocks(ctx); err != nil {
-		return nil, err
-	}
-	// Temporary objects of interrupted saves: no writer runs (this prune
-	// holds the exclusive lock), but one whose lock went stale might still
-	// be finishing a save, so only old ones go.
-	if tc, ok := backend.Find[backend.TempCleaner](r.be); ok {
-		n, err := tc.CleanTemp(ctx, r.now().Add(-LockStale))
-		if err != nil {
-			return nil, fmt.Errorf("%s: removing temporary objects: %w", r.be.Location(), err)
-		}
-		res.TempRemoved = n
-	}
-	return res, nil
-}
-
-// referenced returns the IDs of every blob (data and list) some snapshot
-// uses.
-func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
-	snaps, err := r.Snapshots(ctx, true)
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
 	br, err := r.newBlobReader(ctx)
@@ -291,72 +182,527 @@ func (r *Repo) referenced(ctx context.Context) (map[ID]bool, error) {
 		return nil, err
 	}
 	defer br.close()
-	used := map[ID]bool{}
-	walked := map[ID]bool{} // list chunks (a data chunk may share an ID)
+	if p.live, err = r.liveChunks(ctx, br, &p.res); err != nil {
+		return nil, err
+	}
+	p.res.Referenced = len(p.live)
+	if err := r.packListing(ctx, cache, p); err != nil {
+		return nil, err
+	}
+	if err := r.findKeepers(ctx, br, cache, p); err != nil {
+		return nil, err
+	}
+	if err := r.readMarks(ctx, opts, p); err != nil {
+		return nil, err
+	}
+	r.decidePacks(opts, p)
+	return p, nil
+}
+
+// liveChunks walks every snapshot's chunk lists (each list chunk through
+// a verified copy) and returns the chunks they need. A snapshot whose
+// lists cannot be read is reported; what could be read of it stays live.
+func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult) (map[ID]BlobType, error) {
+	snaps, err := r.Snapshots(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	live := map[ID]BlobType{}
 	var buf []byte
 	for _, s := range snaps {
-		for _, ref := range s.Manifest.Streams {
+		if s.Manifest == nil {
+			continue
+		}
+		for i, ref := range s.Manifest.Streams {
 			err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
-				if walked[id] {
-					// Walked for an earlier stream: all below is marked.
+				if _, seen := live[id]; seen {
+					// Walked for an earlier stream: all below is live.
 					return nil, errSkipSubtree
 				}
-				walked[id] = true
-				used[id] = true
+				live[id] = BlobList
 				b, err := br.load(ctx, BlobList, id, buf)
 				buf = b
 				return b, err
 			}, func(e ListEntry) error {
-				used[e.ID] = true
+				live[e.ID] = BlobData
 				return nil
 			})
 			if err != nil {
-				return nil, fmt.Errorf("snapshot %s: %w", s.ID.Short(), err)
+				if transient(err) {
+					return nil, fmt.Errorf("snapshot %s: %w", s.ID.Short(), err)
+				}
+				res.Problems = append(res.Problems, Problem{"snapshots/" + s.ID.String(),
+					fmt.Sprintf("stream %d: its chunk list cannot be read (the snapshot is damaged; what could be read is kept): %v", i, err)})
 			}
 		}
 	}
-	return used, nil
+	return live, nil
 }
 
-// allPacks reads every index file.
-func (r *Repo) allPacks(ctx context.Context) ([]IndexedPack, []string, error) {
-	var names []string
-	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
-		names = append(names, name)
-		return nil
-	}); err != nil {
-		return nil, nil, err
-	}
-	seen := map[ID]bool{}
-	var packs []IndexedPack
-	for _, name := range names {
-		f, err := loadIndexFile(ctx, r.be, name, r.indexKey())
+// packListing reads the storage's list of packs and every claim of the
+// cache (the index files and scanned trailers) into p.packs.
+func (r *Repo) packListing(ctx context.Context, cache *Cache, p *PrunePlan) error {
+	err := list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
+		id, err := ParseID(name)
 		if err != nil {
-			return nil, nil, err
+			r.warn("data/"+name, "not a pack name: left alone")
+			return nil
 		}
-		for _, p := range f.Packs {
-			if !seen[p.ID] {
-				seen[p.ID] = true
-				packs = append(packs, p)
+		p.packs[id] = &packFacts{id: id, size: size, frames: map[uint32]*frameFacts{}}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.res.Packs = len(p.packs)
+	return cache.forEachCopy(func(c Copy) error {
+		pf := p.packs[c.Pack]
+		if pf == nil {
+			return nil // named by a claim, not stored: nothing to prune
+		}
+		ff := pf.frames[c.Offset]
+		if ff == nil {
+			ff = newFrameFacts(c.Length)
+			pf.frames[c.Offset] = ff
+		}
+		ff.claims[c.ID] = true
+		if c.RawLen > 0 {
+			ff.raw[c.ID] = c.RawLen
+		}
+		if c.Verified {
+			ff.verified[c.ID] = c
+		}
+		return nil
+	})
+}
+
+// findKeepers picks, for every live chunk, a copy the master verified: one
+// a verified index names (in a pack that is there), else the first claimed
+// copy that opens and matches its ID. Chunks with none are missing.
+func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *Cache, p *PrunePlan) error {
+	present := func(c Copy) bool {
+		pf := p.packs[c.Pack]
+		return pf != nil && int64(c.Offset)+int64(c.Length) <= pf.size
+	}
+	type todo struct {
+		id     ID
+		t      BlobType
+		copies []Copy
+	}
+	var unverified []todo
+	for id, t := range p.live {
+		copies := cache.Copies(id)
+		found := false
+		for _, c := range copies {
+			if c.Verified && c.Type == t && present(c) {
+				p.keep(id, c)
+				found = true
+				break
+			}
+		}
+		if !found {
+			unverified = append(unverified, todo{id, t, copies})
+		}
+	}
+	// Read in pack order, so that a frame's chunks come one after another
+	// (the reader keeps recent frames).
+	first := func(td todo) (ID, uint32) {
+		if len(td.copies) == 0 {
+			return ID{}, 0
+		}
+		return td.copies[0].Pack, td.copies[0].Offset
+	}
+	sort.Slice(unverified, func(i, j int) bool {
+		pi, oi := first(unverified[i])
+		pj, oj := first(unverified[j])
+		if pi != pj {
+			return string(pi[:]) < string(pj[:])
+		}
+		return oi < oj
+	})
+	var buf []byte
+	verify := func(td todo, copies []Copy) (bool, error) {
+		for _, c := range copies {
+			if c.Type != td.t || !present(c) {
+				continue
+			}
+			out, err := br.loadCopy(ctx, td.t, c.PackedBlob, buf)
+			if err != nil {
+				if transient(err) {
+					return false, err
+				}
+				r.warn("data/"+c.Pack.String(), fmt.Sprintf("a copy of chunk %s is not intact: %v", td.id.Short(), err))
+				continue
+			}
+			buf = out
+			p.res.Verified++
+			c.Verified = true
+			p.keep(td.id, c)
+			if c.Framed {
+				if err := r.verifyFrame(br, p, c); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		}
+		return false, nil
+	}
+	var missing []todo
+	for _, td := range unverified {
+		ok, err := verify(td, td.copies)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			missing = append(missing, td)
+		}
+	}
+	if len(missing) > 0 {
+		// Copies no index names: the packs' own trailers.
+		if _, err := r.scanTrailers(ctx, cache); err != nil {
+			return err
+		}
+		if err := r.packListing(ctx, cache, p); err != nil {
+			return err
+		}
+		// packListing started the facts afresh: put the keepers back.
+		for id, k := range p.keepers {
+			p.keep(id, k.copy)
+		}
+		still := missing[:0]
+		for _, td := range missing {
+			ok, err := verify(td, cache.Copies(td.id))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				still = append(still, td)
+			}
+		}
+		missing = still
+	}
+	for _, td := range missing {
+		p.res.Missing++
+		p.res.Problems = append(p.res.Problems, Problem{"chunk " + td.id.Short(), "no intact copy of this chunk, which a snapshot needs, is stored; the packs that claim it are kept"})
+		for _, c := range cache.Copies(td.id) {
+			if pf := p.packs[c.Pack]; pf != nil {
+				pf.claimsMissing = true
 			}
 		}
 	}
-	return packs, names, nil
+	return nil
+}
+
+// keep makes c the keeper of live chunk id.
+func (p *PrunePlan) keep(id ID, c Copy) {
+	p.keepers[id] = keeper{copy: c}
+	pf := p.packs[c.Pack]
+	if pf == nil {
+		return
+	}
+	pf.keepers++
+	ff := pf.frames[c.Offset]
+	if ff == nil {
+		ff = newFrameFacts(c.Length)
+		pf.frames[c.Offset] = ff
+	}
+	ff.claims[id] = true
+	ff.verified[id] = c
+	if !ff.live[id] {
+		ff.live[id] = true
+		ff.keeperBlobs = append(ff.keeperBlobs, c)
+	}
+}
+
+// verifyFrame checks every chunk of a frame the reader just opened for a
+// keeper (what a version 3 frame's header lists, or the claims in it): the
+// verified copies, live or not, go into the verified index, and the chunks'
+// lengths weigh the frame's dead share.
+func (r *Repo) verifyFrame(br *blobReader, p *PrunePlan, c Copy) error {
+	pf := p.packs[c.Pack]
+	if pf == nil {
+		return nil
+	}
+	ff := pf.frames[c.Offset]
+	f := br.cachedFrame(c.Pack, c.Offset)
+	if ff == nil || ff.read || f == nil {
+		return nil
+	}
+	ff.read = true
+	spans := f.spans
+	if spans == nil {
+		// Long entries: the claims say where their chunks are.
+		spans = map[ID]frameSpan{}
+		for id := range ff.claims {
+			for _, cp := range br.cache.Copies(id) {
+				if cp.Pack == c.Pack && cp.Offset == c.Offset && cp.Framed {
+					spans[id] = frameSpan{cp.Inner, cp.RawLen}
+				}
+			}
+		}
+	}
+	for id, sp := range spans {
+		if uint64(sp.off)+uint64(sp.n) > uint64(len(f.plain)) {
+			continue
+		}
+		if br.verify(BlobData, id, f.plain[sp.off:sp.off+sp.n]) != nil {
+			r.warn("data/"+c.Pack.String(), fmt.Sprintf("chunk %s in a frame does not hash to its ID", id.Short()))
+			continue
+		}
+		ff.claims[id] = true
+		ff.raw[id] = sp.n
+		v := c
+		v.ID, v.Verified = id, true
+		if f.spans == nil {
+			v.Inner, v.RawLen = sp.off, sp.n
+		}
+		ff.verified[id] = v
+	}
+	return nil
+}
+
+// readMarks reads the prune marks: those older than the grace period are
+// ripe.
+func (r *Repo) readMarks(ctx context.Context, opts PruneOptions, p *PrunePlan) error {
+	marks, err := r.pruneMarks(ctx)
+	if err != nil {
+		return err
+	}
+	for name, m := range marks {
+		if p.now.Sub(m.Time) >= opts.Grace {
+			p.ripeMark = append(p.ripeMark, name)
+			for _, id := range m.Packs {
+				p.ripe[id] = true
+			}
+		} else {
+			p.res.Pending += len(m.Packs)
+		}
+	}
+	return nil
+}
+
+// decidePacks says what happens to each pack, one named case each: it
+// holds a keeper (kept, perhaps repacked); it claims a chunk with no
+// intact copy, or something is missing and its trailer cannot be read
+// (kept); a ripe mark names it (deleted); else it is marked.
+func (r *Repo) decidePacks(opts PruneOptions, p *PrunePlan) {
+	ids := make([]ID, 0, len(p.packs))
+	for id := range p.packs {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b ID) int { return compareID(a, b) })
+	for _, id := range ids {
+		pf := p.packs[id]
+		switch {
+		case pf.keepers > 0:
+			if !opts.NoRepack && deadShare(pf) >= repackShare {
+				p.repack = append(p.repack, id)
+			}
+		case pf.claimsMissing:
+		case p.res.Missing > 0 && len(pf.frames) == 0:
+			// Nothing says what it holds, and a chunk is missing: it
+			// might be there.
+		case p.ripe[id]:
+			p.deleteP = append(p.deleteP, id)
+			p.res.DeletedBytes += pf.size
+		default:
+			p.markP = append(p.markP, id)
+		}
+	}
+	p.res.Marked = len(p.markP) + len(p.repack)
+	p.res.Deleted = len(p.deleteP)
+	p.res.Repacked = len(p.repack)
+}
+
+// deadShare estimates the share of a pack's blob bytes no keeper needs: a
+// frame counts as live in the share of its claimed chunks that are
+// keepers. The header and the trailer (estimated from the claims: at most
+// maxEntryLen bytes an entry) are not blob bytes.
+func deadShare(pf *packFacts) float64 {
+	var live float64
+	claims := 0
+	for _, ff := range pf.frames {
+		claims += len(ff.claims)
+		if len(ff.live) == 0 {
+			continue
+		}
+		var all, alive float64
+		for id := range ff.claims {
+			w := ff.weight(id)
+			all += w
+			if ff.live[id] {
+				alive += w
+			}
+		}
+		live += float64(ff.length) * alive / max(all, alive, 1)
+	}
+	blobBytes := pf.size - int64(packHeaderSize) - int64(4+crypto.Overhead+10+claims*maxEntryLen)
+	if blobBytes <= 0 {
+		return 0
+	}
+	return max(0, 1-live/float64(blobBytes))
+}
+
+// maxEntryLen is the longest encoding of a blob entry (long, framed).
+const maxEntryLen = 1 + 32 + 5*5
+
+// executePrune carries out a plan: repack, one verified index for what
+// stays, the old index files removed, ripe packs deleted, new ones marked.
+// A crash at any point leaves every keeper indexed (the verified index is
+// stored before anything it replaces goes).
+func (r *Repo) executePrune(ctx context.Context, p *PrunePlan, lock *Lock) error {
+	cache, err := r.openCache(ctx)
+	if err != nil {
+		return err
+	}
+	if len(p.repack) > 0 {
+		if err := r.repack(ctx, cache, p); err != nil {
+			return err
+		}
+	}
+	// Not if the lock may have lapsed: an ingest could be counting on
+	// what goes.
+	if err := lock.Held(); err != nil {
+		return err
+	}
+	if err := r.saveVerifiedIndex(ctx, p); err != nil {
+		return err
+	}
+	for _, id := range p.deleteP {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return err
+		}
+	}
+	for _, name := range p.ripeMark {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypePrune, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return err
+		}
+	}
+	if marks := append(slices.Clone(p.markP), p.repack...); len(marks) > 0 {
+		b, err := r.signRecord(pruneContext, pruneMark{Time: p.now.UTC(), Packs: marks})
+		if err != nil {
+			return err
+		}
+		if _, err := saveContent(ctx, r.be, backend.TypePrune, b); err != nil {
+			return err
+		}
+	}
+	// Leftovers of finished or stale locks.
+	if _, err := r.CleanLocks(ctx); err != nil {
+		return err
+	}
+	// Temporary objects of interrupted saves: no writer runs (this prune
+	// holds the exclusive lock), but one whose lock went stale might still
+	// be finishing a save, so only old ones go.
+	if tc, ok := backend.Find[backend.TempCleaner](r.be); ok {
+		n, err := tc.CleanTemp(ctx, r.now().Add(-LockStale))
+		if err != nil {
+			return fmt.Errorf("%s: removing temporary objects: %w", r.be.Location(), err)
+		}
+		p.res.TempRemoved = n
+	}
+	return nil
+}
+
+// saveVerifiedIndex stores one verified index file of every keeper and of
+// the other copies the master verified in the packs that stay, by pack,
+// replacing every index file there is (those of the repack too), which
+// are then removed.
+func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
+	byPack := map[ID]map[Blob]bool{}
+	add := func(c Copy) {
+		if byPack[c.Pack] == nil {
+			byPack[c.Pack] = map[Blob]bool{}
+		}
+		byPack[c.Pack][c.Blob] = true
+	}
+	for _, k := range p.keepers {
+		add(k.copy)
+	}
+	for id := range byPack {
+		if pf := p.packs[id]; pf != nil && !slices.Contains(p.repack, id) {
+			for _, ff := range pf.frames {
+				for _, c := range ff.verified {
+					add(c)
+				}
+			}
+		}
+	}
+	f := &IndexFile{Verified: true, Entries: r.entries()}
+	for id, set := range byPack {
+		blobs := make([]Blob, 0, len(set))
+		for b := range set {
+			blobs = append(blobs, b)
+		}
+		slices.SortFunc(blobs, func(a, b Blob) int {
+			if c := compareID(a.ID, b.ID); c != 0 {
+				return c
+			}
+			return int(a.Offset) - int(b.Offset)
+		})
+		f.Packs = append(f.Packs, IndexedPack{ID: id, Blobs: blobs})
+	}
+	slices.SortFunc(f.Packs, func(a, b IndexedPack) int { return compareID(a.ID, b.ID) })
+	var old []string
+	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
+		old = append(old, name)
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, name := range old {
+		if id, err := ParseID(name); err == nil {
+			f.Supersedes = append(f.Supersedes, id)
+		}
+	}
+	sealed, err := f.seal(r.indexKey(), r.signIndex)
+	if err != nil {
+		return err
+	}
+	newName, err := saveContent(ctx, r.be, backend.TypeIndex, sealed)
+	if err != nil {
+		return err
+	}
+	for _, name := range old {
+		if name == newName {
+			continue
+		}
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeIndex, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+func compareID(a, b ID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
 }
 
 func (r *Repo) pruneMarks(ctx context.Context) (map[string]pruneMark, error) {
 	out := map[string]pruneMark{}
 	err := list(ctx, r.be, backend.TypePrune, func(name string, _ int64) error {
+		obj := "prune/" + name
 		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypePrune, Name: name}, maxPruneMark)
 		if err != nil {
-			return err
+			if transient(err) {
+				return err
+			}
+			r.warn(obj, fmt.Sprintf("skipped: %v", err))
+			return nil
 		}
 		if !verifyContentName(name, b) {
-			return fmt.Errorf("%s: prune/%s: %w: content does not match its name", r.be.Location(), name, ErrCorrupt)
+			r.warn(obj, "skipped: content does not match its name")
+			return nil
 		}
 		var m pruneMark
 		if err := r.openRecord(pruneContext, b, &m); err != nil {
-			return fmt.Errorf("%s: prune/%s: %w", r.be.Location(), name, err)
+			r.warn(obj, fmt.Sprintf("skipped: not a mark the master signed: %v", err))
+			return nil
 		}
 		out[name] = m
 		return nil
@@ -364,9 +710,10 @@ func (r *Repo) pruneMarks(ctx context.Context) (map[string]pruneMark, error) {
 	return out, err
 }
 
-// repack copies the live blobs of packs into new packs of a master
-// session and indexes them.
-func (r *Repo) repack(ctx context.Context, cache *Cache, packs []IndexedPack, used map[ID]bool) error {
+// repack copies the keepers of the packs to repack into new packs of a
+// master session (indexed as verified at once), and makes those copies the
+// keepers: the old packs then hold none and are marked.
+func (r *Repo) repack(ctx context.Context, cache *Cache, p *PrunePlan) error {
 	br, err := r.newBlobReader(ctx)
 	if err != nil {
 		return err
@@ -377,80 +724,98 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, packs []IndexedPack, us
 		return err
 	}
 	defer session.Erase()
-	tmp, err := os.MkdirTemp("", "larder-repack-")
+	tmp, cleanup, err := r.tempDir("repack")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer cleanup()
 	w := &Writer{r: r, session: session, cache: cache, tmp: tmp, key: r.master.ID,
 		pending: map[ID]bool{}, rnd: newShuffler()}
-	// Live data chunks go into frames again (version 2), in their order
-	// in the old packs, which is their order in the streams that wrote
-	// them.
+	repacking := map[ID]bool{}
+	for _, id := range p.repack {
+		repacking[id] = true
+	}
+	// Live data chunks go into frames again (version 2 on), in their
+	// order in the old packs, which is their order in the streams that
+	// wrote them.
+	var moved []ID
+	for _, pid := range p.repack {
+		pf := p.packs[pid]
+		offs := make([]uint32, 0, len(pf.frames))
+		for off := range pf.frames {
+			offs = append(offs, off)
+		}
+		slices.Sort(offs)
+		for _, off := range offs {
+			for _, c := range pf.frames[off].keeperBlobs {
+				moved = append(moved, c.ID)
+			}
+		}
+	}
 	sw := w.NewStream()
 	var buf []byte
-	for _, p := range packs {
-		for _, b := range p.Blobs {
-			if !used[b.ID] || w.pending[b.ID] {
-				continue
-			}
-			data, err := br.load(ctx, b.Type, b.ID, buf)
-			if err != nil {
+	for _, id := range moved {
+		k := p.keepers[id]
+		t := k.copy.Type
+		data, err := br.loadCopy(ctx, t, k.copy.PackedBlob, buf)
+		if err != nil {
+			return fmt.Errorf("repacking chunk %s: %w", id.Short(), err)
+		}
+		buf = data
+		if t == BlobData && r.framed() {
+			if err := sw.addNew(ctx, id, data); err != nil {
 				return err
 			}
-			buf = data
-			if b.Type == BlobData && r.framed() {
-				if err := sw.addNew(ctx, b.ID, data); err != nil {
-					return err
-				}
-				continue
-			}
-			sealed, err := sealBlob(session, b.Type, b.ID, data)
-			if err != nil {
-				return err
-			}
-			if err := w.addSealed(ctx, b.Type, b.ID, sealed, len(data)); err != nil {
-				return err
-			}
+			continue
+		}
+		sealed, err := sealBlob(session, t, id, data)
+		if err != nil {
+			return err
+		}
+		if err := w.addSealed(ctx, t, id, sealed, len(data)); err != nil {
+			return err
 		}
 	}
 	if err := sw.Close(ctx); err != nil {
 		return err
 	}
-	return w.Flush(ctx)
+	if err := w.Flush(ctx); err != nil {
+		return err
+	}
+	w.Close(ctx)
+	// The new copies are the keepers now.
+	for _, id := range moved {
+		for _, c := range cache.Copies(id) {
+			if c.Verified && !repacking[c.Pack] && p.packs[c.Pack] == nil {
+				old := p.keepers[id]
+				if pf := p.packs[old.copy.Pack]; pf != nil {
+					pf.keepers--
+				}
+				p.keepers[id] = keeper{copy: c}
+				break
+			}
+		}
+	}
+	return nil
 }
 
-// deadBytes estimates the bytes of pack p that no snapshot uses, of all
-// its blob bytes. A frame counts once, dead in the share of its
-// plaintext that its unused chunks hold.
-func deadBytes(p IndexedPack, used map[ID]bool) (dead, all int64) {
-	type frame struct {
-		length, raw uint32
-		deadRaw     uint64
+// tempDir makes a temporary folder for this process under the cache's
+// folder (never /tmp, where a killed run's files would stay): the next run
+// of any larder on this machine removes what a killed one left.
+func (r *Repo) tempDir(kind string) (string, func(), error) {
+	base := filepath.Join(r.localDir(), "tmp")
+	if err := os.MkdirAll(base, 0o700); err != nil {
+		return "", nil, err
 	}
-	frames := map[uint32]*frame{}
-	for _, b := range p.Blobs {
-		if !b.Framed {
-			all += int64(b.Length)
-			if !used[b.ID] {
-				dead += int64(b.Length)
-			}
-			continue
-		}
-		f := frames[b.Offset]
-		if f == nil {
-			f = &frame{length: b.Length, raw: b.FrameRaw}
-			frames[b.Offset] = f
-		}
-		if !used[b.ID] {
-			f.deadRaw += uint64(b.RawLen)
-		}
+	cleanTempDirs(base)
+	dir, err := os.MkdirTemp(base, kind+"-")
+	if err != nil {
+		return "", nil, err
 	}
-	for _, f := range frames {
-		all += int64(f.length)
-		if f.raw > 0 {
-			dead += int64(uint64(f.length) * min(f.deadRaw, uint64(f.raw)) / uint64(f.raw))
-		}
+	unlock, err := holdTempDir(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
 	}
-	return dead, all
+	return dir, func() { os.RemoveAll(dir); unlock() }, nil
 }

@@ -6,92 +6,96 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"io"
 	"sort"
 	"strings"
-	"sync"
+	"time"
+
+	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"
 )
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
 
+// keyring is what keys/ says: the key records the master certified and
+// its revocations. Objects that are not what they should be are reported
+// and skipped: a damaged record affects only its key's snapshots (and not
+// those of version 2 envelopes, which carry their certificate).
+type keyring struct {
+	recs    map[crypto.KeyID]*crypto.KeyRecord
+	revoked map[crypto.KeyID]*crypto.Revocation
+}
+
+func (r *Repo) keyring(ctx context.Context) (*keyring, error) {
+	kr := &keyring{recs: map[crypto.KeyID]*crypto.KeyRecord{}, revoked: map[crypto.KeyID]*crypto.Revocation{}}
+	master := r.cfg.master.SignPub
+	err := list(ctx, r.be, backend.TypeKey, func(name string, _ int64) error {
+		obj := "keys/" + name
+		stem, ext, _ := strings.Cut(name, ".")
+		if ext != "cert" && ext != "revoked" {
+			return nil
+		}
+		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeKey, Name: name}, crypto.MaxRevocationSize+crypto.MaxCertificateSize)
+		if err != nil {
+			if transient(err) {
+				return err
+			}
+			r.warn(obj, fmt.Sprintf("skipped: %v", err))
+			return nil
+		}
+		switch ext {
+		case "cert":
+			rec, err := crypto.ParseKeyRecord(b)
+			if err != nil || rec.Verify(master) != nil || rec.ID.String() != stem {
+				r.warn(obj, "skipped: not a key record certified by the master")
+				return nil
+			}
+			kr.recs[rec.ID] = rec
+		case "revoked":
+			rev, err := crypto.ParseRevocation(b)
+			if err != nil || rev.Verify(master) != nil || rev.KeyID.String() != stem {
+				r.warn(obj, "skipped: not a revocation signed by the master")
+				return nil
+			}
+			kr.revoked[rev.KeyID] = rev
+		}
+		return nil
+	})
+	return kr, err
+}
+
 // keyRecords reads the key records (certificates) stored in keys/,
 // verified against the master's signing key.
 func (r *Repo) keyRecords(ctx context.Context) (map[crypto.KeyID]*crypto.KeyRecord, error) {
-	out := map[crypto.KeyID]*crypto.KeyRecord{}
-	err := list(ctx, r.be, backend.TypeKey, func(name string, _ int64) error {
-		if !strings.HasSuffix(name, ".cert") {
-			return nil
-		}
-		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeKey, Name: name}, crypto.MaxCertificateSize+64)
-		if err != nil {
-			return err
-		}
-		rec, err := crypto.ParseKeyRecord(b)
-		if err != nil || rec.Verify(r.cfg.master.SignPub) != nil || rec.ID.String()+".cert" != name {
-			return fmt.Errorf("%s: keys/%s: %w: not a key record certified by the master", r.be.Location(), name, ErrCorrupt)
-		}
-		out[rec.ID] = rec
-		return nil
-	})
-	return out, err
-}
-
-// Snapshots lists the snapshots, oldest first (by their writers' claimed
-// times, then chain order), with verified envelope signatures. Any key can
-// list them; a master or audit key also opens their manifests.
-func (r *Repo) Snapshots(ctx context.Context, open bool) ([]*Snapshot, error) {
-	recs, err := r.keyRecords(ctx)
+	kr, err := r.keyring(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var out []*Snapshot
-	err = list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
-		env, err := loadEnvelope(ctx, r.be, name)
-		if err != nil {
-			return err
-		}
-		if err := verifyEnvelope(env, recs); err != nil {
-			return fmt.Errorf("%s: snapshots/%s: %w", r.be.Location(), name, err)
-		}
-		id, _ := ParseID(name)
-		s := &Snapshot{ID: id, Envelope: env}
-		if open && (r.master != nil || r.audit != nil) {
-			if s.Manifest, err = r.openManifest(env); err != nil {
-				return fmt.Errorf("%s: snapshots/%s: %w", r.be.Location(), name, err)
-			}
-		}
-		out = append(out, s)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i].Envelope, out[j].Envelope
-		if !a.Claimed.Equal(b.Claimed) {
-			return a.Claimed.Before(b.Claimed)
-		}
-		return a.Seq < b.Seq
-	})
-	return out, nil
+	return kr.recs, nil
 }
 
 // ErrSignature: a snapshot's signature does not verify.
 var ErrSignature = errors.New("signature does not verify")
 
-func verifyEnvelope(env *Envelope, recs map[crypto.KeyID]*crypto.KeyRecord) error {
-	rec := recs[env.Writer]
-	if rec == nil {
-		return fmt.Errorf("%w: writer key %s is unknown", ErrSignature, env.Writer)
+// verifyEnvelope checks a snapshot's signature: by a write (or the
+// master) key the master certified, in the envelope (v2) or in keys/.
+func (r *Repo) verifyEnvelope(env *Envelope, kr *keyring) error {
+	var rec *crypto.KeyRecord
+	if env.Cert != nil {
+		c, err := crypto.ParseKeyRecord(env.Cert)
+		if err != nil || c.Verify(r.cfg.master.SignPub) != nil {
+			return fmt.Errorf("%w: its certificate is not the master's", ErrSignature)
+		}
+		rec = c
+	} else if rec = kr.recs[env.Writer]; rec == nil {
+		return fmt.Errorf("%w: writer key %s is unknown (no intact keys/%s.cert)", ErrSignature, env.Writer, env.Writer)
 	}
 	if rec.Role != crypto.RoleWrite && rec.Role != crypto.RoleMaster {
 		return fmt.Errorf("%w: key %s is an %v key", ErrSignature, env.Writer, rec.Role)
 	}
 	if err := crypto.Verify(rec.SignPub, crypto.ContextManifest, env.signed, env.Sig); err != nil {
-		return fmt.Errorf("%w: %v", ErrSignature, err)
+		return fmt.Errorf("%w: %w", ErrSignature, err)
 	}
 	return nil
 }
@@ -108,13 +112,188 @@ func (r *Repo) openManifest(env *Envelope) (*Manifest, error) {
 		return nil, r.need("open snapshots", crypto.RoleMaster, crypto.RoleAudit)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("manifest: %w", err)
+		return nil, fmt.Errorf("%w: manifest: %w", ErrCorrupt, err)
+	}
+	if env.Cert != nil {
+		// Version 3 pads the manifest (its size says little).
+		if plain, err = crypto.Unpad(plain); err != nil {
+			return nil, fmt.Errorf("%w: manifest: padding", ErrCorrupt)
+		}
 	}
 	var m Manifest
 	if err := json.Unmarshal(plain, &m); err != nil {
-		return nil, fmt.Errorf("%w: manifest: %v", ErrCorrupt, err)
+		return nil, fmt.Errorf("%w: manifest: %w", ErrCorrupt, err)
 	}
 	return &m, nil
+}
+
+// Snapshots lists the snapshots that verify, oldest first (by their
+// writers' claimed times, then chain order), each with whether the
+// repository accepts it. Any key can list them; a master or audit key
+// also opens their manifests (open). Objects in snapshots/ that do not
+// verify are reported (Warnings) and left out; the listing goes on.
+func (r *Repo) Snapshots(ctx context.Context, open bool) ([]*Snapshot, error) {
+	kr, err := r.keyring(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Snapshot
+	err = r.be.List(ctx, backend.TypeSnapshot, func(fi backend.FileInfo) error {
+		s, err := r.loadSnapshot(ctx, fi, kr, open)
+		if err != nil {
+			if transient(err) {
+				return err
+			}
+			r.warn("snapshots/"+fi.Name, fmt.Sprintf("skipped: %v", err))
+			return nil
+		}
+		out = append(out, s)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	forgotten, err := r.forgotten(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.judge(out, kr, forgotten)
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].Envelope, out[j].Envelope
+		if !a.Claimed.Equal(b.Claimed) {
+			return a.Claimed.Before(b.Claimed)
+		}
+		return a.Seq < b.Seq
+	})
+	if r.master != nil {
+		r.noteFirstSight(out)
+	}
+	return out, nil
+}
+
+// loadSnapshot reads, checks and (open) opens one snapshot. Its body is
+// dropped after: a listing holds envelopes, not bodies.
+func (r *Repo) loadSnapshot(ctx context.Context, fi backend.FileInfo, kr *keyring, open bool) (*Snapshot, error) {
+	env, err := loadEnvelope(ctx, r.be, fi.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.verifyEnvelope(env, kr); err != nil {
+		return nil, err
+	}
+	id, err := ParseID(fi.Name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: not a snapshot name", ErrCorrupt)
+	}
+	s := &Snapshot{ID: id, Envelope: env, Stored: fi.ModTime}
+	if open && (r.master != nil || r.audit != nil) {
+		if s.Manifest, err = r.openManifest(env); err != nil {
+			return nil, err
+		}
+	}
+	env.Body = nil
+	return s, nil
+}
+
+// judge marks the snapshots the repository does not accept: a revoked
+// key's snapshots after the last one its revocation accepts (version 2:
+// by chain; version 1, which names none: stored after the revocation).
+func (r *Repo) judge(snaps []*Snapshot, kr *keyring, forgotten []Forgotten) {
+	byWriter := map[crypto.KeyID][]*Snapshot{}
+	for _, s := range snaps {
+		if kr.revoked[s.Envelope.Writer] != nil {
+			byWriter[s.Envelope.Writer] = append(byWriter[s.Envelope.Writer], s)
+		}
+	}
+	for key, chain := range byWriter {
+		rev := kr.revoked[key]
+		if !rev.HasLast {
+			for _, s := range chain {
+				t := s.Stored
+				if t.IsZero() {
+					t = s.Envelope.Claimed
+				}
+				if t.After(rev.Revoked.Add(time.Second)) {
+					s.Rejected = fmt.Sprintf("stored after its key %s was revoked (%s)", key, rev.Revoked.Format(time.RFC3339))
+				} else {
+					s.ByRevokedKey = true
+				}
+			}
+			continue
+		}
+		accepted := acceptedChain(chain, forgotten, key, rev.LastSeq, ID(rev.Last))
+		for _, s := range chain {
+			switch {
+			case accepted[s.ID]:
+				s.ByRevokedKey = true
+			case s.Envelope.Seq > rev.LastSeq:
+				s.Rejected = fmt.Sprintf("made after the last snapshot (#%d) the master accepts from revoked key %s", rev.LastSeq, key)
+			default:
+				s.Rejected = fmt.Sprintf("not on the chain the master accepts from revoked key %s (ending at #%d)", key, rev.LastSeq)
+			}
+		}
+	}
+}
+
+// acceptedChain is the set of a key's snapshots on the chain that ends at
+// snapshot last (sequence lastSeq), followed back by their predecessors
+// (through forgotten places too). Where a link is missing, the snapshots
+// below it are accepted if each is alone in its place.
+func acceptedChain(chain []*Snapshot, forgotten []Forgotten, key crypto.KeyID, lastSeq uint64, last ID) map[ID]bool {
+	byID := map[ID]*Envelope{}
+	bySeq := map[uint64][]ID{}
+	for _, s := range chain {
+		byID[s.ID] = s.Envelope
+		bySeq[s.Envelope.Seq] = append(bySeq[s.Envelope.Seq], s.ID)
+	}
+	prevOf := map[ID]ID{}
+	for _, f := range forgotten {
+		if f.Writer == key {
+			prevOf[f.ID] = f.Prev
+		}
+	}
+	accepted := map[ID]bool{}
+	cur, seq := last, lastSeq
+	for seq > 0 {
+		if env, ok := byID[cur]; ok {
+			accepted[cur] = true
+			cur, seq = env.Prev, seq-1
+			continue
+		}
+		if p, ok := prevOf[cur]; ok {
+			cur, seq = p, seq-1
+			continue
+		}
+		break
+	}
+	// A gap: what is below it and alone in its place.
+	for _, s := range chain {
+		if s.Envelope.Seq <= seq && len(bySeq[s.Envelope.Seq]) == 1 {
+			accepted[s.ID] = true
+		}
+	}
+	return accepted
+}
+
+// noteFirstSight records when the master first listed each snapshot (its
+// own record: a writer cannot choose it). Forget keeps what it has not
+// known long enough.
+func (r *Repo) noteFirstSight(snaps []*Snapshot) {
+	c, err := r.localCache()
+	if err != nil {
+		return // no cache: forget keeps more
+	}
+	names := make([]string, len(snaps))
+	for i, s := range snaps {
+		names[i] = s.ID.String()
+	}
+	seen, err := c.firstSeen(names, r.now())
+	if err != nil {
+		return // a cache that cannot write: forget keeps more
+	}
+	for _, s := range snaps {
+		s.FirstSeen = seen[s.ID.String()]
+	}
 }
 
 // FindSnapshot returns the snapshot whose ID starts with prefix (at least
@@ -124,15 +303,15 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 	if len(prefix) < 4 {
 		return nil, fmt.Errorf("snapshot ID %q is too short (give at least 4 hex digits)", prefix)
 	}
-	var found []string
-	err := list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
-		if strings.HasPrefix(name, prefix) {
-			found = append(found, name)
-		}
-		return nil
-	})
+	snaps, err := r.Snapshots(ctx, false)
 	if err != nil {
 		return nil, err
+	}
+	var found []*Snapshot
+	for _, s := range snaps {
+		if strings.HasPrefix(s.ID.String(), prefix) {
+			found = append(found, s)
+		}
 	}
 	switch len(found) {
 	case 0:
@@ -141,218 +320,17 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 	default:
 		return nil, fmt.Errorf("%s: snapshot ID %s is ambiguous (%d snapshots)", r.be.Location(), prefix, len(found))
 	}
-	env, err := loadEnvelope(ctx, r.be, found[0])
-	if err != nil {
-		return nil, err
-	}
-	recs, err := r.keyRecords(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if err := verifyEnvelope(env, recs); err != nil {
-		return nil, fmt.Errorf("%s: snapshots/%s: %w", r.be.Location(), found[0], err)
-	}
-	id, _ := ParseID(found[0])
-	s := &Snapshot{ID: id, Envelope: env}
+	s := found[0]
 	if r.master != nil || r.audit != nil {
+		env, err := loadEnvelope(ctx, r.be, s.ID.String())
+		if err != nil {
+			return nil, err
+		}
 		if s.Manifest, err = r.openManifest(env); err != nil {
-			return nil, fmt.Errorf("%s: snapshots/%s: %w", r.be.Location(), found[0], err)
+			return nil, fmt.Errorf("%s: snapshots/%s: %w", r.be.Location(), s.ID, err)
 		}
 	}
 	return s, nil
-}
-
-// blobReader fetches and opens blobs (master: data and lists; audit:
-// lists).
-type blobReader struct {
-	r     *Repo
-	cache *Cache
-	mu    sync.Mutex
-	keys  map[ID]*crypto.SessionKeys // per pack
-	order []ID
-
-	// Buffers reused from blob to blob (load is called by one goroutine
-	// at a time).
-	sealed, padded []byte
-
-	// Frames opened lately, newest last: a stream's chunks come from a
-	// few frames at a time (the night that wrote a run of them, the
-	// nights that changed parts of it).
-	frames     []*openedFrame
-	frameBytes int
-}
-
-// openedFrame is a frame's plaintext.
-type openedFrame struct {
-	pack   ID
-	offset uint32
-	plain  []byte
-}
-
-// maxFrameCache bounds the plaintext of the frames a blobReader keeps.
-const maxFrameCache = 8 << 20
-
-const maxSessionKeys = 256
-
-func (r *Repo) newBlobReader(ctx context.Context) (*blobReader, error) {
-	c, err := r.openCache(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &blobReader{r: r, cache: c, keys: map[ID]*crypto.SessionKeys{}}, nil
-}
-
-func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.SessionKeys, error) {
-	br.mu.Lock()
-	k := br.keys[pack]
-	br.mu.Unlock()
-	if k != nil {
-		return k, nil
-	}
-	hdr, err := loadRange(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: pack.String()}, 0, int64(packHeaderSize))
-	if err != nil {
-		return nil, err
-	}
-	ph, err := parsePackHeader(hdr)
-	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w", pack.Short(), err)
-	}
-	switch {
-	case br.r.master != nil:
-		k, err = br.r.master.OpenSession(ph.Ephemeral)
-	case br.r.audit != nil:
-		k, err = br.r.audit.OpenSession(ph.Ephemeral)
-	default:
-		return nil, br.r.need("read blobs", crypto.RoleMaster, crypto.RoleAudit)
-	}
-	if err != nil {
-		return nil, err
-	}
-	br.mu.Lock()
-	defer br.mu.Unlock()
-	if len(br.order) >= maxSessionKeys {
-		old := br.order[0]
-		br.order = br.order[1:]
-		if ok := br.keys[old]; ok != nil {
-			ok.Erase()
-		}
-		delete(br.keys, old)
-	}
-	br.keys[pack] = k
-	br.order = append(br.order, pack)
-	return k, nil
-}
-
-// load returns a blob's plaintext (appended to dst[:0]).
-func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) ([]byte, error) {
-	loc, ok := br.cache.Lookup(id)
-	if !ok {
-		return nil, fmt.Errorf("%s: %w: blob %s is in no index", br.r.be.Location(), backend.ErrNotFound, id.Short())
-	}
-	if loc.Type != t {
-		return nil, fmt.Errorf("%s: %w: blob %s is a %d blob, not %d", br.r.be.Location(), ErrCorrupt, id.Short(), loc.Type, t)
-	}
-	if loc.Framed {
-		return br.loadFramed(ctx, loc, dst)
-	}
-	k, sealed, err := br.fetch(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
-	plain, padded, err := openBlob(k, t, id, sealed, loc.RawLen, dst, br.padded)
-	br.padded = padded
-	if err != nil {
-		return nil, fmt.Errorf("%s: pack %s: %w", br.r.be.Location(), loc.Pack.Short(), err)
-	}
-	if t == BlobData {
-		if err := br.verify(id, plain); err != nil {
-			return nil, err
-		}
-	}
-	return plain, nil
-}
-
-// fetch loads the sealed bytes of a blob (or its frame) and the session
-// keys of its pack.
-func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.SessionKeys, []byte, error) {
-	k, err := br.sessionKeys(ctx, loc.Pack)
-	if err != nil {
-		return nil, nil, err
-	}
-	sealed, err := loadRangeInto(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
-	if err != nil {
-		return nil, nil, err
-	}
-	br.sealed = sealed
-	return k, sealed, nil
-}
-
-// verify checks a data chunk against its ID (the master holds the
-// chunk-ID key).
-func (br *blobReader) verify(id ID, plain []byte) error {
-	if br.r.master != nil && ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) != id {
-		return fmt.Errorf("%s: %w: blob %s does not hash to its ID", br.r.be.Location(), ErrCorrupt, id.Short())
-	}
-	return nil
-}
-
-// loadFramed returns a framed chunk's plaintext (appended to dst[:0]).
-func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte) ([]byte, error) {
-	f, err := br.frame(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
-	if uint32(len(f.plain)) != loc.FrameRaw {
-		return nil, fmt.Errorf("%s: %w: the frame of blob %s holds %d bytes, the index says %d", br.r.be.Location(), ErrCorrupt, loc.ID.Short(), len(f.plain), loc.FrameRaw)
-	}
-	plain := append(dst[:0], f.plain[loc.Inner:loc.Inner+loc.RawLen]...)
-	if err := br.verify(loc.ID, plain); err != nil {
-		return nil, err
-	}
-	return plain, nil
-}
-
-// frame returns the opened frame of a framed blob, from the recent ones
-// or from the storage.
-func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, error) {
-	for i := len(br.frames) - 1; i >= 0; i-- {
-		if f := br.frames[i]; f.pack == loc.Pack && f.offset == loc.Offset {
-			// Move it to the end: the least recently used go first.
-			copy(br.frames[i:], br.frames[i+1:])
-			br.frames[len(br.frames)-1] = f
-			return f, nil
-		}
-	}
-	k, sealed, err := br.fetch(ctx, loc)
-	if err != nil {
-		return nil, err
-	}
-	// Reuse the buffer of the frame that goes, if one must.
-	var buf []byte
-	for len(br.frames) > 0 && br.frameBytes+int(loc.FrameRaw) > maxFrameCache {
-		old := br.frames[0]
-		br.frames = br.frames[1:]
-		br.frameBytes -= len(old.plain)
-		buf = old.plain
-	}
-	plain, padded, err := openFrame(k, loc.ID, sealed, loc.FrameRaw, buf, br.padded)
-	br.padded = padded
-	if err != nil {
-		return nil, fmt.Errorf("%s: pack %s: %w", br.r.be.Location(), loc.Pack.Short(), err)
-	}
-	f := &openedFrame{pack: loc.Pack, offset: loc.Offset, plain: plain}
-	br.frames = append(br.frames, f)
-	br.frameBytes += len(plain)
-	return f, nil
-}
-
-func (br *blobReader) close() {
-	br.mu.Lock()
-	defer br.mu.Unlock()
-	for _, k := range br.keys {
-		k.Erase()
-	}
-	br.keys = nil
 }
 
 // WalkStream calls fn for each data chunk of a stream (master or audit).

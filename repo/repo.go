@@ -23,6 +23,7 @@ package repo
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/larder/larder/chunk"
@@ -75,10 +77,14 @@ func DefaultChunking() map[string]ChunkSizes {
 }
 
 const (
-	// repoVersion is the version of new repositories: 2 stores data
-	// chunks in frames. Versions from minRepoVersion on are read and
-	// written (a version 1 repository keeps one blob per chunk).
-	repoVersion    = 2
+	// repoVersion is the version of new repositories. 2 stores data
+	// chunks in frames; 3 keeps chunk lengths out of what writers can read
+	// (short index entries, frames with sealed headers, padded snapshot
+	// bodies), names list chunks by a plain hash (auditors can verify
+	// them) and puts the writer's certificate in each snapshot. Versions
+	// from minRepoVersion on are read and written, each in its own format
+	// (a version 1 repository keeps one blob per chunk).
+	repoVersion    = 3
 	minRepoVersion = 1
 	// MaxConfig bounds the config object.
 	MaxConfig = 1 << 20
@@ -112,6 +118,67 @@ type Repo struct {
 
 	lastStats IngestStats // of the last snapshot committed (tests, messages)
 	uploads   int         // packs a writer uploads at once (SetUploads)
+
+	warnMu   sync.Mutex
+	warned   map[string]bool
+	warnings []Problem
+	scanned  bool // the pack trailers were scanned for copies no index names
+}
+
+// warn records a problem with an object that was skipped (junk, damage,
+// a forgery): the operation goes on without it. Each is recorded once.
+func (r *Repo) warn(obj, what string) {
+	r.warnMu.Lock()
+	defer r.warnMu.Unlock()
+	key := obj + "\x00" + what
+	if r.warned == nil {
+		r.warned = map[string]bool{}
+	}
+	if r.warned[key] || len(r.warnings) >= maxWarnings {
+		return
+	}
+	r.warned[key] = true
+	r.warnings = append(r.warnings, Problem{Object: obj, What: what})
+}
+
+// maxWarnings bounds the warnings kept (a flood of junk objects).
+const maxWarnings = 1000
+
+// Warnings returns the objects skipped since the last call, and forgets
+// them: the command line prints them.
+func (r *Repo) Warnings() []Problem {
+	r.warnMu.Lock()
+	defer r.warnMu.Unlock()
+	w := r.warnings
+	r.warnings = nil
+	return w
+}
+
+// entries is the encoding of blob entries in this repository's packs and
+// index files.
+func (r *Repo) entries() entryFormat {
+	if r.cfg.Version >= 3 {
+		return entriesShort
+	}
+	return entriesLong
+}
+
+// listID is the ID of a list chunk: in version 3 a plain hash of it (the
+// auditors, who read chunk lists but hold no chunk-ID key, can verify it),
+// before that the keyed hash of data chunks.
+func (r *Repo) listID(data []byte) ID {
+	if r.cfg.Version >= 3 {
+		return plainListID(data)
+	}
+	return ID(crypto.ChunkID(r.chunkIDKey(), data))
+}
+
+// plainListID is SHA-256 of a label and the list chunk.
+func plainListID(data []byte) ID {
+	h := sha256.New()
+	h.Write([]byte("larder list chunk v3\x00"))
+	h.Write(data)
+	return ID(h.Sum(nil))
 }
 
 // SetUploads sets how many packs a writer uploads at once (default 2; the
@@ -356,8 +423,9 @@ func (r *Repo) localDir() string {
 	return filepath.Join(dir, r.cfg.ID)
 }
 
-// openCache opens the cache on first use and brings it up to date.
-func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
+// localCache opens the cache on first use, without bringing its copy of
+// the index up to date.
+func (r *Repo) localCache() (*Cache, error) {
 	if r.cache == nil {
 		c, err := OpenCache(r.localDir())
 		if err != nil {
@@ -365,7 +433,15 @@ func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
 		}
 		r.cache = c
 	}
-	if err := r.cache.Sync(ctx, r.be, r.indexKey()); err != nil {
+	return r.cache, nil
+}
+
+// openCache opens the cache on first use and brings it up to date.
+func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
+	if _, err := r.localCache(); err != nil {
+		return nil, err
+	}
+	if err := r.cache.Sync(ctx, r.be, r.indexKey(), r.cfg.master.SignPub, r.warn); err != nil {
 		return nil, err
 	}
 	return r.cache, nil
@@ -426,7 +502,26 @@ func (r *Repo) FindOriginal(ctx context.Context, sha [32]byte) (string, bool, er
 	if err != nil {
 		return "", false, err
 	}
-	if err := c.syncSnapshots(ctx, r.be); err != nil {
+	kr, err := r.keyring(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	// Only a snapshot whose signature verifies, of a key the master has
+	// not revoked before it, vouches for its original.
+	accept := func(name string, env *Envelope) bool {
+		if r.verifyEnvelope(env, kr) != nil {
+			return false
+		}
+		rev := kr.revoked[env.Writer]
+		switch {
+		case rev == nil:
+			return true
+		case rev.HasLast:
+			return env.Seq <= rev.LastSeq
+		}
+		return !env.Claimed.After(rev.Revoked.Add(time.Second))
+	}
+	if err := c.syncSnapshots(ctx, r.be, accept); err != nil {
 		return "", false, err
 	}
 	name, ok := c.Original(r.OriginalTag(sha))

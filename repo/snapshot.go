@@ -8,31 +8,43 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"io"
 	"time"
+
+	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"
 )
 
 // A snapshot is stored as an envelope (docs/FORMAT.md, "Snapshot"):
 //
-//	"LRDSNAP1" | writer key ID 16 | seq uvarint | prev 32 | claimed time
-//	int64 (Unix ns) | original tag 32 | body length uvarint | sealed body
-//	| Ed25519 signature 64 (context "larder manifest v1") over all before
+//	v1 "LRDSNAP1" | writer key ID 16 | seq uvarint | prev 32 | claimed
+//	   time int64 (Unix ns) | original tag 32 | body length uvarint |
+//	   sealed body | Ed25519 signature 64 (context "larder manifest v1")
+//	   over all before
+//	v2 "LRDSNAP2" | writer's certificate (length uvarint, bytes) | the
+//	   same from seq on (repository version 3)
 //
 // The envelope is plaintext so that every key can list snapshots, follow
 // each writer's chain and find the originals already stored; the body,
-// sealed to the master and the auditors, holds the rest (Manifest).
+// sealed to the master and the auditors, holds the rest (Manifest). A v2
+// envelope carries its writer's certificate: it verifies with nothing but
+// the master's public key (in the config), whatever became of keys/.
 const (
-	snapMagic = "LRDSNAP1"
+	snapMagic  = "LRDSNAP1"
+	snapMagic2 = "LRDSNAP2"
 	// MaxSnapshot bounds a stored snapshot.
 	MaxSnapshot = 64 << 20
+	// MaxSeq bounds a snapshot's sequence number (a snapshot a minute
+	// for 8000 years): a larger one is damaged or forged, and never sizes
+	// anything.
+	MaxSeq = 1 << 32
 )
 
 // Envelope is the plaintext part of a snapshot.
 type Envelope struct {
 	Writer   crypto.KeyID
+	Cert     []byte // v2: the writer's certificate (a key record)
 	Seq      uint64 // 1 for a writer's first snapshot
 	Prev     ID     // the writer's previous snapshot, zero for the first
 	Claimed  time.Time
@@ -44,8 +56,15 @@ type Envelope struct {
 }
 
 func (e *Envelope) marshalSigned() []byte {
-	b := []byte(snapMagic)
-	b = append(b, e.Writer[:]...)
+	var b []byte
+	if e.Cert != nil {
+		b = []byte(snapMagic2)
+		b = binary.AppendUvarint(b, uint64(len(e.Cert)))
+		b = append(b, e.Cert...)
+	} else {
+		b = []byte(snapMagic)
+		b = append(b, e.Writer[:]...)
+	}
 	b = binary.AppendUvarint(b, e.Seq)
 	b = append(b, e.Prev[:]...)
 	b = binary.LittleEndian.AppendUint64(b, uint64(e.Claimed.UnixNano()))
@@ -56,17 +75,36 @@ func (e *Envelope) marshalSigned() []byte {
 }
 
 func parseEnvelope(b []byte) (*Envelope, error) {
-	if !bytes.HasPrefix(b, []byte(snapMagic)) {
-		return nil, errors.New("not a larder snapshot")
-	}
-	r := bytes.NewReader(b[len(snapMagic):])
 	e := &Envelope{}
-	if _, err := io.ReadFull(r, e.Writer[:]); err != nil {
-		return nil, err
+	var r *bytes.Reader
+	switch {
+	case bytes.HasPrefix(b, []byte(snapMagic)):
+		r = bytes.NewReader(b[len(snapMagic):])
+		if _, err := io.ReadFull(r, e.Writer[:]); err != nil {
+			return nil, err
+		}
+	case bytes.HasPrefix(b, []byte(snapMagic2)):
+		r = bytes.NewReader(b[len(snapMagic2):])
+		n, err := binary.ReadUvarint(r)
+		if err != nil || n > crypto.MaxCertificateSize || n > uint64(r.Len()) {
+			return nil, errors.New("bad certificate length")
+		}
+		e.Cert = make([]byte, n)
+		io.ReadFull(r, e.Cert)
+		rec, err := crypto.ParseKeyRecord(e.Cert)
+		if err != nil {
+			return nil, fmt.Errorf("writer's certificate: %w", err)
+		}
+		e.Writer = rec.ID
+	default:
+		return nil, errors.New("not a larder snapshot")
 	}
 	var err error
 	if e.Seq, err = binary.ReadUvarint(r); err != nil {
 		return nil, err
+	}
+	if e.Seq == 0 || e.Seq > MaxSeq {
+		return nil, fmt.Errorf("sequence number %d is out of range", e.Seq)
 	}
 	if _, err := io.ReadFull(r, e.Prev[:]); err != nil {
 		return nil, err
@@ -95,17 +133,18 @@ func parseEnvelope(b []byte) (*Envelope, error) {
 }
 
 // loadEnvelope reads a snapshot and checks that its bytes match its name.
+// Its errors are ErrCorrupt unless the storage failed.
 func loadEnvelope(ctx context.Context, be backend.Backend, name string) (*Envelope, error) {
 	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeSnapshot, Name: name}, MaxSnapshot)
 	if err != nil {
 		return nil, err
 	}
 	if !verifyContentName(name, b) {
-		return nil, fmt.Errorf("snapshots/%s: content does not match its name (bit rot or tampering)", name)
+		return nil, fmt.Errorf("snapshots/%s: %w: content does not match its name (bit rot or tampering)", name, ErrCorrupt)
 	}
 	e, err := parseEnvelope(b)
 	if err != nil {
-		return nil, fmt.Errorf("snapshots/%s: %w", name, err)
+		return nil, fmt.Errorf("snapshots/%s: %w: %w", name, ErrCorrupt, err)
 	}
 	return e, nil
 }
@@ -163,7 +202,17 @@ func (id *ID) UnmarshalJSON(b []byte) error {
 // and, when a key could open it, its manifest.
 type Snapshot struct {
 	ID       ID
-	Envelope *Envelope
+	Envelope *Envelope // without its body (Body nil) once listed
 	Manifest *Manifest // nil unless opened
 	Stored   time.Time // the storage's time for the object, if known
+	// Rejected says why the repository does not accept the snapshot
+	// (its key was revoked before it, or it is off the chain the
+	// revocation accepts); "" for an accepted one. Restore, drill and
+	// forget pass rejected snapshots by; audit reports them.
+	Rejected string
+	// ByRevokedKey: accepted, from a key revoked later.
+	ByRevokedKey bool
+	// FirstSeen is when this machine's master first listed it (zero:
+	// not known).
+	FirstSeen time.Time
 }

@@ -97,3 +97,29 @@ func mustAudit(t testing.TB, r *Repo) *AuditReport {
 	}
 	return rep
 }
+
+// indexedPacks returns every pack the cache (the index files) names, with
+// its claimed blobs.
+func indexedPacks(t testing.TB, r *Repo) []IndexedPack {
+	t.Helper()
+	c, err := r.openCache(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	byPack := map[ID][]Blob{}
+	var order []ID
+	if err := c.forEachCopy(func(cp Copy) error {
+		if _, ok := byPack[cp.Pack]; !ok {
+			order = append(order, cp.Pack)
+		}
+		byPack[cp.Pack] = append(byPack[cp.Pack], cp.Blob)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var out []IndexedPack
+	for _, id := range order {
+		out = append(out, IndexedPack{ID: id, Blobs: byPack[id]})
+	}
+	return out
+}

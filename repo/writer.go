@@ -129,7 +129,12 @@ func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, er
 // claim computes a chunk's ID and reports whether it is new: not stored
 // and not pending in this session. A new chunk becomes pending.
 func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
-	id := ID(crypto.ChunkID(w.r.chunkIDKey(), data))
+	var id ID
+	if t == BlobList {
+		id = w.r.listID(data)
+	} else {
+		id = ID(crypto.ChunkID(w.r.chunkIDKey(), data))
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -207,7 +212,7 @@ func (w *Writer) addFrame(ctx context.Context, sealed []byte, frameRaw int, entr
 func (w *Writer) somePack() (*packBuilder, int, error) {
 	i := w.rnd.IntN(openPacks)
 	for len(w.open) <= i {
-		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key)
+		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key, w.r.entries())
 		if err != nil {
 			return nil, 0, err
 		}
@@ -281,7 +286,7 @@ func (sw *StreamWriter) addNew(ctx context.Context, id ID, data []byte) error {
 func (sw *StreamWriter) gather(ctx context.Context, id ID, data []byte) error {
 	sw.entries = append(sw.entries, Blob{ID: id, RawLen: uint32(len(data)), Inner: uint32(len(sw.buf))})
 	sw.buf = append(sw.buf, data...)
-	if len(sw.buf) >= frameTarget {
+	if len(sw.buf) >= frameTarget || len(sw.entries) >= maxFrameChunks {
 		return sw.flush(ctx)
 	}
 	return nil
@@ -292,7 +297,13 @@ func (sw *StreamWriter) flush(ctx context.Context) error {
 	if len(sw.entries) == 0 {
 		return nil
 	}
-	sealed, err := sealFrame(sw.w.session, sw.buf)
+	plain := sw.buf
+	if sw.w.r.cfg.Version >= 3 {
+		// The frame's header says where its chunks are (short entries
+		// do not).
+		plain = append(appendFrameHeader(make([]byte, 0, 10+len(sw.entries)*37+len(sw.buf)), sw.entries), sw.buf...)
+	}
+	sealed, err := sealFrame(sw.w.session, plain)
 	if err != nil {
 		return sw.w.fail(err)
 	}
@@ -333,6 +344,12 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 	id, path, err := p.finish(w.r.indexKey())
 	if err != nil {
 		p.discard()
+		return err
+	}
+	// This machine saved it: its own deduplicate against it, whoever
+	// else claims what.
+	if err := w.cache.markOwn(id); err != nil {
+		os.Remove(path)
 		return err
 	}
 	if w.slots == nil {
@@ -391,8 +408,14 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 	if len(w.done) == 0 {
 		return nil
 	}
-	f := &IndexFile{Packs: w.done}
-	name, err := saveContent(ctx, w.r.be, backend.TypeIndex, f.seal(w.r.indexKey()))
+	// A master's session is verified by its making: the master sealed
+	// what it read itself (prune's repack, or the master's own ingest).
+	f := &IndexFile{Packs: w.done, Entries: w.r.entries(), Verified: w.r.master != nil}
+	sealed, err := f.seal(w.r.indexKey(), w.r.signIndex)
+	if err != nil {
+		return err
+	}
+	name, err := saveContent(ctx, w.r.be, backend.TypeIndex, sealed)
 	if err != nil {
 		return fmt.Errorf("%s: saving an index file: %w", w.r.be.Location(), err)
 	}
@@ -484,10 +507,23 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	if err != nil {
 		return ID{}, err
 	}
+	if seq >= MaxSeq {
+		return ID{}, fmt.Errorf("%s: the chain of key %s is full (%d snapshots)", w.r.be.Location(), w.key, seq)
+	}
+	w.r.noticeForeign(w.cache, w.key, seq, prev)
 	m.Stats = w.Stats()
 	body, err := jsonMarshal(m)
 	if err != nil {
 		return ID{}, err
+	}
+	var cert []byte
+	if w.r.cfg.Version >= 3 {
+		// The manifest's size says little (PADME), and the envelope
+		// carries the writer's certificate.
+		body = crypto.Pad(nil, body)
+		if cert, err = w.r.ownRecord(); err != nil {
+			return ID{}, err
+		}
 	}
 	var masterPub, auditPub [32]byte
 	if w.r.master != nil {
@@ -495,7 +531,7 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	} else {
 		masterPub, auditPub = w.r.write.MasterBoxPub, w.r.write.AuditBoxPub
 	}
-	env := &Envelope{Writer: w.key, Seq: seq + 1, Prev: prev, Claimed: w.r.now().UTC(),
+	env := &Envelope{Writer: w.key, Cert: cert, Seq: seq + 1, Prev: prev, Claimed: w.r.now().UTC(),
 		Original: w.r.OriginalTag(original)}
 	// The body is sealed to the master and the auditors; its associated
 	// data binds it to the envelope's writer and place in the chain.
@@ -519,7 +555,49 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 		return ID{}, fmt.Errorf("%s: saving the snapshot: %w", w.r.be.Location(), err)
 	}
 	w.r.lastStats = m.Stats
-	return ParseID(name)
+	id, err := ParseID(name)
+	if err != nil {
+		return ID{}, err
+	}
+	// This machine's record of its own chain: the next commit tells
+	// snapshots someone else made with this key from its own.
+	if err := w.cache.setHead(headKey(w.key), id, env.Seq); err != nil {
+		return ID{}, err
+	}
+	return id, nil
+}
+
+func headKey(k crypto.KeyID) []byte { return k[:] }
+
+// noticeForeign warns when the key's chain in the repository goes on past
+// the last snapshot this machine committed with it: someone else holds the
+// key (a stolen key, or the key copied to a second machine).
+func (r *Repo) noticeForeign(c *Cache, key crypto.KeyID, seq uint64, head ID) {
+	mine, mySeq, ok := c.head(headKey(key))
+	if !ok || mine == head || seq <= mySeq {
+		return
+	}
+	r.warn("chain of key "+key.String(), fmt.Sprintf(
+		"%d snapshots (#%d to #%d, the newest %s) that this machine did not make follow its last one (#%d %s): the key is used elsewhere; if that is not you, the key is stolen: have the master revoke it (larder key revoke %s --last %s)",
+		seq-mySeq, mySeq+1, seq, head.Short(), mySeq, mine.Short(), key, mine.Short()))
+}
+
+// ownRecord is the certificate of the key that writes (the master's own
+// for a master).
+func (r *Repo) ownRecord() ([]byte, error) {
+	var rec *crypto.KeyRecord
+	var err error
+	switch {
+	case r.master != nil:
+		if rec, err = r.master.Record(); err != nil {
+			return nil, err
+		}
+	case r.write != nil:
+		rec = r.write.Record()
+	default:
+		return nil, r.need("add snapshots", crypto.RoleMaster, crypto.RoleWrite)
+	}
+	return rec.MarshalBinary()
 }
 
 // Close ends the session: open packs are dropped (their blobs are in no
@@ -550,6 +628,14 @@ func (w *Writer) Close(ctx context.Context) error {
 	return nil
 }
 
+// signIndex signs a verified index file (master only).
+func (r *Repo) signIndex(b []byte) ([]byte, error) {
+	if r.master == nil {
+		return nil, r.need("verify index files", crypto.RoleMaster)
+	}
+	return r.master.Sign(indexContext, b)
+}
+
 // bodyAD is the associated data of a snapshot's sealed body.
 func (e *Envelope) bodyAD() []byte {
 	b := append([]byte("larder manifest body v1\x00"), e.Writer[:]...)
@@ -559,18 +645,29 @@ func (e *Envelope) bodyAD() []byte {
 }
 
 // chainHead returns the sequence number and ID of a key's newest snapshot
-// (0 and the zero ID if none).
+// (0 and the zero ID if none): of those whose signature verifies (junk in
+// snapshots/ is passed by), or forgotten.
 func (r *Repo) chainHead(ctx context.Context, key crypto.KeyID) (uint64, ID, error) {
+	kr, err := r.keyring(ctx)
+	if err != nil {
+		return 0, ID{}, err
+	}
 	var seq uint64
 	var head ID
-	err := list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
+	err = list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
 		env, err := loadEnvelope(ctx, r.be, name)
 		if err != nil {
-			return err
+			if transient(err) {
+				return err
+			}
+			r.warn("snapshots/"+name, fmt.Sprintf("skipped: %v", err))
+			return nil
 		}
-		if env.Writer == key && env.Seq > seq {
-			seq = env.Seq
-			head, _ = ParseID(name)
+		if env.Writer != key || env.Seq <= seq || r.verifyEnvelope(env, kr) != nil {
+			return nil
+		}
+		if id, err := ParseID(name); err == nil {
+			seq, head = env.Seq, id
 		}
 		return nil
 	})
@@ -583,7 +680,7 @@ func (r *Repo) chainHead(ctx context.Context, key crypto.KeyID) (uint64, ID, err
 		return 0, ID{}, err
 	}
 	for _, f := range fs {
-		if f.Writer == key && f.Seq > seq {
+		if f.Writer == key && f.Seq > seq && f.Seq <= MaxSeq {
 			seq, head = f.Seq, f.ID
 		}
 	}

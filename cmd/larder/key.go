@@ -51,8 +51,12 @@ func keyCommand() *cli.Command {
 				Name:      "revoke",
 				Usage:     "revoke a write or audit key (master key)",
 				ArgsUsage: "KEY-ID",
-				Flags:     []cli.Flag{&cli.StringFlag{Name: "reason", Usage: "why, recorded with the revocation"}},
-				Action:    runKeyRevoke,
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "reason", Usage: "why, recorded with the revocation"},
+					&cli.StringFlag{Name: "last", Usage: "the last snapshot of the key to accept (ID; default: its newest now); later ones are rejected"},
+					&cli.BoolFlag{Name: "reject-all", Usage: "accept none of the key's snapshots"},
+				},
+				Action: runKeyRevoke,
 			},
 		},
 	}
@@ -216,12 +220,26 @@ func runKeyRevoke(c *cli.Context) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
+	if c.String("last") != "" && c.Bool("reject-all") {
+		return usagef("key revoke: --last and --reject-all exclude each other")
+	}
 	r, err := openRepo(c)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if err := r.Revoke(c.Context, id, c.String("reason")); err != nil {
+	var last *repo.ID
+	switch {
+	case c.Bool("reject-all"):
+		last = &repo.ID{}
+	case c.String("last") != "":
+		s, err := r.FindSnapshot(c.Context, c.String("last"))
+		if err != nil {
+			return err
+		}
+		last = &s.ID
+	}
+	if err := r.Revoke(c.Context, id, c.String("reason"), last); err != nil {
 		return err
 	}
 	out(c, "revoked key %s\n", id)

@@ -129,8 +129,8 @@ func Start(dir string) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		Endpoint:  fmt.Sprintf("127.0.0.1:%d", port),
-		RootKey:   "root" + randHex(6), RootSecret: randHex(16),
+		Endpoint: fmt.Sprintf("127.0.0.1:%d", port),
+		RootKey:  "root" + randHex(6), RootSecret: randHex(16),
 		WriterKey: "writer" + randHex(6), WriterSecret: randHex(16),
 		bin: bin, dir: dir,
 	}

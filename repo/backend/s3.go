@@ -90,7 +90,7 @@ func ParseS3URL(s string) (S3Config, error) {
 		cfg.Endpoint, rest = host, p
 	}
 	bucket, prefix, _ := strings.Cut(rest, "/")
-	cfg.Bucket, cfg.Prefix = bucket, strings.Trim(path.Clean("/" + prefix), "/")
+	cfg.Bucket, cfg.Prefix = bucket, strings.Trim(path.Clean("/"+prefix), "/")
 	if cfg.Endpoint == "" || cfg.Bucket == "" {
 		return S3Config{}, fmt.Errorf("repository location %q: want s3:https://HOST[:PORT]/BUCKET[/PREFIX]", s)
 	}
@@ -284,8 +284,8 @@ func newWatchdog(ctx context.Context) (context.Context, *watchdog) {
 
 var errStalled = errors.New("s3: the transfer made no progress for " + s3StallTimeout.String())
 
-func (w *watchdog) kick()  { w.timer.Reset(s3StallTimeout) }
-func (w *watchdog) stop()  { w.timer.Stop(); w.cancel() }
+func (w *watchdog) kick() { w.timer.Reset(s3StallTimeout) }
+func (w *watchdog) stop() { w.timer.Stop(); w.cancel() }
 func (w *watchdog) reader(r io.Reader) io.Reader {
 	return readerFunc(func(p []byte) (int, error) {
 		n, err := r.Read(p)

@@ -1,0 +1,345 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo/backend"
+)
+
+// blobReader fetches and opens blobs (master: data and lists; audit:
+// lists). Every claim about where a chunk is comes from a writer and may
+// be false, so it tries every known copy of a chunk until one opens and
+// matches the chunk's ID; when none does it reads the trailers of the
+// packs no scan has read yet (a lost or lying index) and tries again.
+type blobReader struct {
+	r     *Repo
+	cache *Cache
+	mu    sync.Mutex
+	keys  map[ID]*crypto.SessionKeys // per pack
+	order []ID
+
+	// Buffers reused from blob to blob (load is called by one goroutine
+	// at a time).
+	sealed, padded []byte
+
+	// Frames opened lately, newest last: a stream's chunks come from a
+	// few frames at a time (the night that wrote a run of them, the
+	// nights that changed parts of it).
+	frames     []*openedFrame
+	frameBytes int
+}
+
+// openedFrame is a frame's plaintext.
+type openedFrame struct {
+	pack   ID
+	offset uint32
+	plain  []byte           // the chunk bytes
+	spans  map[ID]frameSpan // version 3: where each chunk is
+}
+
+// maxFrameCache bounds the plaintext of the frames a blobReader keeps.
+const maxFrameCache = 8 << 20
+
+const maxSessionKeys = 256
+
+func (r *Repo) newBlobReader(ctx context.Context) (*blobReader, error) {
+	c, err := r.openCache(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &blobReader{r: r, cache: c, keys: map[ID]*crypto.SessionKeys{}}, nil
+}
+
+func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.SessionKeys, error) {
+	br.mu.Lock()
+	k := br.keys[pack]
+	br.mu.Unlock()
+	if k != nil {
+		return k, nil
+	}
+	hdr, err := loadRange(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: pack.String()}, 0, int64(packHeaderSize))
+	if err != nil {
+		return nil, err
+	}
+	ph, err := parsePackHeader(hdr)
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w: %w", pack.Short(), ErrBlob, err)
+	}
+	switch {
+	case br.r.master != nil:
+		k, err = br.r.master.OpenSession(ph.Ephemeral)
+	case br.r.audit != nil:
+		k, err = br.r.audit.OpenSession(ph.Ephemeral)
+	default:
+		return nil, br.r.need("read blobs", crypto.RoleMaster, crypto.RoleAudit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w: %w", pack.Short(), ErrBlob, err)
+	}
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	if len(br.order) >= maxSessionKeys {
+		old := br.order[0]
+		br.order = br.order[1:]
+		if ok := br.keys[old]; ok != nil {
+			ok.Erase()
+		}
+		delete(br.keys, old)
+	}
+	br.keys[pack] = k
+	br.order = append(br.order, pack)
+	return k, nil
+}
+
+// transient reports an error that says nothing about the copy: the
+// storage did not answer (after its retries), or the work was stopped.
+// Such an error ends a read at once instead of trying the next copy.
+func transient(err error) bool {
+	return !errors.Is(err, ErrBlob) && !errors.Is(err, ErrCorrupt) && !backend.IsPermanent(err) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// load returns a blob's plaintext (appended to dst[:0]), from the first
+// copy that opens and matches its ID.
+func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) ([]byte, error) {
+	tried := map[PackedBlob]bool{}
+	var failed []error
+	for round := 0; round < 2; round++ {
+		for _, c := range br.cache.Copies(id) {
+			if tried[c.PackedBlob] || c.Type != t {
+				continue
+			}
+			tried[c.PackedBlob] = true
+			out, err := br.loadCopy(ctx, t, c.PackedBlob, dst)
+			if err == nil {
+				return out, nil
+			}
+			if transient(err) {
+				return nil, err
+			}
+			br.r.warn("data/"+c.Pack.String(), fmt.Sprintf("a copy of chunk %s is not intact: %v", id.Short(), err))
+			failed = append(failed, err)
+		}
+		if round == 0 {
+			n, err := br.r.scanTrailers(ctx, br.cache)
+			if err != nil {
+				return nil, err
+			}
+			if n == 0 {
+				break
+			}
+		}
+	}
+	if len(failed) == 0 {
+		return nil, fmt.Errorf("%s: %w: blob %s is in no index and no pack", br.r.be.Location(), backend.ErrNotFound, id.Short())
+	}
+	return nil, fmt.Errorf("%s: %w: no copy of blob %s is intact (%d tried; first: %w)", br.r.be.Location(), ErrCorrupt, id.Short(), len(failed), failed[0])
+}
+
+// loadCopy reads one copy of a blob and checks it against its ID.
+func (br *blobReader) loadCopy(ctx context.Context, t BlobType, loc PackedBlob, dst []byte) ([]byte, error) {
+	if loc.Framed {
+		return br.loadFramed(ctx, loc, dst)
+	}
+	k, sealed, err := br.fetch(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	limit := uint32(chunkLimit(t))
+	plain, padded, err := openBlob(k, t, loc.ID, sealed, loc.RawLen, limit, dst, br.padded)
+	br.padded = padded
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", loc.Pack.Short(), err)
+	}
+	if err := br.verify(t, loc.ID, plain); err != nil {
+		return nil, err
+	}
+	return plain, nil
+}
+
+// fetch loads the sealed bytes of a blob (or its frame) and the session
+// keys of its pack.
+func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.SessionKeys, []byte, error) {
+	k, err := br.sessionKeys(ctx, loc.Pack)
+	if err != nil {
+		return nil, nil, err
+	}
+	sealed, err := loadRangeInto(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
+	if errors.Is(err, backend.ErrNotFound) {
+		return nil, nil, fmt.Errorf("pack %s: %w: %w", loc.Pack.Short(), ErrBlob, err)
+	}
+	if err != nil {
+		if !transient(err) {
+			// Short: the claim's range lies outside the pack.
+			return nil, nil, fmt.Errorf("pack %s: %w: %w", loc.Pack.Short(), ErrBlob, err)
+		}
+		return nil, nil, err
+	}
+	br.sealed = sealed
+	return k, sealed, nil
+}
+
+// verify checks a chunk against its ID with what the key holds: the
+// master checks every chunk; an audit key the list chunks of version 3
+// (plain hashes).
+func (br *blobReader) verify(t BlobType, id ID, plain []byte) error {
+	var ok bool
+	switch {
+	case t == BlobList && br.r.cfg.Version >= 3:
+		ok = plainListID(plain) == id
+	case br.r.master != nil:
+		ok = ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) == id
+	default:
+		return nil // an audit key cannot check a keyed ID
+	}
+	if !ok {
+		return fmt.Errorf("%w: blob %s does not hash to its ID", ErrBlob, id.Short())
+	}
+	return nil
+}
+
+// loadFramed returns a framed chunk's plaintext (appended to dst[:0]).
+func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte) ([]byte, error) {
+	f, err := br.frame(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	var span frameSpan
+	if f.spans != nil {
+		s, ok := f.spans[loc.ID]
+		if !ok {
+			return nil, fmt.Errorf("%w: the frame said to hold chunk %s does not", ErrBlob, loc.ID.Short())
+		}
+		span = s
+	} else {
+		if uint32(len(f.plain)) != loc.FrameRaw {
+			return nil, fmt.Errorf("%w: the frame of blob %s holds %d bytes, the index says %d", ErrBlob, loc.ID.Short(), len(f.plain), loc.FrameRaw)
+		}
+		span = frameSpan{loc.Inner, loc.RawLen}
+	}
+	plain := append(dst[:0], f.plain[span.off:span.off+span.n]...)
+	if err := br.verify(BlobData, loc.ID, plain); err != nil {
+		return nil, err
+	}
+	return plain, nil
+}
+
+// frame returns the opened frame of a framed blob, from the recent ones
+// or from the storage.
+func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, error) {
+	for i := len(br.frames) - 1; i >= 0; i-- {
+		if f := br.frames[i]; f.pack == loc.Pack && f.offset == loc.Offset {
+			// Move it to the end: the least recently used go first.
+			copy(br.frames[i:], br.frames[i+1:])
+			br.frames[len(br.frames)-1] = f
+			return f, nil
+		}
+	}
+	k, sealed, err := br.fetch(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	// Reuse the buffer of the frame that goes, if one must.
+	var buf []byte
+	for len(br.frames) > 0 && br.frameBytes+int(max(loc.FrameRaw, frameTarget)) > maxFrameCache {
+		old := br.frames[0]
+		br.frames = br.frames[1:]
+		br.frameBytes -= cap(old.plain)
+		buf = old.plain
+	}
+	limit := uint32(maxFrameRaw)
+	if br.r.cfg.Version >= 3 {
+		limit = maxFramePlain
+	}
+	plain, padded, err := openFrame(k, loc.ID, sealed, loc.FrameRaw, limit, buf, br.padded)
+	br.padded = padded
+	if err != nil {
+		return nil, fmt.Errorf("pack %s: %w", loc.Pack.Short(), err)
+	}
+	f := &openedFrame{pack: loc.Pack, offset: loc.Offset, plain: plain}
+	if br.r.cfg.Version >= 3 {
+		spans, data, err := parseFrame(plain)
+		if err != nil {
+			return nil, fmt.Errorf("pack %s: %w: the frame of %s: %w", loc.Pack.Short(), ErrBlob, loc.ID.Short(), err)
+		}
+		f.spans, f.plain = spans, data
+	}
+	br.frames = append(br.frames, f)
+	br.frameBytes += cap(plain)
+	return f, nil
+}
+
+// cachedFrame returns an opened frame the reader keeps, or nil.
+func (br *blobReader) cachedFrame(pack ID, offset uint32) *openedFrame {
+	for _, f := range br.frames {
+		if f.pack == pack && f.offset == offset {
+			return f
+		}
+	}
+	return nil
+}
+
+func (br *blobReader) close() {
+	br.mu.Lock()
+	defer br.mu.Unlock()
+	for _, k := range br.keys {
+		k.Erase()
+	}
+	br.keys = nil
+}
+
+// scanTrailers reads the trailers of the packs whose claims are not in
+// the cache yet and adds those claims (once per Repo: it is the fallback
+// when no copy a claim names is intact). It returns how many packs it
+// read. Packs whose trailer cannot be read are reported and skipped.
+func (r *Repo) scanTrailers(ctx context.Context, c *Cache) (int, error) {
+	r.warnMu.Lock()
+	done := r.scanned
+	r.scanned = true
+	r.warnMu.Unlock()
+	if done {
+		return 0, nil
+	}
+	var packs []ID
+	if err := list(ctx, r.be, backend.TypeData, func(name string, _ int64) error {
+		id, err := ParseID(name)
+		if err != nil {
+			r.warn("data/"+name, "not a pack name: skipped")
+			return nil
+		}
+		if !c.scanned(id) {
+			packs = append(packs, id)
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range packs {
+		_, blobs, err := readPackTrailer(ctx, r.be, id, r.indexKey())
+		if err != nil {
+			if transient(err) {
+				return n, err
+			}
+			r.warn("data/"+id.String(), fmt.Sprintf("its trailer cannot be read: %v", err))
+			continue
+		}
+		if err := c.addTrailer(IndexedPack{ID: id, Blobs: blobs}); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// chunkLimit is the most plaintext a blob of type t holds.
+func chunkLimit(t BlobType) int {
+	if t == BlobList {
+		return maxListChunk
+	}
+	return maxChunkPlain
+}
