@@ -316,7 +316,7 @@ func addPacks(tx *bolt.Tx, packs []IndexedPack, flags byte) error {
 	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
 	blobs, dedup := tx.Bucket(bucketBlobs), tx.Bucket(bucketDedup)
 	for _, e := range all {
-		if old := blobs.Get(e.key); old != nil && len(old) > 0 {
+		if old := blobs.Get(e.key); len(old) > 0 {
 			// The same copy claimed again: keep every source's flags.
 			e.val[0] |= old[0]
 		}
@@ -597,5 +597,25 @@ func (c *Cache) forEachCopy(fn func(Copy) error) error {
 			}
 			return fn(Copy{PackedBlob: PackedBlob{Blob: b, Pack: pid}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0})
 		})
+	})
+}
+
+// clearLockWaits forgets the keys not in the way now (keep false).
+func (c *Cache) clearLockWaits(keep func(key string) bool) error {
+	return c.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketLockWait)
+		var gone [][]byte
+		b.ForEach(func(k, _ []byte) error {
+			if !keep(string(k)) {
+				gone = append(gone, bytes.Clone(k))
+			}
+			return nil
+		})
+		for _, k := range gone {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }

@@ -48,3 +48,9 @@ func tryFlockFile(path string) (unlock func(), ok bool) {
 	}
 	return func() { f.Close() }, true
 }
+
+// processAlive reports whether a process with the ID runs on this machine.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}

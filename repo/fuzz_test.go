@@ -61,7 +61,11 @@ func fuzzRepo(tb testing.TB, be backend.Backend) *Repo {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return &Repo{be: be, cfg: &Config{master: rec}, master: m, now: time.Now}
+	r := &Repo{be: be, cfg: &Config{master: rec}, master: m, now: time.Now}
+	if t, ok := tb.(*testing.T); ok {
+		r.SetCacheDir(t.TempDir())
+	}
+	return r
 }
 
 // heapAllocs returns the bytes allocated on the heap so far. It stops the
@@ -452,31 +456,41 @@ func FuzzWalkTree(f *testing.F) {
 	})
 }
 
-// FuzzLockFile: any bytes as a lock object (and as a second one whose
-// storage time is stale). Listing locks never fails; a lock is active
-// exactly when its object is a readable lock; an exclusive lock is refused
-// exactly then.
+// FuzzLockFile: any bytes as the body of a lock object, signed by the
+// repository's master key, stored twice (one object's storage time is
+// stale), and the same bytes stored unsigned. Listing locks never fails; a
+// lock is active exactly when its body is a lock of its own name made by
+// that key and it is fresh; the unsigned object never counts (version 3);
+// an exclusive lock is refused exactly when one is active.
 func FuzzLockFile(f *testing.F) {
+	m := fuzzMaster()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ctx := context.Background()
 		now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 		be := newMemBackend()
-		live, dead := backend.Handle{Type: backend.TypeLock, Name: "00000000000000aa"}, backend.Handle{Type: backend.TypeLock, Name: "00000000000000bb"}
+		sig, err := m.Sign(lockContext, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed := mustJSON(t, signedLock{Body: data, Sig: sig})
+		live, dead, bare := backend.Handle{Type: backend.TypeLock, Name: fuzzLockName}, backend.Handle{Type: backend.TypeLock, Name: "00000000000000bb"}, backend.Handle{Type: backend.TypeLock, Name: "00000000000000cc"}
 		liveAt := now.Add(-time.Minute)
-		be.PutAt(live, data, liveAt)
-		be.PutAt(dead, data, now.Add(-LockStale-time.Minute))
+		be.PutAt(live, signed, liveAt)
+		be.PutAt(dead, signed, now.Add(-LockStale-time.Minute))
+		be.PutAt(bare, data, liveAt)
 		r := fuzzRepo(t, be)
-		r.master = nil // a write key would see the same; nothing is removed
+		r.cfg.Version = repoVersion
 		r.now = func() time.Time { return now }
 		active, err := r.ActiveLocks(ctx)
 		if err != nil {
 			t.Fatalf("listing locks: %v", err)
 		}
 		var info LockInfo
-		readable := len(data) <= maxLockFile && json.Unmarshal(data, &info) == nil
-		if !readable {
+		valid := len(signed) <= maxLockFile && json.Unmarshal(data, &info) == nil && info.ID == live.Name &&
+			info.Key == m.ID.String() && !info.Done && !processGone(info)
+		if !valid {
 			if len(active) != 0 {
-				t.Fatalf("an unreadable lock object is active: %+v", active)
+				t.Fatalf("a lock that is not one counts: %+v", active)
 			}
 		} else {
 			if len(active) != 1 || active[0].ID != live.Name || !active[0].Last.Equal(liveAt) {
@@ -489,10 +503,10 @@ func FuzzLockFile(f *testing.F) {
 		}
 		l, err := r.Lock(ctx, true)
 		switch {
-		case readable && !errors.Is(err, ErrLocked):
+		case valid && !errors.Is(err, ErrLocked):
 			t.Fatalf("exclusive lock beside an active lock: %v", err)
-		case !readable && err != nil:
-			t.Fatalf("exclusive lock beside unreadable lock objects: %v", err)
+		case !valid && err != nil:
+			t.Fatalf("exclusive lock beside lock objects that are not locks: %v", err)
 		case l != nil:
 			if err := l.Unlock(ctx); err != nil {
 				t.Fatal(err)
@@ -500,6 +514,9 @@ func FuzzLockFile(f *testing.F) {
 		}
 	})
 }
+
+// fuzzLockName is the lock FuzzLockFile's seeds name.
+const fuzzLockName = "00000000000000aa"
 
 var recordContexts = []struct {
 	ctx crypto.SigContext

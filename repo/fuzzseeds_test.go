@@ -167,7 +167,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 	},
 	"FuzzLockFile": func(t *testing.T, in []byte) bool {
 		var info LockInfo
-		return json.Unmarshal(in, &info) == nil
+		return json.Unmarshal(in, &info) == nil && info.ID == fuzzLockName && info.Key == fuzzMaster().ID.String()
 	},
 	"FuzzSignedRecord": func(t *testing.T, in []byte) bool {
 		r := fuzzRepo(t, nil)
@@ -319,12 +319,26 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	add("FuzzLockFile", read(backend.Handle{Type: backend.TypeLock, Name: lock.id}))
+	// Lock bodies (FuzzLockFile signs them with the master key): the
+	// writer's lock as the master's, shared and exclusive, and a refresh.
+	var sl signedLock
+	if err := json.Unmarshal(read(backend.Handle{Type: backend.TypeLock, Name: lock.id}), &sl); err != nil {
+		t.Fatal(err)
+	}
+	var info LockInfo
+	if err := json.Unmarshal(sl.Body, &info); err != nil {
+		t.Fatal(err)
+	}
+	info.ID, info.Host, info.Key = fuzzLockName, "another host", m.ID.String()
+	body, _ := json.Marshal(info)
+	add("FuzzLockFile", body)
+	info.Exclusive = !info.Exclusive
+	body, _ = json.Marshal(info)
+	add("FuzzLockFile", body)
 	if err := lock.Unlock(ctx); err != nil {
 		t.Fatal(err)
 	}
-	add("FuzzLockFile", read(backend.Handle{Type: backend.TypeLock, Name: lock.id + ".done"}))
-	refresh, _ := json.Marshal(LockInfo{Time: time.Now().UTC()})
+	refresh, _ := json.Marshal(LockInfo{ID: fuzzLockName, Seq: 1, Time: time.Now().UTC(), Key: m.ID.String()})
 	add("FuzzLockFile", refresh)
 
 	text := []byte(strings.Repeat("INSERT INTO posts VALUES (1, 'hello forum');\n", 600))

@@ -628,7 +628,7 @@ func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
 			}
 		}
 	}
-	f := &IndexFile{Verified: true, Entries: r.entries()}
+	var packs []IndexedPack
 	for id, set := range byPack {
 		blobs := make([]Blob, 0, len(set))
 		for b := range set {
@@ -640,9 +640,9 @@ func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
 			}
 			return int(a.Offset) - int(b.Offset)
 		})
-		f.Packs = append(f.Packs, IndexedPack{ID: id, Blobs: blobs})
+		packs = append(packs, IndexedPack{ID: id, Blobs: blobs})
 	}
-	slices.SortFunc(f.Packs, func(a, b IndexedPack) int { return compareID(a.ID, b.ID) })
+	slices.SortFunc(packs, func(a, b IndexedPack) int { return compareID(a.ID, b.ID) })
 	var old []string
 	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
 		old = append(old, name)
@@ -650,28 +650,7 @@ func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
 	}); err != nil {
 		return err
 	}
-	for _, name := range old {
-		if id, err := ParseID(name); err == nil {
-			f.Supersedes = append(f.Supersedes, id)
-		}
-	}
-	sealed, err := f.seal(r.indexKey(), r.signIndex)
-	if err != nil {
-		return err
-	}
-	newName, err := saveContent(ctx, r.be, backend.TypeIndex, sealed)
-	if err != nil {
-		return err
-	}
-	for _, name := range old {
-		if name == newName {
-			continue
-		}
-		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeIndex, Name: name}); err != nil && !errors.Is(err, backend.ErrNotFound) {
-			return err
-		}
-	}
-	return nil
+	return r.saveVerifiedFiles(ctx, packs, old)
 }
 
 func compareID(a, b ID) int {

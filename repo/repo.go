@@ -118,6 +118,7 @@ type Repo struct {
 
 	lastStats IngestStats // of the last snapshot committed (tests, messages)
 	uploads   int         // packs a writer uploads at once (SetUploads)
+	retryLock time.Duration
 
 	warnMu   sync.Mutex
 	warned   map[string]bool

@@ -22,7 +22,8 @@ type Writer struct {
 	lock    *Lock
 	session *crypto.Session
 	cache   *Cache
-	tmp     string
+	tmp     string // packs being written (Repo.tempDir)
+	tmpDone func()
 	key     crypto.KeyID
 
 	mu      sync.Mutex
@@ -72,7 +73,7 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 	if w.session, err = crypto.NewSession(nil, masterPub, auditPub); err != nil {
 		return fail(err)
 	}
-	if w.tmp, err = os.MkdirTemp("", "larder-packs-"); err != nil {
+	if w.tmp, w.tmpDone, err = r.tempDir("packs"); err != nil {
 		return fail(err)
 	}
 	return w, nil
@@ -619,8 +620,8 @@ func (w *Writer) Close(ctx context.Context) error {
 	if w.session != nil {
 		w.session.Erase()
 	}
-	if w.tmp != "" {
-		os.RemoveAll(w.tmp)
+	if w.tmpDone != nil {
+		w.tmpDone()
 	}
 	if w.lock != nil {
 		return w.lock.Unlock(ctx)

@@ -19,7 +19,7 @@ func runAudit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	rep, err := r.Audit(c.Context)
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func runCheck(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		defer r.Close()
+		defer closeRepo(c, r)
 		// Only the master key decrypts chunks: with another key r.Check
 		// would read nothing and report success.
 		if _, ok := key.(*crypto.MasterKey); !ok && share > 0 {

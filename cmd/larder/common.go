@@ -29,6 +29,7 @@ func globalFlags() []cli.Flag {
 		&cli.IntFlag{Name: "connections", Value: backend.DefaultConnections, EnvVars: []string{"LARDER_CONNECTIONS"}, Usage: "storage operations (S3 connections) at once"},
 		&cli.StringFlag{Name: "cacert", EnvVars: []string{"LARDER_CACERT"}, Usage: "PEM file of the certificates an S3 server's certificate must chain to"},
 		&cli.StringSliceFlag{Name: "option", Aliases: []string{"o"}, Usage: "storage option KEY=VALUE: s3.region, s3.bucket-lookup (auto, dns, path)"},
+		&cli.DurationFlag{Name: "retry-lock", Usage: "retry for up to this long (e.g. 5m) when the repository is locked"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
 	}
 }
@@ -237,7 +238,26 @@ func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
 		r.SetCacheDir(d)
 	}
 	r.SetUploads(c.Int("connections"))
+	r.SetRetryLock(c.Duration("retry-lock"))
 	return r, key, nil
+}
+
+// closeRepo prints the warnings about objects the command passed by (junk,
+// damage, forgeries) and closes the repository.
+func closeRepo(c *cli.Context, r *repo.Repo) {
+	printWarnings(c, r)
+	r.Close()
+}
+
+// printWarnings prints what the repository passed by since the last call.
+func printWarnings(c *cli.Context, r *repo.Repo) {
+	for _, w := range r.Warnings() {
+		if c.Bool("json") {
+			emit(c, map[string]any{"event": "warning", "object": w.Object, "warning": w.What})
+			continue
+		}
+		warn(c, "%s", w)
+	}
 }
 
 // isTerminal reports whether w is a terminal (progress goes there only).

@@ -44,7 +44,7 @@ func runDrill(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	if r.Role() != crypto.RoleMaster {
 		return fmt.Errorf("%w: drills need the master key", repo.ErrPermission)
 	}

@@ -36,7 +36,7 @@ func runForget(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	plan, err := r.Forget(c.Context, p, c.Bool("dry-run"))
 	if err != nil {
 		return err
@@ -80,7 +80,7 @@ func pruneCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			defer r.Close()
+			defer closeRepo(c, r)
 			return doPrune(c, r, repo.PruneOptions{Grace: c.Duration("grace"), DryRun: c.Bool("dry-run"), NoRepack: c.Bool("no-repack")})
 		},
 	}

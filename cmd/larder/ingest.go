@@ -56,7 +56,7 @@ func runIngest(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	host := c.String("host")
 	if host == "" {
 		host, _ = os.Hostname()

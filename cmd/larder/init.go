@@ -64,7 +64,7 @@ func runInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	if c.Bool("json") {
 		return emit(c, map[string]any{"event": "init", "repository": r.Config().ID, "location": be.Location(), "master_key": master.ID.String()})
 	}

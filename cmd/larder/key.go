@@ -72,7 +72,7 @@ func runNewKey(c *cli.Context, role crypto.Role) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	master, ok := key.(*crypto.MasterKey)
 	if !ok {
 		return fmt.Errorf("%w: making keys needs the master key", repo.ErrPermission)
@@ -141,7 +141,7 @@ func runKeyList(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	recs, revoked, err := r.Keys(c.Context)
 	if err != nil {
 		return err
@@ -204,7 +204,7 @@ func runKeyPasswd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	if err := r.ReplaceMasterKeyFile(c.Context, data); err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ func runKeyRevoke(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	var last *repo.ID
 	switch {
 	case c.Bool("reject-all"):

@@ -230,7 +230,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:           globalFlags(),
 		Commands: []*cli.Command{
 			initCommand(), keyCommand(), ingestCommand(), snapshotsCommand(), restoreCommand(),
-			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), statsCommand(),
+			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), unlockCommand(), repairCommand(), statsCommand(),
 		},
 		OnUsageError: onUsageError,
 	}

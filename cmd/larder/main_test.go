@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/internal/s3test"
+	"github.com/larder/larder/repo"
+	"github.com/larder/larder/repo/backend"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -138,6 +141,45 @@ var scriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []str
 	"readonly":    cmdReadOnly,
 	"tmpfs":       cmdTmpfs,
 	"pgtmp":       cmdPGTmp,
+	"takelock":    cmdTakeLock,
+}
+
+// takelock master|KEYFILE shared|exclusive
+//
+// Takes a lock on $LARDER_REPO in the test process with the master key
+// (stored in the repository, passphrase from $LARDER_PASSWORD_FILE) or a
+// passphrase-less key file, and holds it until the script ends: a process
+// of this machine that is alive holds it.
+func cmdTakeLock(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 || (args[1] != "shared" && args[1] != "exclusive") {
+		ts.Fatalf("usage: takelock master|KEYFILE shared|exclusive")
+	}
+	ctx := context.Background()
+	be := backend.OpenLocal(ts.MkAbs(ts.Getenv("LARDER_REPO")))
+	var data, pass []byte
+	var err error
+	if args[0] == "master" {
+		data, err = repo.MasterKeyFile(ctx, be)
+		ts.Check(err)
+		pw, err := os.ReadFile(ts.Getenv("LARDER_PASSWORD_FILE"))
+		ts.Check(err)
+		pass = bytes.TrimRight(pw, "\n")
+	} else {
+		data, err = os.ReadFile(ts.MkAbs(args[0]))
+		ts.Check(err)
+	}
+	kf, err := crypto.ParseKeyFile(data, pass)
+	ts.Check(err)
+	var key any = kf.Write
+	if kf.Master != nil {
+		key = kf.Master
+	}
+	r, err := repo.Open(ctx, be, key)
+	ts.Check(err)
+	r.SetCacheDir(ts.MkAbs("takelock-cache"))
+	l, err := r.Lock(ctx, args[1] == "exclusive")
+	ts.Check(err)
+	ts.Defer(func() { l.Unlock(ctx); r.Close() })
 }
 
 // larder-exit CODE ARGS...

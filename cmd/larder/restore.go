@@ -34,7 +34,7 @@ func runRestore(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	// Check the role first: a write key sees no manifest, and an audit key
 	// would only fail deep inside the rebuild, after creating files.
 	if _, ok := key.(*crypto.MasterKey); !ok {

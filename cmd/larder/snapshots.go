@@ -38,7 +38,7 @@ func runSnapshots(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	snaps, err := r.Snapshots(c.Context, true)
 	if err != nil {
 		return err

@@ -18,7 +18,7 @@ func runStats(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	defer r.Close()
+	defer closeRepo(c, r)
 	var stored int64
 	for _, t := range []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot, backend.TypeDrill, backend.TypeForget, backend.TypePrune, backend.TypeKey} {
 		r.Backend().List(c.Context, t, func(fi backend.FileInfo) error { stored += fi.Size; return nil })

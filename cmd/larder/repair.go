@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+func repairCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "repair",
+		Usage: "repair the repository (master key): repair index",
+		Subcommands: []*cli.Command{{
+			Name:  "index",
+			Usage: "rebuild the index from the packs: every chunk is read, decrypted and matched to its ID (reads the whole repository)",
+			Action: func(c *cli.Context) error {
+				r, err := openRepo(c)
+				if err != nil {
+					return err
+				}
+				defer closeRepo(c, r)
+				res, err := r.RepairIndex(c.Context)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return emit(c, map[string]any{"event": "repair-index", "packs": res.Packs, "verified": res.Verified,
+						"failed": res.Failed, "replaced": res.Removed, "problems": res.Problems})
+				}
+				out(c, "read %d packs: %d chunks verified, %d claims failed; the index replaces %d index files\n", res.Packs, res.Verified, res.Failed, res.Removed)
+				for _, p := range res.Problems {
+					fmt.Fprintf(c.App.ErrWriter, "larder: %s\n", p)
+				}
+				if res.Failed > 0 {
+					return &statusError{exitVerify, fmt.Sprintf("%d claims of chunks did not verify", res.Failed)}
+				}
+				return nil
+			},
+		}},
+	}
+}
