@@ -317,6 +317,9 @@ var ErrVerify = errors.New("restored bytes do not match the recorded SHA-256")
 
 // recipeOf decodes a snapshot's recipe.
 func recipeOf(snap *repo.Snapshot) (*recompress.Recipe, error) {
+	if err := snap.Usable(); err != nil {
+		return nil, err
+	}
 	if snap.Manifest == nil {
 		return nil, fmt.Errorf("snapshot %s: the manifest is not open (needs the master key)", snap.ID.Short())
 	}

@@ -3,10 +3,12 @@ package repo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"sort"
 	"time"
+
+	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"
 )
@@ -102,18 +104,36 @@ func (r *Repo) forgotten(ctx context.Context) ([]Forgotten, error) {
 // maxForgotten bounds the forgotten places kept in memory.
 const maxForgotten = 1 << 22
 
-// Policy says which snapshots forget keeps. Counting is per writer key.
+// Policy says which snapshots forget keeps, per lineage (a writer key's
+// chain). Each count is a number of snapshots or buckets, or Unlimited.
 type Policy struct {
 	Last    int // the newest n snapshots, in chain order
 	Daily   int // the newest snapshot of each of the last n days that have one
 	Weekly  int
 	Monthly int
 	Yearly  int
+	// AllowRemoveAll lets a policy remove every snapshot of a lineage
+	// (restic's --unsafe-allow-remove-all); without it Forget refuses.
+	AllowRemoveAll bool
 }
 
-// Empty reports whether the policy keeps nothing (forget refuses it).
+// Unlimited, as a count of a Policy, keeps every snapshot the rule applies
+// to (restic's -1).
+const Unlimited = -1
+
+// Empty reports whether the policy keeps nothing.
 func (p Policy) Empty() bool {
-	return p.Last+p.Daily+p.Weekly+p.Monthly+p.Yearly == 0
+	return p.Last == 0 && p.Daily == 0 && p.Weekly == 0 && p.Monthly == 0 && p.Yearly == 0
+}
+
+// Valid checks the counts: at least 0, or Unlimited.
+func (p Policy) Valid() error {
+	for _, n := range []int{p.Last, p.Daily, p.Weekly, p.Monthly, p.Yearly} {
+		if n < Unlimited {
+			return fmt.Errorf("forget: a count of %d: give 0 or more, or -1 for unlimited", n)
+		}
+	}
+	return nil
 }
 
 // Decision is forget's verdict on one snapshot.
@@ -123,79 +143,148 @@ type Decision struct {
 	Reasons  []string // why kept
 }
 
-// Retention does not trust writers' clocks. A snapshot's time is the
-// earlier of its writer's claim and the storage's time for the object; a
-// time that goes backwards along its writer's chain, or lies ahead of the
-// master's clock, marks the snapshot suspicious, and suspicious snapshots
-// are always kept. Within a writer, "last" counts chain positions, so a
-// forged clock cannot reorder a chain: a compromised writer can only add
-// snapshots after the newest real one, never displace older ones from
-// their days, weeks, months or years.
-const clockSlack = 24 * time.Hour
+// Retention cannot be steered by a writer (SECURITY.md, "Retention"):
+//
+//   - A snapshot's time is its writer's claim, which the master trusts
+//     only where it can check it: a time that goes backwards along its
+//     writer's chain, lies more than clockSlack ahead of the master's
+//     clock, or more than storeSlack away from the storage's own time for
+//     the object marks the snapshot suspicious. Suspicious snapshots are
+//     kept and take no place: they displace nothing.
+//   - Because each writer's snapshots are chained by hash and the storage
+//     dates each object, a forger can only add snapshots after the newest
+//     real one, dated now: never into past days, weeks, months or years.
+//   - Within a bucket (a day, a week, …) a newer snapshot takes the place
+//     of older ones only once it is settled: the master has known it for
+//     settleTime (its own first sight, kept in its cache). Until then both
+//     are kept, so a forgery added today cannot push out today's real
+//     snapshot before someone has seen it (the writer's next ingest warns
+//     of snapshots it did not make; revoke the key to reject them).
+//   - "last" counts chain positions: a flood of new snapshots does push
+//     older ones out of that rule alone; combine it with calendar rules.
+//   - Snapshots the repository rejects (a revoked key's, after the last
+//     one it accepts) are neither counted nor removed by a policy.
+const (
+	clockSlack = 24 * time.Hour
+	storeSlack = time.Hour
+	settleTime = 12 * time.Hour
+)
+
+// bucketRule is one calendar rule of a policy.
+type bucketRule struct {
+	n      int
+	reason string
+	key    func(time.Time) string
+}
 
 // Plan applies a policy to snapshots (all of them, as Snapshots lists).
 func (r *Repo) Plan(snaps []*Snapshot, p Policy) []Decision {
 	byWriter := map[crypto.KeyID][]*Snapshot{}
+	var out []Decision
 	for _, s := range snaps {
+		if s.Rejected != "" {
+			out = append(out, Decision{Snapshot: s, Keep: true, Reasons: []string{"rejected: left alone"}})
+			continue
+		}
 		byWriter[s.Envelope.Writer] = append(byWriter[s.Envelope.Writer], s)
 	}
 	now := r.now()
-	var out []Decision
+	rules := []bucketRule{
+		{p.Daily, "daily", func(t time.Time) string { return t.Format("2006-01-02") }},
+		{p.Weekly, "weekly", func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprint(y, "-", w) }},
+		{p.Monthly, "monthly", func(t time.Time) string { return t.Format("2006-01") }},
+		{p.Yearly, "yearly", func(t time.Time) string { return t.Format("2006") }},
+	}
 	for _, chain := range byWriter {
-		sort.Slice(chain, func(i, j int) bool { return chain[i].Envelope.Seq < chain[j].Envelope.Seq })
-		decisions := make([]Decision, len(chain))
-		var last time.Time
-		for i, s := range chain {
-			decisions[i].Snapshot = s
-			t := effectiveTime(s)
-			if t.Before(last) || t.After(now.Add(clockSlack)) {
-				decisions[i].Keep = true
-				decisions[i].Reasons = append(decisions[i].Reasons, "suspicious time")
-			}
-			if t.After(last) {
-				last = t
-			}
-		}
-		// Newest first.
-		for i, j := 0, len(decisions)-1; i < j; i, j = i+1, j-1 {
-			decisions[i], decisions[j] = decisions[j], decisions[i]
-		}
-		for i := range decisions {
-			if i < p.Last {
-				decisions[i].Keep = true
-				decisions[i].Reasons = append(decisions[i].Reasons, "last")
-			}
-		}
-		bucket := func(n int, reason string, key func(time.Time) string) {
-			seen := map[string]bool{}
-			for i := range decisions {
-				if len(seen) >= n {
-					return
-				}
-				k := key(effectiveTime(decisions[i].Snapshot))
-				if seen[k] {
-					continue
-				}
-				seen[k] = true
-				decisions[i].Keep = true
-				decisions[i].Reasons = append(decisions[i].Reasons, reason)
-			}
-		}
-		bucket(p.Daily, "daily", func(t time.Time) string { return t.Format("2006-01-02") })
-		bucket(p.Weekly, "weekly", func(t time.Time) string { y, w := t.ISOWeek(); return fmt.Sprint(y, w) })
-		bucket(p.Monthly, "monthly", func(t time.Time) string { return t.Format("2006-01") })
-		bucket(p.Yearly, "yearly", func(t time.Time) string { return t.Format("2006") })
+		decisions := planLineage(chain, p, rules, now)
 		out = append(out, decisions...)
 	}
 	return out
 }
 
-func effectiveTime(s *Snapshot) time.Time {
-	t := s.Envelope.Claimed
-	if !s.Stored.IsZero() && s.Stored.Before(t) {
-		t = s.Stored
+// planLineage decides the snapshots of one lineage, newest first.
+func planLineage(chain []*Snapshot, p Policy, rules []bucketRule, now time.Time) []Decision {
+	sort.Slice(chain, func(i, j int) bool { return chain[i].Envelope.Seq > chain[j].Envelope.Seq })
+	decisions := make([]Decision, len(chain))
+	suspicious := make([]bool, len(chain))
+	// Oldest first for the backwards check.
+	var last time.Time
+	for i := len(chain) - 1; i >= 0; i-- {
+		s := chain[i]
+		decisions[i].Snapshot = s
+		t := s.Envelope.Claimed
+		if why := suspiciousTime(s, last, now); why != "" {
+			suspicious[i] = true
+			decisions[i].Keep = true
+			decisions[i].Reasons = append(decisions[i].Reasons, "suspicious time: "+why)
+		}
+		if t.After(last) {
+			last = t
+		}
 	}
-	return t.UTC()
+	for i := range decisions {
+		if p.Last == Unlimited || i < p.Last {
+			decisions[i].Keep = true
+			decisions[i].Reasons = append(decisions[i].Reasons, "last")
+		}
+	}
+	for _, rule := range rules {
+		if rule.n == 0 {
+			continue
+		}
+		buckets := 0
+		var cur string
+		settled := false // the current bucket has its settled snapshot
+		for i := range decisions {
+			if suspicious[i] {
+				continue
+			}
+			s := decisions[i].Snapshot
+			k := rule.key(s.Envelope.Claimed.UTC())
+			if k != cur {
+				if rule.n != Unlimited && buckets >= rule.n {
+					break
+				}
+				cur, settled = k, false
+				buckets++
+			}
+			if settled {
+				continue
+			}
+			d := &decisions[i]
+			d.Keep = true
+			if isSettled(s, now) {
+				settled = true
+				d.Reasons = append(d.Reasons, rule.reason)
+			} else {
+				d.Reasons = append(d.Reasons, rule.reason+" (not settled: an older one of its "+rule.reason+" place is kept too)")
+			}
+		}
+	}
+	return decisions
+}
+
+// suspiciousTime says why a snapshot's claimed time is not to be trusted
+// ("" if it is), given the newest time before it in its chain.
+func suspiciousTime(s *Snapshot, prev, now time.Time) string {
+	t := s.Envelope.Claimed
+	switch {
+	case t.Before(prev):
+		return "earlier than the snapshot before it"
+	case t.After(now.Add(clockSlack)):
+		return "in the future"
+	case !s.Stored.IsZero() && t.After(s.Stored.Add(storeSlack)):
+		return "later than the storage stored it"
+	case !s.Stored.IsZero() && t.Before(s.Stored.Add(-storeSlack)):
+		return "earlier than the storage stored it (back-dated)"
+	}
+	return ""
+}
+
+// isSettled reports whether the master has known a snapshot long enough
+// for it to take an older one's place.
+func isSettled(s *Snapshot, now time.Time) bool {
+	return !s.FirstSeen.IsZero() && now.Sub(s.FirstSeen) >= settleTime
 }
 
 // Forget removes the snapshots the policy does not keep (master only),
@@ -205,7 +294,10 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 	if err := r.need("forget snapshots", crypto.RoleMaster); err != nil {
 		return nil, err
 	}
-	if p.Empty() {
+	if err := p.Valid(); err != nil {
+		return nil, err
+	}
+	if p.Empty() && !p.AllowRemoveAll {
 		return nil, fmt.Errorf("forget: the policy keeps nothing; give at least one --keep-* option")
 	}
 	lock, err := r.Lock(ctx, true)
@@ -222,11 +314,20 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 	if err != nil {
 		return nil, err
 	}
-	r.storageTimes(ctx, snaps)
 	plan := r.Plan(snaps, p)
+	if err := refuseRemoveAll(plan, p); err != nil {
+		return nil, err
+	}
 	if dryRun {
 		return plan, nil
 	}
+	return plan, r.removeSnapshots(ctx, plan)
+}
+
+// removeSnapshots records the snapshots a plan does not keep in a signed
+// forget record and removes them, with any that an earlier forget
+// recorded but a crash left.
+func (r *Repo) removeSnapshots(ctx context.Context, plan []Decision) error {
 	rec := forgetRecord{Time: r.now().UTC()}
 	for _, d := range plan {
 		if !d.Keep {
@@ -234,32 +335,109 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 			rec.Removed = append(rec.Removed, Forgotten{ID: d.Snapshot.ID, Writer: e.Writer, Seq: e.Seq, Prev: e.Prev, Claimed: e.Claimed})
 		}
 	}
-	if len(rec.Removed) == 0 {
-		return plan, nil
-	}
-	b, err := r.signRecord(forgetContext, rec)
-	if err != nil {
-		return nil, err
-	}
-	// The record first: a crash after it leaves snapshots that are
-	// recorded as forgotten but still there, which the next forget removes.
-	if _, err := saveContent(ctx, r.be, backend.TypeForget, b); err != nil {
-		return nil, fmt.Errorf("%s: saving the forget record: %w", r.be.Location(), err)
-	}
-	for _, f := range rec.Removed {
-		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: f.ID.String()}); err != nil {
-			return nil, fmt.Errorf("%s: removing snapshot %s: %w", r.be.Location(), f.ID.Short(), err)
+	if len(rec.Removed) > 0 {
+		b, err := r.signRecord(forgetContext, rec)
+		if err != nil {
+			return err
+		}
+		// The record first: a crash after it leaves snapshots that are
+		// recorded as forgotten but still there, which listings pass by
+		// and the next forget removes.
+		if _, err := saveContent(ctx, r.be, backend.TypeForget, b); err != nil {
+			return fmt.Errorf("%s: saving the forget record: %w", r.be.Location(), err)
 		}
 	}
-	return plan, nil
+	gone, err := r.forgotten(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range append(rec.Removed, r.leftForgotten(ctx, gone)...) {
+		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: f.ID.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
+			return fmt.Errorf("%s: removing snapshot %s: %w", r.be.Location(), f.ID.Short(), err)
+		}
+	}
+	return nil
 }
 
-// storageTimes fills in the storage's time of each snapshot object when
-// the backend can tell.
-func (r *Repo) storageTimes(ctx context.Context, snaps []*Snapshot) {
-	for _, s := range snaps {
-		if fi, err := r.be.Stat(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: s.ID.String()}); err == nil {
-			s.Stored = fi.ModTime
+// leftForgotten returns the forgotten snapshots still stored (a forget
+// that stopped between its record and the removals).
+func (r *Repo) leftForgotten(ctx context.Context, gone []Forgotten) []Forgotten {
+	stored := map[string]bool{}
+	list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
+		stored[name] = true
+		return nil
+	})
+	var out []Forgotten
+	for _, f := range gone {
+		if stored[f.ID.String()] {
+			out = append(out, f)
 		}
 	}
+	return out
+}
+
+// refuseRemoveAll fails when a plan removes every snapshot of a lineage
+// and the policy does not allow it.
+func refuseRemoveAll(plan []Decision, p Policy) error {
+	if p.AllowRemoveAll {
+		return nil
+	}
+	kept := map[crypto.KeyID]bool{}
+	seen := map[crypto.KeyID]bool{}
+	for _, d := range plan {
+		if d.Snapshot.Rejected != "" {
+			continue
+		}
+		w := d.Snapshot.Envelope.Writer
+		seen[w] = true
+		kept[w] = kept[w] || d.Keep
+	}
+	for w := range seen {
+		if !kept[w] {
+			return fmt.Errorf("forget: the policy would remove every snapshot of key %s; give --unsafe-allow-remove-all if that is meant", w)
+		}
+	}
+	return nil
+}
+
+// ForgetIDs removes the snapshots named (master only), after recording
+// them in a signed forget record: rejected ones too.
+func (r *Repo) ForgetIDs(ctx context.Context, ids []ID) error {
+	if err := r.need("forget snapshots", crypto.RoleMaster); err != nil {
+		return err
+	}
+	lock, err := r.Lock(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock(context.WithoutCancel(ctx))
+	if err := r.checkCanDelete(ctx); err != nil {
+		return err
+	}
+	snaps, err := r.Snapshots(ctx, false)
+	if err != nil {
+		return err
+	}
+	byID := map[ID]*Snapshot{}
+	for _, s := range snaps {
+		byID[s.ID] = s
+	}
+	var plan []Decision
+	for _, id := range ids {
+		s := byID[id]
+		if s == nil {
+			return fmt.Errorf("%s: %w: no snapshot %s", r.be.Location(), backend.ErrNotFound, id.Short())
+		}
+		plan = append(plan, Decision{Snapshot: s})
+	}
+	return r.removeSnapshots(ctx, plan)
+}
+
+// Forgotten IDs as a set.
+func forgottenSet(fs []Forgotten) map[ID]bool {
+	m := make(map[ID]bool, len(fs))
+	for _, f := range fs {
+		m[f.ID] = true
+	}
+	return m
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -157,6 +158,9 @@ func (r *Repo) Snapshots(ctx context.Context, open bool) ([]*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A snapshot a forget record names is gone, whatever a crash left.
+	gone := forgottenSet(forgotten)
+	out = slices.DeleteFunc(out, func(s *Snapshot) bool { return gone[s.ID] })
 	r.judge(out, kr, forgotten)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i].Envelope, out[j].Envelope

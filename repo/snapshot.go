@@ -149,6 +149,18 @@ func loadEnvelope(ctx context.Context, be backend.Backend, name string) (*Envelo
 	return e, nil
 }
 
+// ErrRejected: the repository rejects the snapshot (its key was revoked
+// before it was made); restore and drill refuse it unless asked to.
+var ErrRejected = errors.New("the repository rejects this snapshot")
+
+// Usable reports ErrRejected for a rejected snapshot no caller allowed.
+func (s *Snapshot) Usable() error {
+	if s.Rejected != "" && !s.AllowRejected {
+		return fmt.Errorf("snapshot %s: %w: %s (--allow-rejected restores it anyway)", s.ID.Short(), ErrRejected, s.Rejected)
+	}
+	return nil
+}
+
 // Manifest is the sealed body of a snapshot.
 type Manifest struct {
 	Name     string          `json:"name"`
@@ -212,6 +224,9 @@ type Snapshot struct {
 	Rejected string
 	// ByRevokedKey: accepted, from a key revoked later.
 	ByRevokedKey bool
+	// AllowRejected is set by a caller that restores or drills a rejected
+	// snapshot on purpose (restore --allow-rejected).
+	AllowRejected bool
 	// FirstSeen is when this machine's master first listed it (zero:
 	// not known).
 	FirstSeen time.Time

@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
@@ -32,6 +33,27 @@ func globalFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "retry-lock", Usage: "retry for up to this long (e.g. 5m) when the repository is locked"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only errors"},
 	}
+}
+
+// minMasterPassphrase is the shortest master passphrase init and key
+// passwd take without --allow-short-passphrase: the master key file is
+// stored in the repository, where the storage provider can try
+// passphrases offline (argon2id slows it).
+const minMasterPassphrase = 12
+
+// checkPassphraseLength refuses a short passphrase for a master key
+// unless --allow-short-passphrase, and warns when allowed.
+func checkPassphraseLength(c *cli.Context, key any, pass []byte) error {
+	if _, ok := key.(*crypto.MasterKey); !ok {
+		return nil
+	}
+	if n := utf8.RuneCount(pass); n < minMasterPassphrase {
+		if !c.Bool("allow-short-passphrase") {
+			return usagef("the master passphrase has %d characters: give at least %d (its key file sits in the repository, open to offline guessing), or --allow-short-passphrase", n, minMasterPassphrase)
+		}
+		warn(c, "the master passphrase has only %d characters: anyone who can read the repository can try to guess it offline", n)
+	}
+	return nil
 }
 
 // errNoKey: no key could be found for an operation that needs one.
@@ -114,9 +136,21 @@ func passphrase(c *cli.Context, prompt string, confirm bool) ([]byte, error) {
 		}
 		return firstLine(b), nil
 	}
+	pw, err := promptPassphrase(prompt, confirm)
+	if errors.Is(err, errNoTerminal) {
+		return nil, fmt.Errorf("%w: no terminal to ask for it; set LARDER_PASSWORD_FILE or --password-command", crypto.ErrPassphraseRequired)
+	}
+	return pw, err
+}
+
+// errNoTerminal: there is no terminal to ask on.
+var errNoTerminal = errors.New("no terminal")
+
+// promptPassphrase asks on the terminal (twice with confirm).
+func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: no terminal to ask for it; set LARDER_PASSWORD_FILE or --password-command", crypto.ErrPassphraseRequired)
+		return nil, errNoTerminal
 	}
 	defer tty.Close()
 	read := func(p string) ([]byte, error) {
@@ -159,27 +193,39 @@ func (e keyProblem) Unwrap() []error { return []error{e.err, errNoKey} }
 // loadKey reads the key to open the repository with: --key, else the
 // master key file stored in the repository.
 func loadKey(c *cli.Context, be backend.Backend) (any, error) {
+	k, _, err := loadKeyPass(c, be)
+	return k, err
+}
+
+// loadKeyPass is loadKey that also returns the passphrase that opened the
+// key (nil for a key without one).
+func loadKeyPass(c *cli.Context, be backend.Backend) (any, []byte, error) {
+	k, pass, err := loadKeyFile(c, be)
+	return k, pass, err
+}
+
+func loadKeyFile(c *cli.Context, be backend.Backend) (any, []byte, error) {
 	path := c.String("key")
 	var data []byte
 	var err error
 	if path != "" {
 		if data, err = os.ReadFile(path); err != nil {
-			return nil, fmt.Errorf("%w: %v", errNoKey, err)
+			return nil, nil, fmt.Errorf("%w: %v", errNoKey, err)
 		}
 	} else {
 		data, err = repo.MasterKeyFile(c.Context, be)
 		if errors.Is(err, repo.ErrNoRepository) {
-			return nil, err
+			return nil, nil, err
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: give --key or set LARDER_KEY (the repository holds no master key file: %v)", errNoKey, err)
+			return nil, nil, fmt.Errorf("%w: give --key or set LARDER_KEY (the repository holds no master key file: %v)", errNoKey, err)
 		}
 		path = "the repository's master key"
 	}
 	hdr, err := crypto.ParseKeyFileHeader(data)
 	if err != nil {
 		// Not a key file (or one of a newer version): a key problem.
-		return nil, fmt.Errorf("%s: %w", path, keyProblem{err})
+		return nil, nil, fmt.Errorf("%s: %w", path, keyProblem{err})
 	}
 	if c.String("key") != "" {
 		var me *crypto.KeyFileModeError
@@ -190,7 +236,7 @@ func loadKey(c *cli.Context, be backend.Backend) (any, error) {
 	var pass []byte
 	if hdr.Protected {
 		if pass, err = passphrase(c, fmt.Sprintf("Passphrase for %v key %s: ", hdr.Role, hdr.ID), false); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	kf, err := crypto.ParseKeyFile(data, pass)
@@ -198,17 +244,17 @@ func loadKey(c *cli.Context, be backend.Backend) (any, error) {
 	// it does not add to the peak of the work that follows.
 	debug.FreeOSMemory()
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	switch {
 	case kf.Master != nil:
-		return kf.Master, nil
+		return kf.Master, pass, nil
 	case kf.Write != nil:
-		return kf.Write, nil
+		return kf.Write, pass, nil
 	case kf.Audit != nil:
-		return kf.Audit, nil
+		return kf.Audit, pass, nil
 	}
-	return nil, fmt.Errorf("%s: %w: empty key file", path, errNoKey)
+	return nil, nil, fmt.Errorf("%s: %w: empty key file", path, errNoKey)
 }
 
 // openRepo opens the repository with the key.

@@ -25,6 +25,7 @@ func drillCommand() *cli.Command {
 			&cli.StringFlag{Name: "pg-bin", Usage: "folder of the PostgreSQL programs (default: searched)"},
 			&cli.StringFlag{Name: "tmp", Usage: "folder for the restored file and the scratch cluster"},
 			&cli.BoolFlag{Name: "no-record", Usage: "do not store the result in the repository (for a read-only copy)"},
+			&cli.BoolFlag{Name: "allow-rejected", Usage: "drill a snapshot the repository rejects (a revoked key's)"},
 		},
 		Action: runDrill,
 	}
@@ -59,11 +60,25 @@ func runDrill(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		s.AllowRejected = c.Bool("allow-rejected")
+		if err := s.Usable(); err != nil {
+			return err
+		}
 		snaps = []*repo.Snapshot{s}
 	} else {
-		all, err := r.Snapshots(c.Context, true)
+		listed, err := r.Snapshots(c.Context, true)
 		if err != nil {
 			return err
+		}
+		// Rejected snapshots (a revoked key's) are not drilled unless asked.
+		var all []*repo.Snapshot
+		for _, s := range listed {
+			s.AllowRejected = c.Bool("allow-rejected")
+			if s.Usable() == nil {
+				all = append(all, s)
+			} else if !c.Bool("json") {
+				warn(c, "%v", s.Usable())
+			}
 		}
 		if len(all) == 0 {
 			return &statusError{exitNothingToDo, "no snapshots to drill"}

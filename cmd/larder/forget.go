@@ -10,14 +10,16 @@ import (
 
 func forgetCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "forget",
-		Usage: "remove snapshots a retention policy does not keep (master key)",
+		Name:      "forget",
+		Usage:     "remove snapshots a retention policy does not keep, or the snapshots named (master key)",
+		ArgsUsage: "[SNAPSHOT-ID...]",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "keep-last", Usage: "keep the newest N snapshots of each writer"},
-			&cli.IntFlag{Name: "keep-daily", Usage: "keep the newest snapshot of each of the last N days"},
-			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the newest snapshot of each of the last N weeks"},
-			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the newest snapshot of each of the last N months"},
-			&cli.IntFlag{Name: "keep-yearly", Usage: "keep the newest snapshot of each of the last N years"},
+			&cli.IntFlag{Name: "keep-last", Usage: "keep the newest N snapshots of each writer (-1: all)"},
+			&cli.IntFlag{Name: "keep-daily", Usage: "keep the newest snapshot of each of the last N days (-1: every day)"},
+			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the newest snapshot of each of the last N weeks (-1: every week)"},
+			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the newest snapshot of each of the last N months (-1: every month)"},
+			&cli.IntFlag{Name: "keep-yearly", Usage: "keep the newest snapshot of each of the last N years (-1: every year)"},
+			&cli.BoolFlag{Name: "unsafe-allow-remove-all", Usage: "let the policy remove every snapshot of a writer"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be removed"},
 			&cli.BoolFlag{Name: "prune", Usage: "prune afterwards"},
 			&cli.DurationFlag{Name: "grace", Value: repo.DefaultGrace, Usage: "with --prune: delete packs marked at least this long ago"},
@@ -28,9 +30,18 @@ func forgetCommand() *cli.Command {
 
 func runForget(c *cli.Context) error {
 	p := repo.Policy{Last: c.Int("keep-last"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly"),
-		Monthly: c.Int("keep-monthly"), Yearly: c.Int("keep-yearly")}
-	if p.Empty() {
-		return usagef("forget needs a policy: at least one --keep-* option")
+		Monthly: c.Int("keep-monthly"), Yearly: c.Int("keep-yearly"), AllowRemoveAll: c.Bool("unsafe-allow-remove-all")}
+	if err := p.Valid(); err != nil {
+		return usagef("%v", err)
+	}
+	if c.NArg() > 0 {
+		if !p.Empty() {
+			return usagef("forget: give snapshot IDs or a --keep-* policy, not both")
+		}
+		return runForgetIDs(c)
+	}
+	if p.Empty() && !p.AllowRemoveAll {
+		return usagef("forget needs a policy: at least one --keep-* option (or snapshot IDs)")
 	}
 	r, err := openRepo(c)
 	if err != nil {
@@ -60,6 +71,43 @@ func runForget(c *cli.Context) error {
 		return nil
 	}
 	out(c, "removed %d of %d snapshots\n", removed, len(plan))
+	if c.Bool("prune") {
+		return doPrune(c, r, repo.PruneOptions{Grace: c.Duration("grace")})
+	}
+	return nil
+}
+
+// runForgetIDs removes the snapshots named by ID prefix.
+func runForgetIDs(c *cli.Context) error {
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	defer closeRepo(c, r)
+	var ids []repo.ID
+	for _, a := range c.Args().Slice() {
+		s, err := r.FindSnapshot(c.Context, a)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, s.ID)
+	}
+	if c.Bool("dry-run") {
+		for _, id := range ids {
+			out(c, "would remove %s\n", id.Short())
+		}
+		return nil
+	}
+	if err := r.ForgetIDs(c.Context, ids); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if c.Bool("json") {
+			emit(c, map[string]any{"snapshot": id.String(), "keep": false})
+			continue
+		}
+		out(c, "removed %s\n", id.Short())
+	}
 	if c.Bool("prune") {
 		return doPrune(c, r, repo.PruneOptions{Grace: c.Duration("grace")})
 	}

@@ -16,6 +16,7 @@ func initCommand() *cli.Command {
 		Usage: "create a repository and its master key",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "key-out", Usage: "also write the master key file here (mode 0600)"},
+			&cli.BoolFlag{Name: "allow-short-passphrase", Usage: "accept a master passphrase shorter than 12 characters (with a warning)"},
 		},
 		Action: runInit,
 	}
@@ -41,6 +42,9 @@ func runInit(c *cli.Context) error {
 	}
 	if len(pass) == 0 {
 		return usagef("the master key needs a passphrase")
+	}
+	if err := checkPassphraseLength(c, &crypto.MasterKey{}, pass); err != nil {
+		return err
 	}
 	pol, err := chunk.RandomPolynomial()
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -44,6 +45,7 @@ func keyCommand() *cli.Command {
 				Usage: "change a key file's passphrase (the master key's in the repository when no --key is given)",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "new-password-file", Usage: "read the new passphrase from this file"},
+					&cli.BoolFlag{Name: "allow-short-passphrase", Usage: "accept a master passphrase shorter than 12 characters (with a warning)"},
 				},
 				Action: runKeyPasswd,
 			},
@@ -124,16 +126,28 @@ func runNewKey(c *cli.Context, role crypto.Role) error {
 }
 
 // newPassphrase asks for a new passphrase: --new-password-file, else the
-// global passphrase sources with confirmation.
+// terminal, twice. Never the passphrase sources of the key that opens the
+// repository (--password-file, --password-command): a new key, or a
+// changed one, gets a passphrase of its own.
 func newPassphrase(c *cli.Context, prompt string) ([]byte, error) {
 	if p := c.String("new-password-file"); p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading the new passphrase: %w", err)
 		}
-		return firstLine(b), nil
+		if pw := firstLine(b); len(pw) > 0 {
+			return pw, nil
+		}
+		return nil, usagef("%s holds no passphrase (an empty first line)", p)
 	}
-	return passphrase(c, prompt, true)
+	pw, err := promptPassphrase(prompt, true)
+	if errors.Is(err, errNoTerminal) {
+		return nil, usagef("the new passphrase: give --new-password-file FILE (the key's own, not --password-file's), or run on a terminal")
+	}
+	if err == nil && len(pw) == 0 {
+		return nil, usagef("an empty passphrase")
+	}
+	return pw, err
 }
 
 func runKeyList(c *cli.Context) error {
@@ -169,12 +183,18 @@ func runKeyPasswd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	key, err := loadKey(c, be)
+	key, old, err := loadKeyPass(c, be)
 	if err != nil {
 		return err
 	}
 	pass, err := newPassphrase(c, "New passphrase: ")
 	if err != nil {
+		return err
+	}
+	if string(pass) == string(old) {
+		return usagef("the new passphrase is the one the key has: nothing changed")
+	}
+	if err := checkPassphraseLength(c, key, pass); err != nil {
 		return err
 	}
 	var data []byte

@@ -98,7 +98,8 @@ func exitCode(err error) int {
 		errors.Is(err, repo.ErrPermission), errors.Is(err, crypto.ErrPassphraseRequired),
 		errors.Is(err, errNoKey):
 		return exitKey
-	case errors.Is(err, larder.ErrVerify), errors.Is(err, recompress.ErrPack):
+	case errors.Is(err, larder.ErrVerify), errors.Is(err, recompress.ErrPack), errors.Is(err, repo.ErrRejected),
+		errors.Is(err, repo.ErrCorrupt), errors.Is(err, repo.ErrBlob):
 		return exitVerify
 	case isCLIUsage(err):
 		return exitUsage

@@ -21,6 +21,7 @@ func restoreCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write here (- for standard output; default: the original name in this folder)"},
 			&cli.StringFlag{Name: "canonical", Usage: "write the canonical streams into this folder instead (plain tar, dump.sql)"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file"},
+			&cli.BoolFlag{Name: "allow-rejected", Usage: "restore a snapshot the repository rejects (a revoked key's)"},
 		},
 		Action: runRestore,
 	}
@@ -51,6 +52,10 @@ func runRestore(c *cli.Context) error {
 	}
 	if snap.Manifest == nil {
 		return fmt.Errorf("snapshot %s: %w: restoring needs the master key", snap.ID.Short(), repo.ErrPermission)
+	}
+	snap.AllowRejected = c.Bool("allow-rejected")
+	if err := snap.Usable(); err != nil {
+		return err
 	}
 	if dir := c.String("canonical"); dir != "" {
 		files, err := larder.Export(c.Context, r, snap, dir)
