@@ -186,6 +186,7 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 	defer br.close()
 	seen := map[ID]bool{}
 	var buf []byte
+	checked := map[PackedBlob]bool{}
 	for _, s := range snaps {
 		res.Snapshots++
 		if s.Rejected != "" {
@@ -193,6 +194,11 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 		}
 		for i, ref := range s.Manifest.Streams {
 			err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
+				// Every claimed copy of a chunk list is read: a forged
+				// one is named, whichever copy a reader would try first.
+				if err := r.checkCopies(ctx, br, res, BlobList, id, checked); err != nil {
+					return nil, err
+				}
 				b, err := br.load(ctx, BlobList, id, buf)
 				buf = b
 				return b, err
@@ -214,6 +220,24 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 		}
 	}
 	res.Problems = append(res.Problems, r.Warnings()...)
+	return nil
+}
+
+// checkCopies reads every claimed copy of a chunk that the key can open
+// and check, and names the packs of those that fail.
+func (r *Repo) checkCopies(ctx context.Context, br *blobReader, res *CheckResult, t BlobType, id ID, checked map[PackedBlob]bool) error {
+	for _, c := range br.cache.Copies(id) {
+		if checked[c.PackedBlob] || c.Type != t {
+			continue
+		}
+		checked[c.PackedBlob] = true
+		if _, err := br.loadCopy(ctx, t, c.PackedBlob, nil); err != nil {
+			if transient(err) {
+				return err
+			}
+			res.add("data/"+c.Pack.String(), "a claimed copy of chunk %s is not intact: %v", id.Short(), err)
+		}
+	}
 	return nil
 }
 

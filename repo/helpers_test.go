@@ -27,6 +27,14 @@ type keys struct {
 // and an audit key.
 func newRepo(t testing.TB) (*backend.Local, keys) {
 	t.Helper()
+	be := backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	return be, newRepoOn(t, be)
+}
+
+// newRepoOn makes a repository in be with a master, a write and an audit
+// key.
+func newRepoOn(t testing.TB, be backend.Backend) keys {
+	t.Helper()
 	crypto.TestOnlyFastKDF()
 	pol, err := chunk.RandomPolynomial()
 	if err != nil {
@@ -40,7 +48,6 @@ func newRepo(t testing.TB) (*backend.Local, keys) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	be := backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
 	ctx := context.Background()
 	r, err := Init(ctx, be, m, kf)
 	if err != nil {
@@ -61,7 +68,7 @@ func newRepo(t testing.TB) (*backend.Local, keys) {
 		t.Fatal(err)
 	}
 	r.Close()
-	return be, keys{m, w, a}
+	return keys{m, w, a}
 }
 
 // open opens be with key, with a cache in a temporary folder that is

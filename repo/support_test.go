@@ -15,7 +15,7 @@ import (
 // setPackSize rewrites the config of be (signed by master) with another
 // pack size: small packs make an ingest of a few MB write several of them.
 // ReadConfig accepts 1 MiB and up.
-func setPackSize(t testing.TB, be *backend.Local, master *crypto.MasterKey, size int) {
+func setPackSize(t testing.TB, be backend.Backend, master *crypto.MasterKey, size int) {
 	t.Helper()
 	rewriteConfig(t, be, master, func(c *Config) { c.PackSize = size })
 	if got, err := ReadConfig(context.Background(), be); err != nil || got.PackSize != size {
@@ -24,7 +24,7 @@ func setPackSize(t testing.TB, be *backend.Local, master *crypto.MasterKey, size
 }
 
 // rewriteConfig changes the config of be and signs it again with master.
-func rewriteConfig(t testing.TB, be *backend.Local, master *crypto.MasterKey, change func(*Config)) {
+func rewriteConfig(t testing.TB, be backend.Backend, master *crypto.MasterKey, change func(*Config)) {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := ReadConfig(ctx, be)

@@ -2,6 +2,7 @@ package repo
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"github.com/larder/larder/repo/backend"
@@ -508,10 +509,17 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	if err != nil {
 		return ID{}, err
 	}
-	if seq >= MaxSeq {
-		return ID{}, fmt.Errorf("%s: the chain of key %s is full (%d snapshots)", w.r.be.Location(), w.key, seq)
+	// Snapshots of this key that this machine did not make follow its
+	// last one: the key is used elsewhere (stolen?). Chain after this
+	// machine's own snapshot instead, so the forgeries stay off the chain
+	// a revocation will accept (audit reports the fork).
+	if mine, mySeq, ok := w.cache.head(headKey(w.key)); ok && mine != prev && mySeq < seq && w.r.stillKnown(ctx, mine) {
+		w.r.noticeForeign(w.key, seq, prev, mine, mySeq)
+		seq, prev = mySeq, mine
 	}
-	w.r.noticeForeign(w.cache, w.key, seq, prev)
+	if seq >= MaxSeq {
+		return ID{}, fmt.Errorf("%s: the chain of key %s is full (%d snapshots): if this machine did not make them, the key is stolen; have the master revoke it and make a new one", w.r.be.Location(), w.key, seq)
+	}
 	m.Stats = w.Stats()
 	body, err := jsonMarshal(m)
 	if err != nil {
@@ -551,36 +559,50 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	if err != nil {
 		return ID{}, err
 	}
-	name, err := saveContent(ctx, w.r.be, backend.TypeSnapshot, append(signed, sig...))
-	if err != nil {
-		return ID{}, fmt.Errorf("%s: saving the snapshot: %w", w.r.be.Location(), err)
-	}
-	w.r.lastStats = m.Stats
-	id, err := ParseID(name)
-	if err != nil {
-		return ID{}, err
-	}
-	// This machine's record of its own chain: the next commit tells
-	// snapshots someone else made with this key from its own.
+	stored := append(signed, sig...)
+	id := ID(sha256.Sum256(stored))
+	// This machine's record of its own chain (before the save: a crash
+	// just after it must not make the next commit take its own snapshot
+	// for someone else's; a record of a snapshot that was never stored
+	// is passed by): the next commit tells snapshots someone else made
+	// with this key from its own.
 	if err := w.cache.setHead(headKey(w.key), id, env.Seq); err != nil {
 		return ID{}, err
 	}
+	if _, err := saveContent(ctx, w.r.be, backend.TypeSnapshot, stored); err != nil {
+		return ID{}, fmt.Errorf("%s: saving the snapshot: %w", w.r.be.Location(), err)
+	}
+	w.r.lastStats = m.Stats
 	return id, nil
 }
 
 func headKey(k crypto.KeyID) []byte { return k[:] }
 
-// noticeForeign warns when the key's chain in the repository goes on past
+// noticeForeign warns that the key's chain in the repository goes on past
 // the last snapshot this machine committed with it: someone else holds the
 // key (a stolen key, or the key copied to a second machine).
-func (r *Repo) noticeForeign(c *Cache, key crypto.KeyID, seq uint64, head ID) {
-	mine, mySeq, ok := c.head(headKey(key))
-	if !ok || mine == head || seq <= mySeq {
-		return
-	}
+func (r *Repo) noticeForeign(key crypto.KeyID, seq uint64, head, mine ID, mySeq uint64) {
 	r.warn("chain of key "+key.String(), fmt.Sprintf(
-		"%d snapshots (#%d to #%d, the newest %s) that this machine did not make follow its last one (#%d %s): the key is used elsewhere; if that is not you, the key is stolen: have the master revoke it (larder key revoke %s --last %s)",
-		seq-mySeq, mySeq+1, seq, head.Short(), mySeq, mine.Short(), key, mine.Short()))
+		"snapshots up to #%d (the newest %s) that this machine did not make follow its last one (#%d %s): the key is used elsewhere; if that is not you, the key is stolen: have the master revoke it (larder key revoke %s --last %s); this snapshot follows %s",
+		seq, head.Short(), mySeq, mine.Short(), key, mine.Short(), mine.Short()))
+}
+
+// stillKnown reports whether a snapshot is stored or recorded as
+// forgotten (its place in a chain stands).
+func (r *Repo) stillKnown(ctx context.Context, id ID) bool {
+	if _, err := r.be.Stat(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: id.String()}); err == nil {
+		return true
+	}
+	fs, err := r.forgotten(ctx)
+	if err != nil {
+		return false
+	}
+	for _, f := range fs {
+		if f.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // ownRecord is the certificate of the key that writes (the master's own
