@@ -42,7 +42,36 @@ const (
 )
 
 // compatVersions are the repository formats with a fixture.
-var compatVersions = []int{1, 2}
+var compatVersions = []int{1, 2, 3}
+
+// compatV3 checks what version 3 adds: short entries, a verified index
+// (the fixture was pruned), snapshots that carry their certificate.
+func compatV3(t *testing.T, be backend.Backend, mk *crypto.MasterKey) {
+	t.Helper()
+	ctx := context.Background()
+	verified := 0
+	for _, name := range listNames(t, be, backend.TypeIndex) {
+		f, err := loadIndexFile(ctx, be, name, &mk.IndexKey, mk.SignPublic())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Entries != entriesShort {
+			t.Errorf("index/%s: long entries in a version 3 repository", name)
+		}
+		if f.Verified {
+			verified++
+		}
+	}
+	if verified == 0 {
+		t.Error("no verified index file in the pruned v3 fixture")
+	}
+	for _, name := range listNames(t, be, backend.TypeSnapshot) {
+		env, err := loadEnvelope(ctx, be, name)
+		if err != nil || env.Cert == nil {
+			t.Errorf("snapshots/%s: %v, certificate %v", name, err, env != nil && env.Cert != nil)
+		}
+	}
+}
 
 // compatFile names a file of the vN fixture.
 func compatFile(version int, name string) string { return fmt.Sprintf("v%d-%s", version, name) }
@@ -124,6 +153,9 @@ func testCompat(t *testing.T, version int) {
 	// Version 1 stores a blob per chunk, version 2 frames.
 	if _, framed, _ := frames(t, m); (framed > 0) != (version >= 2) {
 		t.Fatalf("the v%d fixture holds %d framed chunks", version, framed)
+	}
+	if version >= 3 {
+		compatV3(t, be, mk)
 	}
 	snaps, err := m.Snapshots(ctx, true)
 	if err != nil {

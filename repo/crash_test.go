@@ -407,6 +407,7 @@ type crashState struct {
 	killed, finished int
 	tmpFiles         int // temporary files in the repository
 	tmpSeen          int // iterations that left temporary files
+	cacheTmpSeen     int // killed children that left temporary folders in the cache
 	unindexedSeen    int // iterations that left packs no index names
 	deadCommits      int // snapshots committed by children that were then killed
 }
@@ -512,6 +513,11 @@ func (cs *crashState) afterCrash(seeds []uint64, killed bool, iter int, mode str
 	}
 	if tmp > cs.tmpFiles {
 		cs.tmpSeen++
+	}
+	// A killed child's temporary packs are in the cache's tmp/, never in
+	// /tmp; the next run removes them.
+	if left, _ := os.ReadDir(cs.cacheTmp()); killed && len(left) > 0 {
+		cs.cacheTmpSeen++
 	}
 	cs.tmpFiles = tmp
 	res, err := CheckKeyless(ctx, cs.be)
@@ -642,8 +648,17 @@ func (cs *crashState) finish() {
 		return
 	}
 	ctx := context.Background()
-	t.Logf("%d children killed, %d finished; %d iterations left temporary files, %d unindexed packs; %d snapshots committed by killed children; %d dead locks",
-		cs.killed, cs.finished, cs.tmpSeen, cs.unindexedSeen, cs.deadCommits, len(cs.deadLocks))
+	t.Logf("%d children killed, %d finished; %d iterations left temporary files, %d temporary folders in the cache, %d unindexed packs; %d snapshots committed by killed children; %d dead locks",
+		cs.killed, cs.finished, cs.tmpSeen, cs.cacheTmpSeen, cs.unindexedSeen, cs.deadCommits, len(cs.deadLocks))
+	if cs.cacheTmpSeen == 0 {
+		t.Error("no killed child left a temporary folder in the cache: the test shows nothing about them")
+	}
+	if left, _ := os.ReadDir(cs.cacheTmp()); len(left) > 0 {
+		t.Errorf("temporary folders of killed runs left after later runs: %d", len(left))
+	}
+	if left, _ := filepath.Glob(filepath.Join(os.TempDir(), "larder-packs-*")); len(left) > 0 {
+		t.Errorf("temporary folders in %s: %v", os.TempDir(), left)
+	}
 	if cs.killed < len(crashModes)/2 || cs.tmpSeen == 0 || cs.unindexedSeen == 0 || cs.deadCommits == 0 || len(cs.deadLocks) == 0 {
 		t.Errorf("the kills did not cover the crash points: %d killed, %d with temporary files, %d with unindexed packs, %d dead commits, %d dead locks",
 			cs.killed, cs.tmpSeen, cs.unindexedSeen, cs.deadCommits, len(cs.deadLocks))
@@ -678,6 +693,11 @@ func (cs *crashState) finish() {
 		t.Errorf("keyless check after prune: %v %v", err, res.Problems)
 	}
 	cs.restoreNew(-1, true)
+}
+
+// cacheTmp is the cache's folder of temporary packs.
+func (cs *crashState) cacheTmp() string {
+	return filepath.Join(cs.cacheDir, cs.master.cfg.ID, "tmp")
 }
 
 // watchRepo calls kill at the nth time an object of type typ (its

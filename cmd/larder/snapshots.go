@@ -31,6 +31,8 @@ type snapshotJSON struct {
 	NewBytes uint64              `json:"new_bytes,omitempty"`
 	Damaged  []string            `json:"damaged,omitempty"`
 	Summary  *recompress.Summary `json:"summary,omitempty"`
+	// Rejected says why the repository rejects it (a revoked key's).
+	Rejected string `json:"rejected,omitempty"`
 }
 
 func runSnapshots(c *cli.Context) error {
@@ -47,7 +49,7 @@ func runSnapshots(c *cli.Context) error {
 		out(c, "%-8s  %-16s  %-48s  %9s  %-8s  %9s  %s\n", "ID", "TIME", "NAME", "SIZE", "LAYERS", "NEW", "CONTENT")
 	}
 	for _, s := range snaps {
-		j := snapshotJSON{ID: s.ID.String(), Time: s.Envelope.Claimed, Writer: s.Envelope.Writer.String(), Seq: s.Envelope.Seq}
+		j := snapshotJSON{ID: s.ID.String(), Time: s.Envelope.Claimed, Writer: s.Envelope.Writer.String(), Seq: s.Envelope.Seq, Rejected: s.Rejected}
 		if m := s.Manifest; m != nil {
 			j.Name, j.Size, j.SHA256, j.NewBytes, j.Damaged = m.Name, m.Size, m.SHA256, m.Stats.NewStored, m.Damaged
 			var sum recompress.Summary
@@ -64,6 +66,9 @@ func runSnapshots(c *cli.Context) error {
 			continue
 		}
 		printSnapshot(c, s, j)
+		if s.Rejected != "" {
+			out(c, "          REJECTED: %s\n", s.Rejected)
+		}
 	}
 	return nil
 }
