@@ -429,7 +429,8 @@ func checkSignedObjects(ctx context.Context, r *Repo, kr *keyring, res *CheckRes
 		t   backend.Type
 		ctx crypto.SigContext
 		max int64
-	}{{backend.TypeDrill, drillContext, maxDrill}, {backend.TypeForget, forgetContext, maxForget}, {backend.TypePrune, pruneContext, maxPruneMark}}
+	}{{backend.TypeDrill, drillContext, maxDrill}, {backend.TypeForget, forgetContext, maxForget},
+		{backend.TypePrune, pruneContext, maxPruneMark}, {backend.TypeTimes, timesContext, maxTimes}}
 	for _, rec := range records {
 		if err := list(ctx, r.be, rec.t, func(name string, _ int64) error {
 			h := backend.Handle{Type: rec.t, Name: name}

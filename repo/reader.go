@@ -161,6 +161,15 @@ func (r *Repo) Snapshots(ctx context.Context, open bool) ([]*Snapshot, error) {
 	// A snapshot a forget record names is gone, whatever a crash left.
 	gone := forgottenSet(forgotten)
 	out = slices.DeleteFunc(out, func(s *Snapshot) bool { return gone[s.ID] })
+	// Where a copy moved snapshots, the master recorded when the source's
+	// storage stored them.
+	if times := r.recordedTimes(ctx); len(times) > 0 {
+		for _, s := range out {
+			if t, ok := times[s.ID]; ok && (s.Stored.IsZero() || t.Before(s.Stored)) {
+				s.Stored = t
+			}
+		}
+	}
 	r.judge(out, kr, forgotten)
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i].Envelope, out[j].Envelope

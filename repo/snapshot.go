@@ -193,6 +193,19 @@ type IngestStats struct {
 	DedupBytes uint64 `json:"dedup_bytes"` // canonical bytes found already stored
 }
 
+// MarshalText writes an ID as hex (also as a JSON map key).
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText reads a hex ID.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // MarshalJSON writes IDs as hex.
 func (id ID) MarshalJSON() ([]byte, error) { return json.Marshal(id.String()) }
 

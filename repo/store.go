@@ -11,7 +11,7 @@ import (
 
 // contentNamed lists the types named by the SHA-256 of their bytes, so
 // anyone can find bit rot without a key.
-var contentNamed = []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot, backend.TypeDrill, backend.TypeForget, backend.TypePrune}
+var contentNamed = []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot, backend.TypeDrill, backend.TypeForget, backend.TypePrune, backend.TypeTimes}
 
 // saveContent stores b under the SHA-256 of its bytes and returns the name.
 func saveContent(ctx context.Context, be backend.Backend, t backend.Type, b []byte) (string, error) {

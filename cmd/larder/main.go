@@ -231,7 +231,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:           globalFlags(),
 		Commands: []*cli.Command{
 			initCommand(), keyCommand(), ingestCommand(), snapshotsCommand(), restoreCommand(),
-			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), unlockCommand(), repairCommand(), statsCommand(),
+			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), unlockCommand(), repairCommand(), copyCommand(), statsCommand(),
 		},
 		OnUsageError: onUsageError,
 	}

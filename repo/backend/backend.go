@@ -47,10 +47,11 @@ const (
 	TypeForget   Type = "forget"    // forget records
 	TypePrune    Type = "prune"     // prune marks
 	TypeLock     Type = "locks"     // locks
+	TypeTimes    Type = "times"     // storage times the master vouches for (copies)
 )
 
 // Types lists every object type, config first.
-var Types = []Type{TypeConfig, TypeKey, TypeData, TypeIndex, TypeSnapshot, TypeDrill, TypeForget, TypePrune, TypeLock}
+var Types = []Type{TypeConfig, TypeKey, TypeData, TypeIndex, TypeSnapshot, TypeDrill, TypeForget, TypePrune, TypeLock, TypeTimes}
 
 // Handle names one object.
 type Handle struct {
