@@ -884,3 +884,39 @@ func chunkAll(t *testing.T, data []byte, p chunk.Params) [][]byte {
 		out = append(out, bytes.Clone(b))
 	}
 }
+
+// TestAttackChainHijack (write-key thief): a snapshot made with the stolen
+// key lands after the forum server's newest. The server's next ingest
+// says so and chains after its own snapshot (a fork audit reports); a
+// revocation that accepts the server's chain rejects the forgery and
+// keeps every genuine snapshot.
+func TestAttackChainHijack(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *attackEnv) {
+		ctx := context.Background()
+		forged := forgeSnapshot(t, e.thief(), time.Now(), 0, &Manifest{Name: "forged"})
+		w, err := Open(ctx, e.writer, e.k.write)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.SetCacheDir(e.writerCache)
+		g := genuineSnap{name: "after the forgery", streams: nightStreams(99)}
+		g.id = ingest(t, w, g.name, g.streams...)
+		flagged(t, "the forum server's ingest", w.Warnings(), "chain of key "+e.k.write.ID.String())
+		w.Close()
+		e.genuine = append(e.genuine, g)
+		e.auditNames("claim place") // the fork
+		m := e.masterRepo()
+		if err := m.Revoke(ctx, e.k.write.ID, "stolen", &g.id); err != nil {
+			t.Fatal(err)
+		}
+		s, err := e.masterRepo().FindSnapshot(ctx, forged.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Rejected == "" {
+			t.Fatal("the forgery off the server's chain is accepted")
+		}
+		e.restoresAll() // every genuine one, the newest included, is accepted
+		e.auditNames("snapshots/" + forged.String())
+	})
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-
 	"github.com/larder/larder/repo/backend"
 	"github.com/urfave/cli/v2"
 )
@@ -50,4 +49,3 @@ func runCopy(c *cli.Context) error {
 	out(c, "check it: larder -r %s check --read-data all\n", dst.Location())
 	return nil
 }
-
