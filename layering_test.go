@@ -20,6 +20,17 @@ var layerRules = map[string][]string{
 	"repo":       {"cmd"},
 	"":           {"cmd"}, // the module root, package larder
 	"testdata":   {"cmd"},
+	// Drills' PostgreSQL and the tests' S3 server know nothing of the
+	// repository.
+	"internal/pgcluster": {"repo", "cmd"},
+}
+
+// packageRules ban single packages (not their subpackages): a package
+// (and its subpackages) may not depend on exactly these. The storage
+// layer sits below the repository that uses it.
+var packageRules = map[string][]string{
+	"repo/backend":    {"repo"},
+	"internal/s3test": {"repo"},
 }
 
 // within reports whether the import path p is the package rel of this module
@@ -47,6 +58,18 @@ func violations(pkg string, deps []string) []string {
 			}
 		}
 	}
+	for from, banned := range packageRules {
+		if !within(pkg, from) {
+			continue
+		}
+		for _, d := range deps {
+			for _, b := range banned {
+				if d == module+"/"+b {
+					out = append(out, pkg+" depends on "+d)
+				}
+			}
+		}
+	}
 	// Nothing but cmd itself imports cmd.
 	if !within(pkg, "cmd") {
 		for _, d := range deps {
@@ -68,6 +91,12 @@ func TestLayeringRulesDetectViolations(t *testing.T) {
 	}
 	if v := violations(module, []string{module + "/cmd/larder"}); len(v) == 0 {
 		t.Fatal("the root package importing cmd was not flagged")
+	}
+	if v := violations(module+"/repo/backend/backendtest", []string{module + "/repo"}); len(v) == 0 {
+		t.Fatal("the storage layer depending on the repository was not flagged")
+	}
+	if v := violations(module+"/repo", []string{module + "/repo/backend"}); len(v) != 0 {
+		t.Fatalf("the repository using its storage layer was flagged: %v", v)
 	}
 }
 
