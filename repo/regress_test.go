@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -787,5 +788,59 @@ func TestHostileTreeWalkIsBounded(t *testing.T) {
 	chunks[badID] = bad
 	if err := walkTree(ctx, 2, badID, 99, load, count); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("an entry claiming 99 bytes over a 100-byte subtree: %v", err)
+	}
+}
+
+// TestLockOfDeadProcessOnThisMachine: a kill -9 of a prune (or an ingest)
+// left a lock that blocked everything for 30 minutes although its process
+// was gone from the same machine. A lock whose host and boot are this
+// machine's and whose process is gone is stale at once; one of another
+// machine is judged by its age.
+func TestLockOfDeadProcessOnThisMachine(t *testing.T) {
+	be, k := newRepo(t)
+	ctx := context.Background()
+	m := open(t, be, k.master)
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	dead := cmd.Process.Pid // exited and reaped
+	host, _ := os.Hostname()
+	for i, info := range []LockInfo{
+		{ID: "00000000000000d1", Exclusive: true, Host: host, PID: dead, Boot: bootID(), Time: time.Now().UTC(), Key: k.master.ID.String()},
+		{ID: "00000000000000d2", Exclusive: true, Host: host, PID: os.Getpid(), Start: 1, Boot: bootID(), Time: time.Now().UTC(), Key: k.master.ID.String()},
+	} {
+		b, err := m.signLock(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := be.Save(ctx, backend.Handle{Type: backend.TypeLock, Name: info.ID}, backend.Bytes(b)); err != nil {
+			t.Fatalf("lock %d: %v", i, err)
+		}
+	}
+	// The first's process is gone; the second's ID is alive but started
+	// at another time (a reused process ID).
+	if active, err := m.ActiveLocks(ctx); err != nil || len(active) != 0 {
+		t.Fatalf("locks of processes gone: %+v %v", active, err)
+	}
+	// The same lock from another machine counts until it is stale.
+	info := LockInfo{ID: "00000000000000d3", Exclusive: true, Host: "another-machine", PID: dead, Time: time.Now().UTC(), Key: k.master.ID.String()}
+	b, err := m.signLock(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.Save(ctx, backend.Handle{Type: backend.TypeLock, Name: info.ID}, backend.Bytes(b)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, be, k.write).Lock(ctx, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("another machine's fresh exclusive lock did not count: %v", err)
+	}
+	// unlock removes the two of gone processes and the writer's released
+	// one; the other machine's stays.
+	if n, err := m.Unlock(ctx, false); err != nil || n != 3 {
+		t.Fatalf("unlock removed %d locks: %v", n, err)
+	}
+	if names := listNames(t, be, backend.TypeLock); len(names) != 1 || names[0] != info.ID {
+		t.Fatalf("after unlock: %v", names)
 	}
 }
