@@ -1,8 +1,9 @@
 // Package faultproxy is a TCP proxy for tests that breaks the network on
 // purpose: it forwards loopback connections to a target address and, at
 // random (a seeded math/rand, so the plan of faults repeats), cuts
-// connections part way through, in either direction, delays what it
-// forwards, and can be told to refuse new connections for a while. It
+// connections part way through, in either direction, stalls them, delays
+// what it forwards, and can be told to refuse new connections for a
+// while. It
 // counts what it did, so a test can check that faults really happened.
 //
 // # Faults
@@ -14,8 +15,12 @@
 // megabytes) in one direction, chosen at random (client to target or
 // back). At the cut the bytes before it are forwarded and
 // both sides are closed, either with a reset or with a plain close, also
-// at random. A cut planned past the end of what the connection carries
-// never happens and is not counted.
+// at random. With probability [Config.StallRate] it stalls instead: at
+// that point the proxy stops forwarding that direction (what it reads is
+// thrown away) and holds the client's connection open until the client
+// closes it (or Close): the client hears nothing more, whatever the target
+// does. A cut or stall planned past the end of what the connection
+// carries never happens and is not counted.
 //
 // Every chunk read from either side is, with probability
 // [Config.DelayRate], held back for a random time of at most
@@ -49,6 +54,9 @@ type Config struct {
 	// DropWithin bounds where a cut falls: after 0 to DropWithin-1 bytes
 	// of its direction, log-uniformly (default DefaultDropWithin).
 	DropWithin int64
+	// StallRate is the share (0 to 1) of connections that stall, at a
+	// point drawn as for a cut. DropRate+StallRate is at most 1.
+	StallRate float64
 	// DelayRate is the share (0 to 1) of forwarded chunks that are held
 	// back first.
 	DelayRate float64
@@ -91,6 +99,7 @@ type Stats struct {
 	Refused int64    // of those, reset at once (Refuse, or the target down)
 	Drops   int64    // connections cut part way through
 	DropsBy [2]int64 // cuts by Direction
+	Stalls  int64    // connections stalled
 	Delays  int64    // chunks held back
 	Bytes   [2]int64 // bytes forwarded by Direction
 }
@@ -110,8 +119,8 @@ type Proxy struct {
 	closed      bool
 	wg          sync.WaitGroup
 
-	conns, refused, drops, delays atomic.Int64
-	dropsBy, bytes                [2]atomic.Int64
+	conns, refused, drops, stalls, delays atomic.Int64
+	dropsBy, bytes                        [2]atomic.Int64
 }
 
 // New starts a proxy on 127.0.0.1 (a free port) that forwards to target
@@ -120,6 +129,8 @@ func New(target string, cfg Config) (*Proxy, error) {
 	switch {
 	case cfg.DropRate < 0 || cfg.DropRate > 1:
 		return nil, fmt.Errorf("faultproxy: drop rate %v is not between 0 and 1", cfg.DropRate)
+	case cfg.StallRate < 0 || cfg.DropRate+cfg.StallRate > 1:
+		return nil, fmt.Errorf("faultproxy: stall rate %v is not between 0 and 1 less the drop rate", cfg.StallRate)
 	case cfg.DelayRate < 0 || cfg.DelayRate > 1:
 		return nil, fmt.Errorf("faultproxy: delay rate %v is not between 0 and 1", cfg.DelayRate)
 	case cfg.DropWithin < 0:
@@ -161,6 +172,7 @@ func (p *Proxy) Stats() Stats {
 		Refused: p.refused.Load(),
 		Drops:   p.drops.Load(),
 		DropsBy: [2]int64{p.dropsBy[Up].Load(), p.dropsBy[Down].Load()},
+		Stalls:  p.stalls.Load(),
 		Delays:  p.delays.Load(),
 		Bytes:   [2]int64{p.bytes[Up].Load(), p.bytes[Down].Load()},
 	}
@@ -183,9 +195,7 @@ func (p *Proxy) CutAll() {
 	}
 	p.mu.Unlock()
 	for _, l := range links {
-		if l.cut(true) {
-			p.drops.Add(1)
-		}
+		l.cut(true, func() { p.drops.Add(1) })
 	}
 }
 
@@ -206,7 +216,7 @@ func (p *Proxy) Close() error {
 	p.mu.Unlock()
 	err := p.ln.Close()
 	for _, l := range links {
-		l.cut(true)
+		l.cut(true, nil)
 	}
 	p.wg.Wait()
 	return err
@@ -235,9 +245,10 @@ func (p *Proxy) serve() {
 
 // plan is what will happen to one connection.
 type plan struct {
-	cut   bool
+	cut   bool // a cut or a stall
+	stall bool
 	dir   Direction
-	at    int64 // bytes of dir forwarded before the cut
+	at    int64 // bytes of dir forwarded before the cut or stall
 	reset bool  // cut with a reset (else a plain close)
 	seeds [2]uint64
 }
@@ -248,17 +259,24 @@ type link struct {
 	mu             sync.Mutex
 	over           bool
 	done           chan struct{}
+	// stalled: one direction stalled; from then on only the client's
+	// end ends the link (see hold).
+	stalled atomic.Bool
 }
 
 // cut closes both sides (with a reset: SO_LINGER 0) unless the link is
-// over already; it reports whether it did.
-func (l *link) cut(reset bool) bool {
+// over already. If it does, it calls count first (when set), so that a
+// client that sees the close finds the fault counted.
+func (l *link) cut(reset bool, count func()) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.over {
-		return false
+		return
 	}
 	l.over = true
+	if count != nil {
+		count()
+	}
 	close(l.done)
 	for _, c := range []net.Conn{l.client, l.server} {
 		if c == nil {
@@ -269,7 +287,18 @@ func (l *link) cut(reset bool) bool {
 		}
 		c.Close()
 	}
-	return true
+}
+
+// hold is the end of a pump's source on a stalled link: the client's end
+// (Up) ends the link; the target's is kept from the client, whose side
+// stays open until it closes it (the other pump sees that) or the proxy
+// closes.
+func (l *link) hold(dir Direction) {
+	if dir == Up {
+		l.cut(true, nil)
+		return
+	}
+	<-l.done
 }
 
 func (p *Proxy) accept(c net.Conn) {
@@ -281,8 +310,10 @@ func (p *Proxy) accept(c net.Conn) {
 		resetConn(c)
 		return
 	}
+	f := p.rnd.Float64()
 	pl := plan{
-		cut:   p.rnd.Float64() < p.cfg.DropRate,
+		cut:   f < p.cfg.DropRate+p.cfg.StallRate,
+		stall: f >= p.cfg.DropRate,
 		dir:   Direction(p.rnd.IntN(2)),
 		at:    logUniform(p.rnd, p.cfg.DropWithin),
 		reset: p.rnd.IntN(2) == 0,
@@ -320,7 +351,7 @@ func (p *Proxy) run(l *link, pl plan) {
 	server, err := d.Dial("tcp", p.target)
 	if err != nil {
 		p.refused.Add(1)
-		l.cut(true)
+		l.cut(true, nil)
 		return
 	}
 	l.mu.Lock()
@@ -345,16 +376,16 @@ func (p *Proxy) run(l *link, pl plan) {
 		rnd := rand.New(rand.NewPCG(pl.seeds[dir], uint64(dir)))
 		go func() {
 			defer wg.Done()
-			p.pump(l, dir, src, dst, at, pl.reset, rnd)
+			p.pump(l, dir, src, dst, at, pl, rnd)
 		}()
 	}
 	wg.Wait()
-	l.cut(false)
+	l.cut(false, nil)
 }
 
 // pump forwards src to dst until src ends (then it half-closes dst), a
-// side fails, or the planned cut at byte at (at < 0: none).
-func (p *Proxy) pump(l *link, dir Direction, src, dst net.Conn, at int64, reset bool, rnd *rand.Rand) {
+// side fails, or the planned cut or stall at byte at (at < 0: none).
+func (p *Proxy) pump(l *link, dir Direction, src, dst net.Conn, at int64, pl plan, rnd *rand.Rand) {
 	buf := make([]byte, chunkSize)
 	var n int64
 	for {
@@ -378,26 +409,34 @@ func (p *Proxy) pump(l *link, dir Direction, src, dst net.Conn, at int64, reset 
 			w, werr := dst.Write(chunk)
 			n += int64(w)
 			p.bytes[dir].Add(int64(w))
+			if cutNow && werr == nil && pl.stall {
+				p.stalls.Add(1)
+				l.stalled.Store(true)
+				io.Copy(io.Discard, src)
+				l.hold(dir)
+				return
+			}
 			if cutNow && werr == nil {
-				if l.cut(reset) {
-					p.drops.Add(1)
-					p.dropsBy[dir].Add(1)
-				}
+				l.cut(pl.reset, func() { p.drops.Add(1); p.dropsBy[dir].Add(1) })
 				return
 			}
 			if werr != nil {
-				l.cut(true)
+				l.cut(true, nil)
 				return
 			}
 		}
 		if rerr != nil {
+			if l.stalled.Load() {
+				l.hold(dir)
+				return
+			}
 			if errors.Is(rerr, io.EOF) {
 				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 					cw.CloseWrite()
 				}
 				return
 			}
-			l.cut(true)
+			l.cut(true, nil)
 			return
 		}
 	}

@@ -192,6 +192,47 @@ func TestDropRateSeeded(t *testing.T) {
 	}
 }
 
+// TestStalls: a stalled connection forwards a prefix, then nothing, and
+// stays open until the client gives up; then it ends.
+func TestStalls(t *testing.T) {
+	const conns = 5
+	p := newProxy(t, echoServer(t), Config{Seed: 5, StallRate: 1, DropWithin: 64 << 10})
+	data := payload(6, 256<<10)
+	for i := range conns {
+		c, err := net.Dial("tcp", p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		go c.Write(data) // no CloseWrite: the client waits, as an HTTP client does
+		// A stalled connection sends nothing more: the read times out
+		// (it does not end).
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		got, err := io.ReadAll(c)
+		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+			t.Fatalf("connection %d: %v after %d bytes, want a timeout", i, err, len(got))
+		}
+		if len(got) >= len(data) || !bytes.Equal(got, data[:len(got)]) {
+			t.Fatalf("connection %d: %d bytes came back, not a prefix of the %d sent", i, len(got), len(data))
+		}
+		c.Close()
+	}
+	if st := p.Stats(); st.Stalls != conns || st.Drops != 0 {
+		t.Fatalf("stats: %+v, want %d stalls", st, conns)
+	}
+	// The client closed each: every link ends.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		p.mu.Lock()
+		n := len(p.open)
+		p.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d stalled links still open after their clients closed", n)
+		}
+	}
+}
+
 func TestRefuse(t *testing.T) {
 	p := newProxy(t, echoServer(t), Config{})
 	data := payload(4, 1000)
@@ -271,7 +312,7 @@ func TestCutAllAndClose(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	for _, cfg := range []Config{{DropRate: -0.1}, {DropRate: 1.5}, {DelayRate: 2}, {DropWithin: -1}, {MaxDelay: 2 * MaxMaxDelay}} {
+	for _, cfg := range []Config{{DropRate: -0.1}, {DropRate: 1.5}, {StallRate: -1}, {DropRate: 0.6, StallRate: 0.6}, {DelayRate: 2}, {DropWithin: -1}, {MaxDelay: 2 * MaxMaxDelay}} {
 		if p, err := New("127.0.0.1:1", cfg); err == nil {
 			p.Close()
 			t.Errorf("New accepted %+v", cfg)
