@@ -31,17 +31,15 @@ import (
 // (about 1.1 s of waits in all before an operation fails).
 var faultRetry = backend.RetryPolicy{Attempts: 10, Initial: 10 * time.Millisecond, Max: 200 * time.Millisecond}
 
-// s3Faulty opens cfg as an ingest does (Limit, then Retry), with the
-// tests' retry policy. report, when set, hears of each retried failure.
-func s3Faulty(t *testing.T, cfg backend.S3Config, report func(string, backend.Handle, error, time.Duration)) *backend.RetryBackend {
+// s3Retry opens cfg as an ingest does (Limit, then Retry), with the
+// tests' retry policy.
+func s3Retry(t *testing.T, cfg backend.S3Config) *backend.RetryBackend {
 	t.Helper()
 	s3, err := backend.OpenS3(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := backend.Retry(backend.Limit(s3, 4), faultRetry)
-	r.Report = report
-	return r
+	return backend.Retry(backend.Limit(s3, 4), faultRetry)
 }
 
 // tryIngest is ingest that returns its error instead of failing the
@@ -213,18 +211,21 @@ func noPartialFiles(t *testing.T, srv *s3test.Server, prefix string) {
 	}
 }
 
-// TestS3FaultyNetwork ingests nights through a proxy that drops and delays
-// connections at random, with the forum server's credential.
+// TestS3FaultyNetwork ingests nights through a proxy that drops, stalls
+// and delays connections at random, with the forum server's credential;
+// in one night the proxy refuses every connection once a pack is stored,
+// until the run gave up.
 func TestS3FaultyNetwork(t *testing.T) {
 	srv := sharedS3(t)
 	prefix := fmt.Sprintf("fault-%d", s3Prefix.Add(1))
-	master := s3Faulty(t, srv.Config(prefix, false), nil)
+	master := s3Retry(t, srv.Config(prefix, false))
 	k := newRepoOn(t, master)
 	setPackSize(t, master, k.master, 1<<20)
 
 	px, err := faultproxy.New(srv.Endpoint, faultproxy.Config{
 		Seed:       1,
 		DropRate:   0.25,
+		StallRate:  0.03,
 		DropWithin: 2 << 20,
 		DelayRate:  0.02,
 		MaxDelay:   20 * time.Millisecond,
@@ -236,29 +237,52 @@ func TestS3FaultyNetwork(t *testing.T) {
 	var mu sync.Mutex
 	retried := 0
 	report := func(string, backend.Handle, error, time.Duration) { mu.Lock(); retried++; mu.Unlock() }
-	viaProxy := func(writer bool) *backend.RetryBackend {
+	viaProxy := func(writer bool) backend.Backend {
 		cfg := srv.Config(prefix, writer)
 		cfg.Endpoint = px.Addr()
-		return s3Faulty(t, cfg, report)
+		// A stalled connection costs this much (the default is minutes).
+		cfg.StallTimeout = 250 * time.Millisecond
+		s3, err := backend.OpenS3(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return backend.Limit(s3, 4)
 	}
-	writer := viaProxy(true)
+	retry := func(be backend.Backend) *backend.RetryBackend {
+		r := backend.Retry(be, faultRetry)
+		r.Report = report
+		return r
+	}
+	limited := viaProxy(true)
 	cache := t.TempDir()
 
+	const cutNight = 2
 	want := committed{}
 	var ids []ID
 	failed := 0
-	for n := 1; n <= 4; n++ {
+	for n := 1; n <= 3; n++ {
 		name := fmt.Sprintf("night-%d", n)
 		streams := nightStreams(n)
 		want[name] = streams
+		writer := retry(limited)
+		if n == cutNight {
+			// The network goes away once a pack is stored.
+			writer = retry(&saveWatch{Backend: limited, onPack: func() { px.Refuse(time.Hour); px.CutAll() }})
+		}
 		id, err := tryIngest(writer, k.write, cache, name, streams...)
+		if n == cutNight {
+			if err == nil {
+				t.Fatalf("%s completed with every connection refused after its first pack", name)
+			}
+			px.Refuse(0)
+		}
 		if err != nil {
-			// A run may fail when the faults outlast its retries; it
-			// says so, and the next run completes.
+			// A run fails when the faults outlast its retries; it says
+			// so, and the next run completes.
 			failed++
 			t.Logf("%s failed: %v", name, err)
 			clearError(t, err, writer.Location())
-			if id, err = tryIngest(writer, k.write, cache, name, streams...); err != nil {
+			if id, err = tryIngest(retry(limited), k.write, cache, name, streams...); err != nil {
 				t.Fatalf("%s, the run after a failed one: %v", name, err)
 			}
 		}
@@ -266,15 +290,15 @@ func TestS3FaultyNetwork(t *testing.T) {
 	}
 	st := px.Stats()
 	t.Logf("proxy during the ingests: %+v; %d operations retried, %d runs failed", st, retried, failed)
-	if st.Drops == 0 || st.DropsBy[faultproxy.Up] == 0 || st.DropsBy[faultproxy.Down] == 0 || st.Delays == 0 {
-		t.Fatalf("the proxy did not cut connections both ways and delay chunks: %+v", st)
+	if st.Drops == 0 || st.DropsBy[faultproxy.Up] == 0 || st.DropsBy[faultproxy.Down] == 0 || st.Stalls == 0 || st.Delays == 0 || st.Refused == 0 {
+		t.Fatalf("the proxy did not cut connections both ways, stall them, delay chunks and refuse connections: %+v", st)
 	}
 	if retried == 0 {
 		t.Fatal("no operation was retried")
 	}
 
 	// Through the faulty network and directly, with a cold cache.
-	restoresAllSnapshots(t, viaProxy(false), k, want, ids)
+	restoresAllSnapshots(t, retry(viaProxy(false)), k, want, ids)
 	after := px.Stats()
 	t.Logf("proxy after the restores: %+v", after)
 	if after.Drops == st.Drops {
@@ -285,17 +309,17 @@ func TestS3FaultyNetwork(t *testing.T) {
 	noPartialFiles(t, srv, prefix)
 }
 
-// saveWatch tells (once) when a pack has been stored.
+// saveWatch calls onPack (once) when a pack has been stored.
 type saveWatch struct {
 	backend.Backend
 	once   sync.Once
-	stored chan struct{}
+	onPack func()
 }
 
 func (s *saveWatch) Save(ctx context.Context, h backend.Handle, src backend.Source) error {
 	err := s.Backend.Save(ctx, h, src)
 	if err == nil && h.Type == backend.TypeData {
-		s.once.Do(func() { close(s.stored) })
+		s.once.Do(s.onPack)
 	}
 	return err
 }
@@ -312,7 +336,7 @@ func TestS3ServerKilledMidIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	big := [][]byte{sqlLike(5, 1<<20), randBytes(7, 6<<20)}
+	big := [][]byte{sqlLike(5, 1<<20), randBytes(7, 3<<20)}
 	for _, tc := range []struct {
 		name string
 		// restartFirst: restart before the run ends (else after).
@@ -320,14 +344,15 @@ func TestS3ServerKilledMidIngest(t *testing.T) {
 	}{{"restarted at once", true}, {"down past the retries", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("kill-%t", tc.restartFirst)
-			master := s3Faulty(t, srv.Config(prefix, false), nil)
+			master := s3Retry(t, srv.Config(prefix, false))
 			k := newRepoOn(t, master)
 			setPackSize(t, master, k.master, 1<<20)
 			s3w, err := backend.OpenS3(srv.Config(prefix, true))
 			if err != nil {
 				t.Fatal(err)
 			}
-			watch := &saveWatch{Backend: backend.Limit(s3w, 4), stored: make(chan struct{})}
+			stored := make(chan struct{})
+			watch := &saveWatch{Backend: backend.Limit(s3w, 4), onPack: func() { close(stored) }}
 			writer := backend.Retry(watch, faultRetry)
 			cache := t.TempDir()
 			want := committed{"killed": big, "after": big}
@@ -343,7 +368,7 @@ func TestS3ServerKilledMidIngest(t *testing.T) {
 			}()
 			var first result
 			select {
-			case <-watch.stored:
+			case <-stored:
 			case first = <-done:
 				t.Fatalf("the run ended before it stored a pack: %v", first.err)
 			}

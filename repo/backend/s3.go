@@ -49,16 +49,22 @@ type S3Config struct {
 	// Connections bounds idle connections kept to the server (the
 	// caller bounds concurrent operations with Limit).
 	Connections int
+	// StallTimeout: an operation that makes no progress for this long
+	// (no byte of the object sent or received, no name listed, no
+	// answer) fails and may be retried (0: DefaultS3StallTimeout; tests
+	// set less).
+	StallTimeout time.Duration
 }
 
 // S3 timeouts (docs/STORAGE.md names them): connecting, the TLS handshake,
-// waiting for an answer's headers after a request was sent, and a transfer
-// that makes no progress at all.
+// waiting for an answer's headers after a request was sent, and an
+// operation that makes no progress at all (S3Config.StallTimeout).
 const (
 	s3DialTimeout     = 30 * time.Second
 	s3TLSTimeout      = 10 * time.Second
 	s3ResponseTimeout = 2 * time.Minute
-	s3StallTimeout    = 2 * time.Minute
+	// DefaultS3StallTimeout is how long an operation may make no progress.
+	DefaultS3StallTimeout = 2 * time.Minute
 	// s3MinPartSize is S3's smallest part of a multipart upload.
 	s3MinPartSize = 5 << 20
 	// DefaultS3PartSize is the default multipart threshold and part size.
@@ -118,6 +124,12 @@ type S3 struct {
 func OpenS3(cfg S3Config) (*S3, error) {
 	if cfg.PartSize == 0 {
 		cfg.PartSize = DefaultS3PartSize
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultS3StallTimeout
+	}
+	if cfg.StallTimeout < 0 {
+		return nil, fmt.Errorf("s3: negative stall timeout %v", cfg.StallTimeout)
 	}
 	if cfg.PartSize < s3MinPartSize {
 		return nil, fmt.Errorf("s3: part size %d is below S3's minimum of 5 MiB", cfg.PartSize)
@@ -267,25 +279,46 @@ func notImplemented(err error) bool {
 	return errors.As(err, &er) && (er.StatusCode == http.StatusNotImplemented || er.Code == "NotImplemented")
 }
 
-// watched returns a context that is canceled when the reader passed to
-// feed makes no progress for s3StallTimeout: a transfer that hangs fails
-// (and is retried) instead of blocking an ingest for ever.
+// watchdog ends an operation that makes no progress: its context is
+// canceled when nothing kicks it (a read of the object's bytes, a listed
+// name) for the stall timeout, so a transfer that hangs fails (and is
+// retried) instead of blocking an ingest for ever.
 type watchdog struct {
-	timer  *time.Timer
-	cancel context.CancelFunc
+	ctx     context.Context
+	timer   *time.Timer
+	timeout time.Duration
+	stalled error
+	cancel  context.CancelFunc
 }
 
-func newWatchdog(ctx context.Context) (context.Context, *watchdog) {
+// watch starts a watchdog for one operation; its context is the
+// operation's.
+func (s *S3) watch(ctx context.Context) (context.Context, *watchdog) {
 	ctx, cancel := context.WithCancelCause(ctx)
-	w := &watchdog{cancel: func() { cancel(errStalled) }}
-	w.timer = time.AfterFunc(s3StallTimeout, w.cancel)
+	d := s.cfg.StallTimeout
+	w := &watchdog{ctx: ctx, timeout: d, stalled: fmt.Errorf("%w for %v", errStalled, d)}
+	w.cancel = func() { cancel(w.stalled) }
+	w.timer = time.AfterFunc(d, w.cancel)
 	return ctx, w
 }
 
-var errStalled = errors.New("s3: the transfer made no progress for " + s3StallTimeout.String())
+// errStalled is the error of an operation the watchdog ended (transient:
+// Retry retries it).
+var errStalled = errors.New("s3: the operation made no progress")
 
-func (w *watchdog) kick() { w.timer.Reset(s3StallTimeout) }
-func (w *watchdog) stop() { w.timer.Stop(); w.cancel() }
+func (w *watchdog) kick()  { w.timer.Reset(w.timeout) }
+func (w *watchdog) pause() { w.timer.Stop() }
+func (w *watchdog) stop()  { w.timer.Stop(); w.cancel() }
+
+// err returns err of the operation on h, or the watchdog's own when it
+// ended the operation: a stall is transient, where the context.Canceled
+// that minio-go reports would be permanent.
+func (w *watchdog) err(h Handle, err error) error {
+	if err != nil && context.Cause(w.ctx) == w.stalled {
+		return fmt.Errorf("%s: %w", h, w.stalled)
+	}
+	return err
+}
 func (w *watchdog) reader(r io.Reader) io.Reader {
 	return readerFunc(func(p []byte) (int, error) {
 		n, err := r.Read(p)
@@ -326,45 +359,47 @@ func (s *S3) Save(ctx context.Context, h Handle, src Source) error {
 	if err != nil {
 		return err
 	}
+	// One watchdog for the whole save, the look included.
+	ctx, wd := s.watch(ctx)
+	defer wd.stop()
 	// Servers without conditional writes would replace an object: look
 	// first. (With them, the PUT's condition is what counts; the look
 	// saves an upload of bytes already there.)
 	if _, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{}); err == nil {
 		return fmt.Errorf("%w: %s", ErrExists, h)
-	} else if err := s3Error(h, err); !errors.Is(err, ErrNotFound) {
+	} else if err := wd.err(h, s3Error(h, err)); !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	wd.kick()
 	if src.Length() > s.cfg.PartSize {
-		return s.saveMultipart(ctx, h, key, src)
+		return wd.err(h, s.saveMultipart(ctx, wd, h, key, src))
 	}
-	ctx, wd := newWatchdog(ctx)
-	defer wd.stop()
-	var body io.Reader = src
-	if sec := sectionOf(src); sec != nil {
-		body = sec
-	}
-	opts := minio.PutObjectOptions{
-		ContentType:      "application/octet-stream",
-		DisableMultipart: true,
-		SendContentMd5:   true,
-	}
-	if !s.noConditional.Load() {
-		opts.SetMatchETagExcept("*")
-	}
-	_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, progressReader(body, wd), src.Length(), opts)
-	if notImplemented(err) && !s.noConditional.Load() {
-		// The server has no conditional writes (the look above stands in
-		// for them): go on without.
-		s.noConditional.Store(true)
-		if err := src.Rewind(); err != nil {
-			return Permanent(err)
+	for {
+		var body io.Reader = src
+		if sec := sectionOf(src); sec != nil {
+			body = sec
 		}
-		return s.Save(ctx, h, src)
+		opts := minio.PutObjectOptions{
+			ContentType:      "application/octet-stream",
+			DisableMultipart: true,
+			SendContentMd5:   true,
+		}
+		cond := !s.noConditional.Load()
+		if cond {
+			opts.SetMatchETagExcept("*")
+		}
+		_, err = s.client.PutObject(ctx, s.cfg.Bucket, key, progressReader(body, wd), src.Length(), opts)
+		if cond && notImplemented(err) {
+			// The server has no conditional writes (the look above
+			// stands in for them): go on without.
+			s.noConditional.Store(true)
+			if err := src.Rewind(); err != nil {
+				return Permanent(err)
+			}
+			continue
+		}
+		return wd.err(h, s3Error(h, err))
 	}
-	if err != nil && context.Cause(ctx) == errStalled {
-		return fmt.Errorf("%s: %w", h, errStalled)
-	}
-	return s3Error(h, err)
 }
 
 // progressReader feeds the watchdog from reads of body, keeping body's
@@ -403,16 +438,19 @@ func (w *watchedSection) ReadAt(p []byte, off int64) (int, error) {
 // upload is aborted (the credential needs s3:AbortMultipartUpload for
 // that; without it the parts stay until the bucket's lifecycle rule or a
 // master's prune removes them).
-func (s *S3) saveMultipart(ctx context.Context, h Handle, key string, src Source) (err error) {
-	ctx, wd := newWatchdog(ctx)
-	defer wd.stop()
+//
+// The watchdog sees each part's bytes go out, not only the parts that
+// are done: a part takes as long as the link needs.
+func (s *S3) saveMultipart(ctx context.Context, wd *watchdog, h Handle, key string, src Source) (err error) {
 	id, err := s.core.NewMultipartUpload(ctx, s.cfg.Bucket, key, minio.PutObjectOptions{ContentType: "application/octet-stream"})
 	if err != nil {
 		return s3Error(h, err)
 	}
 	defer func() {
 		if err != nil {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+			// The abort is one small request: it may take as long as a
+			// stall (at most a minute), not as long as the upload.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.cfg.StallTimeout, time.Minute))
 			defer cancel()
 			s.core.AbortMultipartUpload(actx, s.cfg.Bucket, key, id)
 		}
@@ -423,7 +461,7 @@ func (s *S3) saveMultipart(ctx context.Context, h Handle, key string, src Source
 		m, rerr := io.ReadFull(wd.reader(src), buf)
 		if m > 0 {
 			sum := md5.Sum(buf[:m])
-			p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, key, id, n, bytes.NewReader(buf[:m]), int64(m),
+			p, err := s.core.PutObjectPart(ctx, s.cfg.Bucket, key, id, n, progressReader(bytes.NewReader(buf[:m]), wd), int64(m),
 				minio.PutObjectPartOptions{Md5Base64: base64.StdEncoding.EncodeToString(sum[:])})
 			if err != nil {
 				return s3Error(h, err)
@@ -469,7 +507,7 @@ func (s *S3) Load(ctx context.Context, h Handle, offset, length int64, fn func(i
 	if err != nil {
 		return Permanent(err)
 	}
-	ctx, wd := newWatchdog(ctx)
+	ctx, wd := s.watch(ctx)
 	defer wd.stop()
 	rc, _, _, err := s.core.GetObject(ctx, s.cfg.Bucket, key, opts)
 	if err != nil {
@@ -478,14 +516,10 @@ func (s *S3) Load(ctx context.Context, h Handle, offset, length int64, fn func(i
 			// A range that starts at or past the end: no bytes.
 			return fn(bytes.NewReader(nil))
 		}
-		return s3Error(h, err)
+		return wd.err(h, s3Error(h, err))
 	}
 	defer rc.Close()
-	err = fn(wd.reader(rc))
-	if err != nil && context.Cause(ctx) == errStalled {
-		return fmt.Errorf("%s: %w", h, errStalled)
-	}
-	return err
+	return wd.err(h, fn(wd.reader(rc)))
 }
 
 // Stat implements Backend.
@@ -494,9 +528,11 @@ func (s *S3) Stat(ctx context.Context, h Handle) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
+	ctx, wd := s.watch(ctx)
+	defer wd.stop()
 	oi, err := s.client.StatObject(ctx, s.cfg.Bucket, key, minio.StatObjectOptions{})
 	if err != nil {
-		return FileInfo{}, s3Error(h, err)
+		return FileInfo{}, wd.err(h, s3Error(h, err))
 	}
 	return FileInfo{Name: h.Name, Size: oi.Size, ModTime: oi.LastModified}, nil
 }
@@ -518,12 +554,14 @@ func (s *S3) List(ctx context.Context, t Type, fn func(FileInfo) error) error {
 	if s.cfg.Prefix != "" {
 		prefix = s.cfg.Prefix + "/" + prefix
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The watchdog waits for the server's names, not for fn.
+	ctx, wd := s.watch(ctx)
+	defer wd.stop()
 	for oi := range s.client.ListObjectsIter(ctx, s.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if oi.Err != nil {
-			return s3Error(Handle{Type: t}, oi.Err)
+			return wd.err(Handle{Type: t}, s3Error(Handle{Type: t}, oi.Err))
 		}
+		wd.kick()
 		rel := strings.TrimPrefix(oi.Key, prefix)
 		name := rel
 		if t == TypeData {
@@ -536,11 +574,13 @@ func (s *S3) List(ctx context.Context, t Type, fn func(FileInfo) error) error {
 		if (Handle{t, name}).Valid() != nil {
 			continue
 		}
+		wd.pause() // fn's time is not the server's
 		if err := fn(FileInfo{Name: name, Size: oi.Size, ModTime: oi.LastModified}); err != nil {
 			return err
 		}
+		wd.kick()
 	}
-	return ctx.Err()
+	return wd.err(Handle{Type: t}, ctx.Err())
 }
 
 // Remove implements Backend.
@@ -549,12 +589,14 @@ func (s *S3) Remove(ctx context.Context, h Handle) error {
 	if err != nil {
 		return err
 	}
+	ctx, wd := s.watch(ctx)
+	defer wd.stop()
 	err = s.client.RemoveObject(ctx, s.cfg.Bucket, key, minio.RemoveObjectOptions{})
 	var er minio.ErrorResponse
 	if errors.As(err, &er) && er.StatusCode == http.StatusOK {
 		return nil // minio-go wants 204; some servers answer 200
 	}
-	return s3Error(h, err)
+	return wd.err(h, s3Error(h, err))
 }
 
 // CleanTemp implements TempCleaner: multipart uploads of this repository
