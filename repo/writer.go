@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/larder/larder/crypto"
 )
@@ -40,8 +41,9 @@ type Writer struct {
 	dry       bool // count what would be stored, store nothing
 	streams   map[*StreamWriter]bool
 	// Packs being uploaded: at most cap(slots) at once.
-	slots   chan struct{}
-	uploads sync.WaitGroup
+	slots     chan struct{}
+	uploads   sync.WaitGroup
+	uploadErr atomic.Pointer[error] // the first failed upload's
 }
 
 // openPacks is how many packs a writer fills at once; blobs go to one of
@@ -363,10 +365,20 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 		os.Remove(path)
 		return ctx.Err()
 	}
+	if err := w.uploadErr.Load(); err != nil {
+		// An upload failed while this one waited for its place: do not
+		// spend another retry budget on a storage that is not answering.
+		<-w.slots
+		os.Remove(path)
+		return *err
+	}
 	w.uploads.Add(1)
 	go func() {
 		defer w.uploads.Done()
 		err := w.upload(ctx, id, path)
+		if err != nil {
+			w.uploadErr.CompareAndSwap(nil, &err) // before the place is free
+		}
 		<-w.slots
 		w.mu.Lock()
 		defer w.mu.Unlock()
