@@ -12,9 +12,16 @@ package s3test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -62,9 +69,13 @@ type Server struct {
 	WriterKey, WriterSecret string
 
 	bin, dir string
-	mu       sync.Mutex
-	cmd      *exec.Cmd
-	exited   chan struct{}
+	// CAFile, for a server started with StartTLS, holds the PEM
+	// certificate of the CA that signed the server's certificate.
+	CAFile string
+	tls    bool
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 var buildOnce sync.Once
@@ -119,7 +130,13 @@ func freePort() (int, error) {
 
 // Start starts a server whose objects and users live in dir, with a bucket
 // and the writer's credential and policy.
-func Start(dir string) (*Server, error) {
+func Start(dir string) (*Server, error) { return start(dir, false) }
+
+// StartTLS is Start with https: the server's certificate is signed by a
+// CA made for it, whose certificate is in CAFile.
+func StartTLS(dir string) (*Server, error) { return start(dir, true) }
+
+func start(dir string, useTLS bool) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
@@ -132,10 +149,15 @@ func Start(dir string) (*Server, error) {
 		Endpoint: fmt.Sprintf("127.0.0.1:%d", port),
 		RootKey:  "root" + randHex(6), RootSecret: randHex(16),
 		WriterKey: "writer" + randHex(6), WriterSecret: randHex(16),
-		bin: bin, dir: dir,
+		bin: bin, dir: dir, tls: useTLS,
 	}
 	for _, d := range []string{s.dataDir(), s.iamDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	if useTLS {
+		if err := s.makeCerts(); err != nil {
 			return nil, err
 		}
 	}
@@ -158,8 +180,12 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--access", s.RootKey, "--secret", s.RootSecret,
-		"--iam-dir", s.iamDir(), "--health", "/health", "--quiet", "posix", s.dataDir())
+	args := []string{"--port", s.Endpoint, "--access", s.RootKey, "--secret", s.RootSecret,
+		"--iam-dir", s.iamDir(), "--health", "/health", "--quiet"}
+	if s.tls {
+		args = append(args, "--cert", filepath.Join(s.dir, "server.pem"), "--key", filepath.Join(s.dir, "server.key"))
+	}
+	cmd := exec.Command(s.bin, append(args, "posix", s.dataDir())...)
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -172,8 +198,12 @@ func (s *Server) start() error {
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
 	deadline := time.Now().Add(20 * time.Second)
+	hc, err := s.httpClient()
+	if err != nil {
+		return err
+	}
 	for {
-		resp, err := http.Get("http://" + s.Endpoint + "/health")
+		resp, err := hc.Get(s.scheme() + "://" + s.Endpoint + "/health")
 		if err == nil {
 			resp.Body.Close()
 			return nil
@@ -195,9 +225,11 @@ func (s *Server) start() error {
 // setup makes the writer's user, the bucket (owned by root) and the
 // writer's bucket policy.
 func (s *Server) setup() error {
-	out, err := exec.Command(s.bin, "admin", "--access", s.RootKey, "--secret", s.RootSecret,
-		"--endpoint-url", "http://"+s.Endpoint,
-		"create-user", "--access", s.WriterKey, "--secret", s.WriterSecret, "--role", "user").CombinedOutput()
+	admin := []string{"admin", "--access", s.RootKey, "--secret", s.RootSecret, "--endpoint-url", s.scheme() + "://" + s.Endpoint}
+	if s.tls {
+		admin = append(admin, "--allow-insecure") // on loopback, to a server this package made
+	}
+	out, err := exec.Command(s.bin, append(admin, "create-user", "--access", s.WriterKey, "--secret", s.WriterSecret, "--role", "user")...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("s3test: creating the writer's user: %v: %s", err, out)
 	}
@@ -216,7 +248,81 @@ func (s *Server) setup() error {
 }
 
 func (s *Server) client(key, secret string) (*minio.Client, error) {
-	return minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(key, secret, ""), Region: "us-east-1"})
+	hc, err := s.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return minio.New(s.Endpoint, &minio.Options{Creds: credentials.NewStaticV4(key, secret, ""), Region: "us-east-1",
+		Secure: s.tls, Transport: hc.Transport})
+}
+
+func (s *Server) scheme() string {
+	if s.tls {
+		return "https"
+	}
+	return "http"
+}
+
+// httpClient trusts the server's CA (for a TLS server).
+func (s *Server) httpClient() (*http.Client, error) {
+	if !s.tls {
+		return &http.Client{Transport: http.DefaultTransport}, nil
+	}
+	pem, err := os.ReadFile(s.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}, nil
+}
+
+// makeCerts makes a CA and a server certificate for 127.0.0.1 signed by it.
+func (s *Server) makeCerts() error {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "larder test CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true,
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	srv := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	caCert, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return err
+	}
+	srvDER, err := x509.CreateCertificate(rand.Reader, srv, caCert, &srvKey.PublicKey, caKey)
+	if err != nil {
+		return err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(srvKey)
+	if err != nil {
+		return err
+	}
+	s.CAFile = filepath.Join(s.dir, "ca.pem")
+	files := map[string][]byte{
+		s.CAFile:                           pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		filepath.Join(s.dir, "server.pem"): pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srvDER}),
+		filepath.Join(s.dir, "server.key"): pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	}
+	for p, b := range files {
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Client returns a plain S3 client with the master's (writer false) or the
@@ -236,7 +342,7 @@ func (s *Server) Client(writer bool) *minio.Client {
 // URL is the repository location of prefix in the bucket, as larder's -r
 // takes it.
 func (s *Server) URL(prefix string) string {
-	u := "s3:http://" + s.Endpoint + "/" + Bucket
+	u := "s3:" + s.scheme() + "://" + s.Endpoint + "/" + Bucket
 	if prefix != "" {
 		u += "/" + prefix
 	}
@@ -256,6 +362,7 @@ func (s *Server) Config(prefix string, writer bool) backend.S3Config {
 	}
 	cfg.Credentials = credentials.NewStaticV4(key, secret, "")
 	cfg.Region = "us-east-1"
+	cfg.CACertFile = s.CAFile
 	return cfg
 }
 

@@ -14,6 +14,16 @@ func TestLocal(t *testing.T) {
 	}, backendtest.Options{ModTime: true})
 }
 
+// TestLocalWithoutRenameNoReplace: on a file system without
+// RENAME_NOREPLACE (and without hard links, which larder never uses) the
+// folder backend still never replaces an object and saves atomically.
+func TestLocalWithoutRenameNoReplace(t *testing.T) {
+	defer backend.WithoutRenameat2()()
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		return backend.OpenLocal(filepath.Join(t.TempDir(), "repo"))
+	}, backendtest.Options{ModTime: true, Sequential: true})
+}
+
 func TestMem(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) backend.Backend { return backend.NewMem() }, backendtest.Options{ModTime: true})
 }

@@ -121,7 +121,7 @@ func (l *Local) Save(ctx context.Context, h Handle, src Source) (err error) {
 // then both succeed; larder's names are content hashes, whose bytes are
 // the same, or random).
 func renameNoReplace(from, to string) error {
-	err := renameat2NoReplace(from, to)
+	err := renameat2(from, to)
 	if err == nil || !errors.Is(err, errNoRenameat2) {
 		return err
 	}
@@ -134,6 +134,10 @@ func renameNoReplace(from, to string) error {
 }
 
 var errNoRenameat2 = errors.New("renameat2 not supported here")
+
+// renameat2 is renameat2NoReplace; tests replace it to run the checked
+// rename of file systems without RENAME_NOREPLACE.
+var renameat2 = renameat2NoReplace
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

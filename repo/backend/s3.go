@@ -255,6 +255,14 @@ func s3Error(h Handle, err error) error {
 	}
 	var er minio.ErrorResponse
 	if !errors.As(err, &er) {
+		// A certificate the client does not trust will not become
+		// trusted by trying again.
+		var cv *tls.CertificateVerificationError
+		var ua x509.UnknownAuthorityError
+		var hn x509.HostnameError
+		if errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) {
+			return Permanent(fmt.Errorf("%s: %w (give the CA's certificate with --cacert)", h, err))
+		}
 		return fmt.Errorf("%s: %w", h, err)
 	}
 	switch {
