@@ -90,12 +90,12 @@ var ErrInput = errors.New("cannot read input")
 func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) (*IngestResult, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %s is not a regular file", ErrInput, path)
@@ -105,7 +105,7 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 	// The original's hash first: a file stored already is skipped.
 	h := sha256.New()
 	if _, err := io.Copy(h, &progressReader{r: bufio.NewReaderSize(f, 1<<20), phase: "hash", total: fi.Size(), fn: opts.Progress}); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInput, path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrInput, path, err)
 	}
 	copy(res.SHA256[:], h.Sum(nil))
 	if !opts.Force {
@@ -119,7 +119,7 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 		}
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrInput, path, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrInput, path, err)
 	}
 
 	var w *repo.Writer

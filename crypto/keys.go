@@ -33,7 +33,7 @@ func boxKeyPairFromPrivate(priv *[32]byte) (BoxKeyPair, error) {
 	kp := BoxKeyPair{Private: *priv}
 	pub, err := curve25519.X25519(priv[:], curve25519.Basepoint)
 	if err != nil {
-		return BoxKeyPair{}, fmt.Errorf("crypto: X25519 public key: %w: %v", ErrInvalidKey, err)
+		return BoxKeyPair{}, fmt.Errorf("crypto: X25519 public key: %w: %w", ErrInvalidKey, err)
 	}
 	copy(kp.Public[:], pub)
 	return kp, nil

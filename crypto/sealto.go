@@ -97,7 +97,7 @@ func SealTo(r io.Reader, plaintext, ad []byte, recipients ...[32]byte) ([]byte, 
 		shared, err := curve25519.X25519(eph.Private[:], recip[:])
 		eph.Erase()
 		if err != nil {
-			return nil, fmt.Errorf("crypto: seal: recipient %d: %w: %v", i, ErrInvalidKey, err)
+			return nil, fmt.Errorf("crypto: seal: recipient %d: %w: %w", i, ErrInvalidKey, err)
 		}
 		wk := wrapKey(shared, &eph.Public, recip)
 		clear(shared)

@@ -27,7 +27,7 @@ func deriveSessionKey(priv *[32]byte, pub, ephPub, masterPub, auditPub *[32]byte
 	var key [KeySize]byte
 	shared, err := curve25519.X25519(priv[:], pub[:])
 	if err != nil {
-		return key, fmt.Errorf("crypto: session key: %w: %v", ErrInvalidKey, err)
+		return key, fmt.Errorf("crypto: session key: %w: %w", ErrInvalidKey, err)
 	}
 	defer clear(shared)
 	salt := make([]byte, 0, 96)

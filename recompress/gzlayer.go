@@ -176,7 +176,7 @@ func (g *gzLayer) next() error {
 		if ierr == nil {
 			m.m.Params = res.Params
 			if m.v, err = newVerifierSet(append([]deflate.Params{res.Params}, res.Others...)); err != nil {
-				return fmt.Errorf("%w: %s: %v", ErrUnpack, g.u.name, err)
+				return fmt.Errorf("%w: %s: %w", ErrUnpack, g.u.name, err)
 			}
 		} else if first {
 			g.opaque = true
@@ -275,7 +275,7 @@ func (g *gzLayer) finish(m *gzMember) error {
 	}
 	if m.v != nil {
 		if err := m.v.finish(false); err != nil {
-			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
+			return fmt.Errorf("%w: %s: engine: %w", ErrUnpack, g.u.name, err)
 		}
 		if err := g.settle(m); err != nil {
 			return err
@@ -367,7 +367,7 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 	g.u.warn(g.c, g.offset(), "member %d: %s: %v", m.index, problem, cause)
 	if m.v != nil {
 		if err := m.v.finish(true); err != nil {
-			return fmt.Errorf("%w: %s: engine: %v", ErrUnpack, g.u.name, err)
+			return fmt.Errorf("%w: %s: engine: %w", ErrUnpack, g.u.name, err)
 		}
 		if err := g.settle(m); err != nil {
 			return err

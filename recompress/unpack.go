@@ -117,7 +117,7 @@ func Unpack(ctx context.Context, r io.Reader, sink Sink, opts Options) (res *Res
 	in := bufio.NewReaderSize(hr, smallBuf)
 	defer func() {
 		if cerr := u.closeStreams(); err == nil && cerr != nil {
-			err = fmt.Errorf("%w: %s: %v", ErrUnpack, u.name, cerr)
+			err = fmt.Errorf("%w: %s: %w", ErrUnpack, u.name, cerr)
 		}
 	}()
 	root, size, err := u.node(in, 0, nodeCtx{})
@@ -125,14 +125,14 @@ func Unpack(ctx context.Context, r io.Reader, sink Sink, opts Options) (res *Res
 		return nil, err
 	}
 	if hr.err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrUnpack, u.name, hr.err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnpack, u.name, hr.err)
 	}
 	rc := &Recipe{Root: root, Size: size}
 	for _, s := range u.streams {
 		rc.Streams = append(rc.Streams, Stream{Kind: s.kind, Len: s.n})
 	}
 	if err := rc.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %s: internal error: %v", ErrUnpack, u.name, err)
+		return nil, fmt.Errorf("%w: %s: internal error: %w", ErrUnpack, u.name, err)
 	}
 	res = &Result{Recipe: rc, Summary: u.sum.finish(rc, u.streams), Warnings: u.warnings}
 	copy(res.SHA256[:], hr.h.Sum(nil))
@@ -210,7 +210,7 @@ func (u *unpacker) newStream(k Kind) (int, error) {
 	i := len(u.streams)
 	w, err := u.sink.Stream(i, k)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s: stream %d: %v", ErrUnpack, u.name, i, err)
+		return 0, fmt.Errorf("%w: %s: stream %d: %w", ErrUnpack, u.name, i, err)
 	}
 	u.streams = append(u.streams, &streamOut{kind: k, w: w})
 	return i, nil
@@ -236,7 +236,7 @@ func (u *unpacker) write(i int, p []byte) error {
 	n, err := s.w.Write(p)
 	s.n += uint64(n)
 	if err != nil {
-		s.err = fmt.Errorf("%w: %s: writing stream %d: %v", ErrUnpack, u.name, i, err)
+		s.err = fmt.Errorf("%w: %s: writing stream %d: %w", ErrUnpack, u.name, i, err)
 		return s.err
 	}
 	return nil
@@ -247,7 +247,7 @@ func (u *unpacker) boundary(i int) error {
 	s := u.streams[i]
 	if b, ok := s.w.(Boundarier); ok && s.err == nil {
 		if err := b.Boundary(); err != nil {
-			s.err = fmt.Errorf("%w: %s: stream %d: %v", ErrUnpack, u.name, i, err)
+			s.err = fmt.Errorf("%w: %s: stream %d: %w", ErrUnpack, u.name, i, err)
 			return s.err
 		}
 	}
@@ -328,7 +328,7 @@ func (u *unpacker) readErr(err error) error {
 	if errors.Is(err, ErrUnpack) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	return fmt.Errorf("%w: %s: %v", ErrUnpack, u.name, err)
+	return fmt.Errorf("%w: %s: %w", ErrUnpack, u.name, err)
 }
 
 // streamErr carries a failure of a stream writer through a reader chain.
