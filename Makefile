@@ -1,6 +1,6 @@
 # larder — see README.md. Every target runs from a clean checkout.
 GO       ?= go
-PKGS     := ./... ./testdata/fixture ./testdata/cmd/mkfixtures
+PKGS     := ./...
 BIN      := bin/larder
 FIXTURES ?= $(CURDIR)/.cache/fixtures
 
@@ -50,7 +50,7 @@ tools:
 
 # Larger fixture series, cached outside git (needs PostgreSQL).
 fixtures:
-	$(GO) run ./testdata/cmd/mkfixtures -out $(FIXTURES)
+	$(GO) run ./internal/cmd/mkfixtures -out $(FIXTURES)
 
 clean:
 	rm -rf bin .cache

@@ -20,7 +20,7 @@ import (
 	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
 	"github.com/larder/larder/repo/backend"
-	"github.com/larder/larder/testdata/fixture"
+	"github.com/larder/larder/internal/fixture"
 )
 
 // The benchmarks run the real programs in child processes, larder and

@@ -6,14 +6,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/larder/larder/internal/testenv"
 )
 
-func needPostgres(t *testing.T) {
-	t.Helper()
-	if os.Getenv("LARDER_NO_PG") != "" {
-		t.Skip("LARDER_NO_PG is set: PostgreSQL tests skipped on request")
-	}
-}
+// needPostgres: the drills that start a cluster fail without PostgreSQL
+// (testenv), unless LARDER_NO_PG=1.
+func needPostgres(t *testing.T) { testenv.NeedPostgres(t) }
 
 // drillTempDir is a temporary folder for a drill's scratch cluster: when
 // the tests run as root, PostgreSQL's server user must be able to enter

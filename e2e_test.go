@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/larder/larder/repo"
-	"github.com/larder/larder/testdata/fixture"
+	"github.com/larder/larder/internal/fixture"
 )
 
 // TestEndToEndSeries is the story of the issue: the fixture builder makes

@@ -12,7 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/larder/larder/recompress"
-	"github.com/larder/larder/testdata/fixture"
+	"github.com/larder/larder/internal/fixture"
 )
 
 // BenchmarkChunkSizes chooses the chunk sizes by measurement: a 10-night

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/internal/benchutil"
-	"github.com/larder/larder/testdata/fixture"
+	"github.com/larder/larder/internal/fixture"
 )
 
 // The throughput benchmark runs Unpack and Pack on a backup of at least

@@ -3,11 +3,12 @@ package recompress
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/larder/larder/testdata/fixture"
+	"github.com/larder/larder/internal/testenv"
+
+	"github.com/larder/larder/internal/fixture"
 )
 
 // TestRealPgDumpLevels: dumps made by the real pg_dump at every
@@ -15,9 +16,7 @@ import (
 // -1, -5, -9 and --rsyncable round-trip exactly, every layer rebuilt by an
 // engine.
 func TestRealPgDumpLevels(t *testing.T) {
-	if os.Getenv("LARDER_NO_PG") != "" {
-		t.Skip("LARDER_NO_PG is set: PostgreSQL tests skipped on request")
-	}
+	testenv.NeedPostgres(t)
 	ctx := context.Background()
 	opts := fixture.Small()
 	opts.Dir = filepath.Join(t.TempDir(), "work")

@@ -3,7 +3,7 @@
 //
 // Usage:
 //
-//	go run ./testdata/cmd/mkfixtures -out DIR [-preset small|medium|bench] [-nights N]
+//	go run ./internal/cmd/mkfixtures -out DIR [-preset small|medium|bench] [-nights N]
 //	    [-formats classic,dumponly,2026,v15,zulip] [-outer-level 1[,5...]] [-seed N]
 //	    [-every-night classic,dumponly] [-upload-bytes SIZE] [-site NAME] [-v]
 //
@@ -33,7 +33,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/larder/larder/testdata/fixture"
+	"github.com/larder/larder/internal/fixture"
 )
 
 // allFormats are the format names -formats accepts, in writing order.

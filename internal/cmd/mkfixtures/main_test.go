@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/larder/larder/internal/pgcluster"
+	"github.com/larder/larder/internal/testenv"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -68,12 +68,7 @@ func TestParseSize(t *testing.T) {
 // then again (nothing to do), then after losing a file (it is rebuilt, the
 // rest skipped), then with other flags (refused).
 func TestRunResumes(t *testing.T) {
-	if os.Getenv("LARDER_NO_PG") == "1" {
-		t.Skip("LARDER_NO_PG=1: skipping a test that needs PostgreSQL")
-	}
-	if _, err := pgcluster.FindBinDir(""); err != nil {
-		t.Fatalf("PostgreSQL is required (apt-get install postgresql, or set LARDER_NO_PG=1 to skip): %v", err)
-	}
+	testenv.NeedPostgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	out := t.TempDir()
