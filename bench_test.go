@@ -17,10 +17,10 @@ import (
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/internal/benchutil"
+	"github.com/larder/larder/internal/fixture"
 	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
 	"github.com/larder/larder/repo/backend"
-	"github.com/larder/larder/internal/fixture"
 )
 
 // The benchmarks run the real programs in child processes, larder and

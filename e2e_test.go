@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/larder/larder/repo"
 	"github.com/larder/larder/internal/fixture"
+	"github.com/larder/larder/repo"
 )
 
 // TestEndToEndSeries is the story of the issue: the fixture builder makes

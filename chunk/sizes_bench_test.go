@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/klauspost/compress/zstd"
-	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/internal/fixture"
+	"github.com/larder/larder/recompress"
 )
 
 // BenchmarkChunkSizes chooses the chunk sizes by measurement: a 10-night
