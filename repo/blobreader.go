@@ -31,6 +31,9 @@ type blobReader struct {
 	// nights that changed parts of it).
 	frames     []*openedFrame
 	frameBytes int
+
+	// ahead, when set, holds the frames a stream reads next (OpenStream).
+	ahead *readAhead
 }
 
 // openedFrame is a frame's plaintext.
@@ -106,10 +109,26 @@ func transient(err error) bool {
 // load returns a blob's plaintext (appended to dst[:0]), from the first
 // copy that opens and matches its ID.
 func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) ([]byte, error) {
+	return br.loadCopies(ctx, t, id, nil, dst)
+}
+
+// loadCopies is load with the blob's copies as the cache had them a
+// moment ago (a stream's read ahead looked them up; nil: ask it now); when
+// none of them is intact, it asks the cache again even if this reader's
+// scan of the pack trailers finds nothing new (another stream's may have
+// found them meanwhile).
+func (br *blobReader) loadCopies(ctx context.Context, t BlobType, id ID, copies []Copy, dst []byte) ([]byte, error) {
+	earlier := copies != nil
+	if !earlier {
+		copies = br.cache.Copies(id)
+	}
 	tried := map[PackedBlob]bool{}
 	var failed []error
 	for round := 0; round < 2; round++ {
-		for _, c := range br.cache.Copies(id) {
+		if round > 0 {
+			copies = br.cache.Copies(id) // and those of the trailers
+		}
+		for _, c := range copies {
 			if tried[c.PackedBlob] || c.Type != t {
 				continue
 			}
@@ -129,7 +148,7 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 			if err != nil {
 				return nil, err
 			}
-			if n == 0 {
+			if n == 0 && !earlier {
 				break
 			}
 		}
@@ -168,7 +187,13 @@ func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.Sessio
 	if err != nil {
 		return nil, nil, err
 	}
-	sealed, err := loadRangeInto(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
+	var sealed []byte
+	ahead := br.ahead.take(rangeKey{loc.Pack, loc.Offset, loc.Length})
+	if ahead != nil {
+		sealed, err = ahead.buf, ahead.err
+	} else {
+		sealed, err = loadRangeInto(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: loc.Pack.String()}, int64(loc.Offset), int64(loc.Length), br.sealed)
+	}
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, nil, fmt.Errorf("pack %s: %w: %w", loc.Pack.Short(), ErrBlob, err)
 	}
@@ -179,7 +204,9 @@ func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.Sessio
 		}
 		return nil, nil, err
 	}
-	br.sealed = sealed
+	if ahead == nil {
+		br.sealed = sealed // the read ahead's buffers stay its own
+	}
 	return k, sealed, nil
 }
 

@@ -348,22 +348,38 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 
 // WalkStream calls fn for each data chunk of a stream (master or audit).
 func (r *Repo) WalkStream(ctx context.Context, ref StreamRef, fn func(ListEntry) error) error {
+	return r.walkStream(ctx, ref, 0, fn)
+}
+
+// walkStream is WalkStream that fetches the list chunks ahead of the walk,
+// ahead at once (0: none).
+func (r *Repo) walkStream(ctx context.Context, ref StreamRef, ahead int, fn func(ListEntry) error) error {
 	br, err := r.newBlobReader(ctx)
 	if err != nil {
 		return err
 	}
 	defer br.close()
+	var ra *readAhead
+	var next func([]ID)
+	if ahead > 0 {
+		ra = newReadAhead(ctx, br, BlobList, ahead)
+		defer ra.stop()
+		next = ra.queue
+	}
 	var buf []byte
-	return walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
+	return walkTreeAhead(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
 		b, err := br.load(ctx, BlobList, id, buf)
 		buf = b
+		ra.loaded(id)
 		return b, err
-	}, fn)
+	}, next, fn)
 }
 
 // OpenStream returns a reader of a stream's bytes (master only). It
-// fetches the chunks in order; memory is about one chunk and one list
-// chunk per tree level.
+// reads the chunks in order, fetching the frames of the next ones and the
+// list chunks that name them ahead (readAhead: SetReadAhead fetches at
+// once each, within maxReadAheadBytes); memory is about that, one chunk,
+// the frames the blob reader keeps and one list chunk per tree level.
 func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, error) {
 	if err := r.need("read snapshot contents", crypto.RoleMaster); err != nil {
 		return nil, err
@@ -376,21 +392,45 @@ func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, er
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer br.close()
+		ra := newReadAhead(ctx, br, BlobData, r.readAheadSlots())
+		defer ra.stop()
 		var total uint64
 		var chunk []byte
-		err := r.WalkStream(ctx, ref, func(e ListEntry) error {
+		// next gives the window's oldest entry its chunk.
+		next := func() error {
+			ae, _ := ra.pop()
 			var err error
-			chunk, err = br.load(ctx, BlobData, e.ID, chunk)
+			chunk, err = br.loadCopies(ctx, BlobData, ae.e.ID, ae.copies, chunk)
+			ra.done(ae)
 			if err != nil {
 				return err
 			}
-			if uint32(len(chunk)) != e.Len {
-				return fmt.Errorf("%w: chunk %s has %d bytes, its list says %d", ErrCorrupt, e.ID.Short(), len(chunk), e.Len)
+			if uint32(len(chunk)) != ae.e.Len {
+				return fmt.Errorf("%w: chunk %s has %d bytes, its list says %d", ErrCorrupt, ae.e.ID.Short(), len(chunk), ae.e.Len)
 			}
 			total += uint64(len(chunk))
 			_, err = pw.Write(chunk)
 			return err
+		}
+		var readErr error
+		err := r.walkStream(ctx, ref, r.readAheadSlots(), func(e ListEntry) error {
+			ae := ra.entry(e)
+			for ra.full(ae) {
+				if readErr = next(); readErr != nil {
+					return readErr
+				}
+				ae = ra.entry(e) // the reader may hold its frame now
+			}
+			ra.push(ae)
+			return nil
 		})
+		// The chunks listed before the end (or a damaged list chunk) come
+		// first, as they would without the window.
+		for readErr == nil && ra.len() > 0 {
+			if readErr = next(); readErr != nil {
+				err = readErr
+			}
+		}
 		if err == nil && total != ref.Len {
 			err = fmt.Errorf("%w: stream of %d bytes, the snapshot says %d", ErrCorrupt, total, ref.Len)
 		}

@@ -118,6 +118,7 @@ type Repo struct {
 
 	lastStats IngestStats // of the last snapshot committed (tests, messages)
 	uploads   int         // packs a writer uploads at once (SetUploads)
+	readAhead int         // fetches a stream runs at once (SetReadAhead)
 	retryLock time.Duration
 
 	warnMu   sync.Mutex
@@ -191,6 +192,18 @@ func (r *Repo) uploadSlots() int {
 		return 2
 	}
 	return r.uploads
+}
+
+// SetReadAhead sets how many frames a stream being read fetches at once
+// ahead of its reader (default 2; the command line passes its
+// --connections).
+func (r *Repo) SetReadAhead(n int) { r.readAhead = n }
+
+func (r *Repo) readAheadSlots() int {
+	if r.readAhead < 1 {
+		return 2
+	}
+	return r.readAhead
 }
 
 // Backend returns the repository's storage.

@@ -135,13 +135,21 @@ const anyLength = ^uint64(0)
 // of a walk is bounded by the stream's length, whatever the tree's writer
 // put in it.
 func walkTree(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), fn func(ListEntry) error) error {
+	return walkTreeAhead(ctx, depth, root, length, load, nil, fn)
+}
+
+// walkTreeAhead is walkTree that first tells ahead (when not nil) the
+// level 1 list chunks under each level 2 list chunk: the walk loads them
+// next, in that order, and nothing else between (OpenStream fetches them
+// ahead).
+func walkTreeAhead(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), ahead func([]ID), fn func(ListEntry) error) error {
 	if depth == 0 {
 		if length != 0 && length != anyLength {
 			return fmt.Errorf("%w: an empty tree for a stream of %d bytes", ErrCorrupt, length)
 		}
 		return nil
 	}
-	n, err := walkNode(ctx, depth, root, length, load, fn)
+	n, err := walkNode(ctx, depth, root, length, load, ahead, fn)
 	if errors.Is(err, errSkipSubtree) {
 		return nil
 	}
@@ -156,7 +164,7 @@ func walkTree(ctx context.Context, depth uint8, root ID, length uint64, load fun
 
 // walkNode walks the subtree of list chunk id, at most budget bytes of
 // stream, and returns the bytes it covers.
-func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(ID) ([]byte, error), fn func(ListEntry) error) (uint64, error) {
+func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(ID) ([]byte, error), ahead func([]ID), fn func(ListEntry) error) (uint64, error) {
 	b, err := load(id)
 	if err != nil {
 		return 0, err
@@ -195,6 +203,13 @@ func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(
 		e.bytes = binary.LittleEndian.Uint64(b[i+32:])
 		entries = append(entries, e)
 	}
+	if depth == 2 && ahead != nil {
+		ids := make([]ID, len(entries))
+		for i, e := range entries {
+			ids[i] = e.id
+		}
+		ahead(ids)
+	}
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return 0, err
@@ -202,7 +217,7 @@ func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(
 		if e.bytes == 0 || e.bytes > budget-sum {
 			return 0, fmt.Errorf("%w: list chunk %s: an entry of %d bytes (%d of %d bytes left)", ErrCorrupt, id.Short(), e.bytes, budget-sum, budget)
 		}
-		n, err := walkNode(ctx, depth-1, e.id, e.bytes, load, fn)
+		n, err := walkNode(ctx, depth-1, e.id, e.bytes, load, ahead, fn)
 		switch {
 		case errors.Is(err, errSkipSubtree):
 		case err != nil:

@@ -284,6 +284,7 @@ func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
 		r.SetCacheDir(d)
 	}
 	r.SetUploads(c.Int("connections"))
+	r.SetReadAhead(c.Int("connections"))
 	r.SetRetryLock(c.Duration("retry-lock"))
 	return r, key, nil
 }
