@@ -192,9 +192,18 @@ func readBlob(r *bytes.Reader, f entryFormat) (Blob, error) {
 	return e, nil
 }
 
-// check verifies that a framed entry's chunk lies inside its frame and the
-// frame within bounds (long entries).
+// maxSealedObject bounds the sealed size of any blob or frame: the largest
+// plaintext, its flag byte, padding and the AEAD's overhead. A claim of a
+// larger object is a lie: no reader allocates for it.
+var maxSealedObject = uint32(crypto.PaddedSize(maxFramePlain+1) + crypto.Overhead)
+
+// check verifies that an entry's sealed object is no larger than any can
+// be, and that a framed entry's chunk lies inside its frame and the frame
+// within bounds (long entries).
 func (e Blob) check() error {
+	if e.Length > maxSealedObject || e.Length == 0 {
+		return fmt.Errorf("chunk %s: a sealed object of %d bytes (at most %d)", e.ID.Short(), e.Length, maxSealedObject)
+	}
 	if !e.Framed || e.FrameRaw == 0 && e.RawLen == 0 && e.Inner == 0 {
 		return nil
 	}

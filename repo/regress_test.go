@@ -844,3 +844,28 @@ func TestLockOfDeadProcessOnThisMachine(t *testing.T) {
 		t.Fatalf("after unlock: %v", names)
 	}
 }
+
+// TestClaimOfHugeBlobRefused: a reader allocated whatever length an index
+// entry claimed (up to 4 GiB) before reading the range, so a lying index
+// could make a restore allocate that much. An entry whose sealed object is
+// larger than any blob or frame can be is refused as it is parsed.
+func TestClaimOfHugeBlobRefused(t *testing.T) {
+	var key [32]byte
+	for _, n := range []uint32{maxSealedObject + 1, 1 << 31, 0} {
+		b := Blob{Type: BlobData, ID: ID{1}, Offset: uint32(packHeaderSize), Length: n, Framed: true}
+		f := &IndexFile{Entries: entriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []Blob{b}}}}
+		sealed, err := f.seal(&key, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := openIndexFile(sealed, &key, nil); err == nil {
+			t.Errorf("an entry claiming a sealed object of %d bytes was accepted", n)
+		}
+	}
+	ok := Blob{Type: BlobData, ID: ID{1}, Offset: uint32(packHeaderSize), Length: maxSealedObject, Framed: true}
+	f := &IndexFile{Entries: entriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []Blob{ok}}}}
+	sealed, _ := f.seal(&key, nil)
+	if _, err := openIndexFile(sealed, &key, nil); err != nil {
+		t.Errorf("the largest possible object was refused: %v", err)
+	}
+}
