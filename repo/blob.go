@@ -215,47 +215,60 @@ func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte,
 	if rawLen > limit {
 		return nil, fmt.Errorf("%w: %s: %d bytes is over the limit of %d", ErrBlob, id.Short(), rawLen, limit)
 	}
-	if rawLen == 0 {
-		// The zstd frame says its size (EncodeAll always writes it); a
-		// raw blob is what it is.
-		switch plain[0] {
-		case blobRaw:
-			rawLen = uint32(len(plain) - 1)
-		case blobZstd:
-			var h zstd.Header
-			if err := h.Decode(plain[1:]); err != nil || !h.HasFCS || h.FrameContentSize == 0 {
-				return nil, fmt.Errorf("%w: %s: no zstd frame size", ErrBlob, id.Short())
-			}
-			if h.FrameContentSize > uint64(limit) {
-				return nil, fmt.Errorf("%w: %s: %d bytes is over the limit of %d", ErrBlob, id.Short(), h.FrameContentSize, limit)
-			}
-			rawLen = uint32(h.FrameContentSize)
-		}
-		if rawLen == 0 || rawLen > limit {
-			return nil, fmt.Errorf("%w: %s: %d bytes (limit %d)", ErrBlob, id.Short(), rawLen, limit)
-		}
-	}
 	switch plain[0] {
 	case blobRaw:
-		if uint32(len(plain)-1) != rawLen {
-			return nil, fmt.Errorf("%w: %s: %d bytes, the index says %d", ErrBlob, id.Short(), len(plain)-1, rawLen)
+		n := uint32(len(plain) - 1)
+		if rawLen == 0 && (n == 0 || n > limit) {
+			return nil, fmt.Errorf("%w: %s: %d bytes (limit %d)", ErrBlob, id.Short(), n, limit)
+		}
+		if rawLen != 0 && n != rawLen {
+			return nil, fmt.Errorf("%w: %s: %d bytes, the index says %d", ErrBlob, id.Short(), n, rawLen)
 		}
 		return append(dst[:0], plain[1:]...), nil
 	case blobZstd:
-		_, dec := codecs()
-		// DecodeAll may not grow dst (WithDecodeAllCapLimit): size it to
-		// what the index says the chunk holds.
-		if uint32(cap(dst)) < rawLen {
-			dst = make([]byte, 0, rawLen)
-		}
-		out, err := dec.DecodeAll(plain[1:], dst[:0:rawLen])
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
-		}
-		if uint32(len(out)) != rawLen {
-			return nil, fmt.Errorf("%w: %s: %d bytes, the index says %d", ErrBlob, id.Short(), len(out), rawLen)
-		}
-		return out, nil
+		return decodeZstd(plain[1:], id, rawLen, limit, dst)
 	}
 	return nil, fmt.Errorf("%w: %s: unknown encoding %d", ErrBlob, id.Short(), plain[0])
+}
+
+// decodeZstd decompresses one zstd frame of rawLen bytes (0: not known),
+// at most limit, into dst.
+func decodeZstd(frame []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte, error) {
+	want := rawLen
+	if rawLen == 0 {
+		// The frame says its size, except (zstd's rule, which EncodeAll
+		// follows) a frame of fewer than 256 bytes that is not a single
+		// segment.
+		var h zstd.Header
+		if err := h.Decode(frame); err != nil {
+			return nil, fmt.Errorf("%w: %s: zstd frame header: %w", ErrBlob, id.Short(), err)
+		}
+		switch {
+		case h.HasFCS && (h.FrameContentSize == 0 || h.FrameContentSize > uint64(limit)):
+			return nil, fmt.Errorf("%w: %s: %d bytes (limit %d)", ErrBlob, id.Short(), h.FrameContentSize, limit)
+		case h.HasFCS:
+			want = uint32(h.FrameContentSize)
+		}
+	}
+	_, dec := codecs()
+	// DecodeAll may not grow dst (WithDecodeAllCapLimit): size it to what
+	// the chunk holds, or, when nothing says, to the limit (callers reuse
+	// dst, so that is allocated once).
+	size := want
+	if size == 0 {
+		size = limit
+	}
+	if uint32(cap(dst)) < size {
+		dst = make([]byte, 0, size)
+	}
+	out, err := dec.DecodeAll(frame, dst[:0:size])
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
+	case len(out) == 0:
+		return nil, fmt.Errorf("%w: %s: an empty chunk", ErrBlob, id.Short())
+	case want != 0 && uint32(len(out)) != want:
+		return nil, fmt.Errorf("%w: %s: %d bytes, %d expected", ErrBlob, id.Short(), len(out), want)
+	}
+	return out, nil
 }
