@@ -257,9 +257,8 @@ func benchChild(job string) error {
 			return err
 		}
 		defer w.Close(ctx)
-		sink := &storeSink{ctx: ctx, r: r, w: w}
 		m := &repo.Manifest{Name: "streams"}
-		for i, p := range paths {
+		for _, p := range paths {
 			f, err := os.Open(p)
 			if err != nil {
 				return err
@@ -268,7 +267,7 @@ func benchChild(job string) error {
 			if strings.HasSuffix(p, "tar") {
 				k = recompress.KindTar
 			}
-			st, err := sink.Stream(i, k)
+			st, err := w.NewStream(ctx, uint8(k), ClassOf(k))
 			if err != nil {
 				return err
 			}
@@ -280,8 +279,8 @@ func benchChild(job string) error {
 			if err != nil {
 				return err
 			}
+			m.Streams = append(m.Streams, st.Ref())
 		}
-		m.Streams = sink.refs(len(paths))
 		_, err = w.Commit(ctx, m, [32]byte{})
 		return err
 	case "restore":

@@ -1,20 +1,17 @@
 package larder
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/larder/larder/crypto"
 
 	"github.com/larder/larder/internal/pgcluster"
 	"github.com/larder/larder/recompress"
@@ -44,6 +41,9 @@ type DrillOptions struct {
 // compared with the counts recorded at ingest. The result is signed and
 // stored in the repository (master key), where audit sees it.
 func Drill(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts DrillOptions) (*repo.DrillRecord, error) {
+	if r.Role() != crypto.RoleMaster {
+		return nil, fmt.Errorf("%w: drills need the master key", repo.ErrPermission)
+	}
 	rec := &repo.DrillRecord{Snapshot: snap.ID, Time: time.Now().UTC(), Host: opts.Host}
 	var derr error
 	if opts.Postgres {
@@ -111,7 +111,7 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 	if err := cluster.Exec(ctx, db, "DROP SCHEMA public CASCADE;"); err != nil {
 		return err
 	}
-	files, err := loadBackup(ctx, cluster, db, orig, work)
+	files, err := cluster.LoadBackup(ctx, db, orig, work)
 	if err != nil {
 		return err
 	}
@@ -126,12 +126,11 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 				continue
 			}
 		}
-		rows, err := cluster.Query(ctx, db, "SELECT count(*) FROM "+quoteQualified(table))
+		got, err := cluster.CountRows(ctx, db, table)
 		if err != nil {
 			pg.Mismatches = append(pg.Mismatches, fmt.Sprintf("%s: %v", table, firstLine(err.Error())))
 			continue
 		}
-		got, _ := strconv.ParseUint(rows[0][0], 10, 64)
 		pg.Tables++
 		pg.Rows += got
 		if got != t.Rows {
@@ -139,133 +138,6 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 		}
 	}
 	return nil
-}
-
-// loadBackup unpacks a restored backup with the real tools and loads its
-// dump. It returns, for a directory-format dump, the table of each data
-// file.
-func loadBackup(ctx context.Context, c *pgcluster.Cluster, db, path, work string) (map[string]string, error) {
-	head := make([]byte, 512)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	n, _ := io.ReadFull(f, head)
-	f.Close()
-	head = head[:n]
-	gz := len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b
-	x := filepath.Join(work, "x")
-	if err := os.MkdirAll(x, 0o700); err != nil {
-		return nil, err
-	}
-	run := func(name string, args ...string) error {
-		cmd := exec.CommandContext(ctx, name, args...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, firstLine(stderr.String()))
-		}
-		return nil
-	}
-	isTar := exec.CommandContext(ctx, "tar", "-tf", path).Run() == nil
-	switch {
-	case isTar:
-		// As Discourse: tar --extract (with --gzip when compressed).
-		args := []string{"--extract", "--file", path, "--directory", x}
-		if gz {
-			args = append(args, "--gzip")
-		}
-		if err := run("tar", args...); err != nil {
-			return nil, err
-		}
-	case gz:
-		// A dump-only backup: the file is pg_dump's gzip.
-		if err := os.Rename(path, filepath.Join(x, "dump.sql.gz")); err != nil {
-			return nil, err
-		}
-	default:
-		if err := os.Rename(path, filepath.Join(x, "dump.sql")); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case exists(filepath.Join(x, "dump.sql.gz")):
-		return nil, loadSQL(ctx, c, db, filepath.Join(x, "dump.sql.gz"), true)
-	case exists(filepath.Join(x, "dump.sql")):
-		return nil, loadSQL(ctx, c, db, filepath.Join(x, "dump.sql"), false)
-	case exists(filepath.Join(x, "db", "toc.dat")):
-		dir := filepath.Join(x, "db")
-		if err := runPG(ctx, c, "pg_restore", "--no-owner", "--no-privileges", "-d", db, dir); err != nil {
-			return nil, err
-		}
-		return tocTables(ctx, c, dir)
-	}
-	return nil, errors.New("the restored backup holds no dump.sql.gz, dump.sql or db/toc.dat")
-}
-
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-// loadSQL pipes a plain-format dump into psql in one transaction, as
-// Discourse's restore does; a gzip dump is read through gzip -dc.
-func loadSQL(ctx context.Context, c *pgcluster.Cluster, db, path string, gz bool) error {
-	var in io.Reader
-	if gz {
-		cmd := exec.CommandContext(ctx, "gzip", "-dc", path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		defer cmd.Wait()
-		in = out
-	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
-	}
-	return c.ExecScript(ctx, db, bufio.NewReaderSize(in, 1<<20), "--single-transaction")
-}
-
-func runPG(ctx context.Context, c *pgcluster.Cluster, name string, args ...string) error {
-	cmd := c.Command(ctx, name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %v: %s", name, err, firstLine(stderr.String()))
-	}
-	return nil
-}
-
-// tocTables maps data files (NNNN.dat) to their tables with pg_restore -l.
-var tocLine = regexp.MustCompile(`^(\d+); \d+ \d+ TABLE DATA (\S+) (\S+) `)
-
-func tocTables(ctx context.Context, c *pgcluster.Cluster, dir string) (map[string]string, error) {
-	cmd := c.Command(ctx, "pg_restore", "-l", dir)
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("pg_restore -l: %w", err)
-	}
-	m := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if g := tocLine.FindStringSubmatch(line); g != nil {
-			m[g[1]+".dat"] = g[2] + "." + g[3]
-		}
-	}
-	return m, nil
-}
-
-// quoteQualified quotes schema.table for SQL.
-func quoteQualified(t string) string {
-	parts := strings.SplitN(t, ".", 2)
-	for i, p := range parts {
-		parts[i] = pgcluster.QuoteIdent(strings.Trim(p, `"`))
-	}
-	return strings.Join(parts, ".")
 }
 
 func firstLine(s string) string {

@@ -20,7 +20,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/larder/larder/chunk"
+	"github.com/larder/larder/crypto"
+
 	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
 )
@@ -133,7 +134,7 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 	}
 	defer w.Close(context.WithoutCancel(ctx))
 
-	sink := &storeSink{ctx: ctx, r: r, w: w}
+	sink := &storeSink{ctx: ctx, w: w}
 	in := &progressReader{r: f, phase: "store", total: fi.Size(), fn: opts.Progress}
 	up, err := recompress.Unpack(ctx, bufio.NewReaderSize(in, 1<<20), sink,
 		recompress.Options{Name: filepath.Base(path)})
@@ -177,137 +178,42 @@ func ClassOf(k recompress.Kind) string {
 	return repo.ClassBulk
 }
 
-// storeSink chunks each canonical stream and stores its chunks. It is a
-// recompress.Sink whose streams cut chunks at record boundaries (tar
-// members): an upload added to the tar does not change the chunks of the
-// uploads around it.
+// storeSink is the recompress.Sink of an ingest: each canonical stream
+// goes to a repo.StreamWriter, which cuts chunks at record boundaries (tar
+// members), so an upload added to the tar does not change the chunks of
+// the uploads around it.
 type storeSink struct {
 	ctx context.Context
-	r   *repo.Repo
 	w   *repo.Writer
 
 	mu      sync.Mutex
-	streams map[int]repo.StreamRef
+	streams []*repo.StreamWriter // by stream number
 }
 
-// Stream implements recompress.Sink: the bytes go through pipes, one per
-// segment between boundaries, to a goroutine that chunks and stores them.
+// Stream implements recompress.Sink.
 func (s *storeSink) Stream(i int, k recompress.Kind) (io.WriteCloser, error) {
-	p, err := s.r.ChunkParams(ClassOf(k))
+	sw, err := s.w.NewStream(s.ctx, uint8(k), ClassOf(k))
 	if err != nil {
 		return nil, err
 	}
-	st := &segmentStream{segs: make(chan io.Reader, 1), done: make(chan error, 1)}
-	st.next()
-	go func() { st.done <- s.consume(i, k, p, st.segs) }()
-	return st, nil
-}
-
-// consume chunks every segment of a stream and records its chunk list.
-func (s *storeSink) consume(i int, k recompress.Kind, p chunk.Params, segs <-chan io.Reader) error {
-	tb := s.w.StoreTree()
-	sw := s.w.NewStream()
-	var c *chunk.Chunker
-	var total uint64
-	var err error
-	for seg := range segs {
-		if err != nil {
-			io.Copy(io.Discard, seg) // keep the writer moving after a failure
-			continue
-		}
-		if c == nil {
-			c = chunk.New(seg, p)
-		} else {
-			c.Reset(seg, p)
-		}
-		for err == nil {
-			var data []byte
-			data, err = c.Next()
-			if err == io.EOF {
-				err = nil
-				break
-			}
-			if err != nil {
-				break
-			}
-			var id repo.ID
-			if id, _, err = sw.Add(s.ctx, data); err != nil {
-				break
-			}
-			err = tb.Add(s.ctx, id, uint32(len(data)))
-			total += uint64(len(data))
-		}
-		if err != nil {
-			io.Copy(io.Discard, seg)
-		}
-	}
-	if cerr := sw.Close(s.ctx); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	depth, root, err := tb.Finish(s.ctx)
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.streams == nil {
-		s.streams = map[int]repo.StreamRef{}
+	for len(s.streams) <= i {
+		s.streams = append(s.streams, nil)
 	}
-	s.streams[i] = repo.StreamRef{Kind: uint8(k), Len: total, Depth: depth, Root: root}
-	return nil
+	s.streams[i] = sw
+	return sw, nil
 }
 
-// segmentStream is the writer of one stream: a pipe per segment.
-type segmentStream struct {
-	segs    chan io.Reader
-	cur     *io.PipeWriter
-	written bool // bytes went into the current segment
-	done    chan error
-	closed  bool
-}
-
-func (st *segmentStream) next() {
-	pr, pw := io.Pipe()
-	st.cur, st.written = pw, false
-	st.segs <- pr
-}
-
-func (st *segmentStream) Write(p []byte) (int, error) {
-	if len(p) > 0 {
-		st.written = true
-	}
-	return st.cur.Write(p)
-}
-
-// Boundary implements recompress.Boundarier: the current segment ends.
-func (st *segmentStream) Boundary() error {
-	if !st.written {
-		return nil
-	}
-	st.cur.Close()
-	st.next()
-	return nil
-}
-
-func (st *segmentStream) Close() error {
-	if st.closed {
-		return nil
-	}
-	st.closed = true
-	st.cur.Close()
-	close(st.segs)
-	return <-st.done
-}
-
+// refs are the references of the first n streams, all closed.
 func (s *storeSink) refs(n int) []repo.StreamRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]repo.StreamRef, n)
-	for i := 0; i < n; i++ {
-		out[i] = s.streams[i]
+	for i := 0; i < n && i < len(s.streams); i++ {
+		if s.streams[i] != nil {
+			out[i] = s.streams[i].Ref()
+		}
 	}
 	return out
 }
@@ -316,7 +222,12 @@ func (s *storeSink) refs(n int) []repo.StreamRef {
 var ErrVerify = errors.New("restored bytes do not match the recorded SHA-256")
 
 // recipeOf decodes a snapshot's recipe.
-func recipeOf(snap *repo.Snapshot) (*recompress.Recipe, error) {
+func recipeOf(r *repo.Repo, snap *repo.Snapshot) (*recompress.Recipe, error) {
+	// The role first: only the master opens chunk contents; another key
+	// would fail deep inside the rebuild.
+	if r.Role() != crypto.RoleMaster {
+		return nil, fmt.Errorf("%w: restoring needs the master key", repo.ErrPermission)
+	}
 	if err := snap.Usable(); err != nil {
 		return nil, err
 	}
@@ -360,7 +271,7 @@ func streamOpener(ctx context.Context, r *repo.Repo, snap *repo.Snapshot) (func(
 // it returns the number of bytes written. When the hash does not match it
 // returns ErrVerify (the caller must not trust what was written).
 func Restore(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, w io.Writer) (uint64, error) {
-	rc, err := recipeOf(snap)
+	rc, err := recipeOf(r, snap)
 	if err != nil {
 		return 0, err
 	}
@@ -420,7 +331,7 @@ func RestoreFile(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, path st
 
 // Export writes a snapshot's canonical form into dir (restore --canonical).
 func Export(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, dir string) ([]string, error) {
-	rc, err := recipeOf(snap)
+	rc, err := recipeOf(r, snap)
 	if err != nil {
 		return nil, err
 	}

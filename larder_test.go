@@ -51,7 +51,7 @@ func newTestRepo(t testing.TB) *testRepo {
 	return &testRepo{be: be, master: m, write: w, audit: a}
 }
 
-func (tr *testRepo) open(t testing.TB, key any) *repo.Repo {
+func (tr *testRepo) open(t testing.TB, key repo.Key) *repo.Repo {
 	t.Helper()
 	r, err := repo.Open(context.Background(), tr.be, key)
 	if err != nil {

@@ -159,7 +159,7 @@ func (e *attackEnv) night() genuineSnap {
 
 // openOn opens the repository with a key through a storage credential,
 // with a fresh (cold) cache.
-func (e *attackEnv) openOn(be backend.Backend, key any) *Repo {
+func (e *attackEnv) openOn(be backend.Backend, key Key) *Repo {
 	return open(e.t, be, key)
 }
 
@@ -498,7 +498,7 @@ func TestAttackRevokedKeyKeepsWriting(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The thief's client ignores the revocation.
-		thief := &Repo{be: e.writer, cfg: m.cfg, write: e.k.write, now: time.Now}
+		thief := openedRepo(e.writer, m.cfg, e.k.write)
 		thief.SetCacheDir(t.TempDir())
 		forged := ingest(t, thief, "forged", []byte("not a real backup"))
 		m = e.masterRepo()

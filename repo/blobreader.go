@@ -72,14 +72,11 @@ func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.Session
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w: %w", pack.Short(), ErrBlob, err)
 	}
-	switch {
-	case br.r.master != nil:
-		k, err = br.r.master.OpenSession(ph.Ephemeral)
-	case br.r.audit != nil:
-		k, err = br.r.audit.OpenSession(ph.Ephemeral)
-	default:
+	ok, can := br.r.key.(openingKey)
+	if !can {
 		return nil, br.r.need("read blobs", crypto.RoleMaster, crypto.RoleAudit)
 	}
+	k, err = ok.OpenSession(ph.Ephemeral)
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w: %w", pack.Short(), ErrBlob, err)
 	}

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -27,7 +26,6 @@ import (
 
 	"github.com/larder/larder/repo/backend"
 
-	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 )
 
@@ -241,37 +239,17 @@ func crashIngest(ctx context.Context, r *Repo, seed uint64) (ID, error) {
 		if i == 0 {
 			class = ClassText
 		}
-		p, err := r.ChunkParams(class)
+		sw, err := w.NewStream(ctx, uint8(i+1), class)
 		if err != nil {
 			return ID{}, err
 		}
-		tb := w.StoreTree()
-		sw := w.NewStream() // frames, in a version 2 repository
-		c := chunk.New(bytes.NewReader(s), p)
-		for {
-			data, err := c.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return ID{}, err
-			}
-			id, _, err := sw.Add(ctx, data)
-			if err != nil {
-				return ID{}, err
-			}
-			if err := tb.Add(ctx, id, uint32(len(data))); err != nil {
-				return ID{}, err
-			}
-		}
-		if err := sw.Close(ctx); err != nil {
+		if _, err := sw.Write(s); err != nil {
 			return ID{}, err
 		}
-		depth, root, err := tb.Finish(ctx)
-		if err != nil {
+		if err := sw.Close(); err != nil {
 			return ID{}, err
 		}
-		m.Streams = append(m.Streams, StreamRef{Kind: uint8(i + 1), Len: uint64(len(s)), Depth: depth, Root: root})
+		m.Streams = append(m.Streams, sw.Ref())
 		m.Size += uint64(len(s))
 	}
 	return w.Commit(ctx, m, crashOriginal(streams))

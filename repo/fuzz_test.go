@@ -61,7 +61,7 @@ func fuzzRepo(tb testing.TB, be backend.Backend) *Repo {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r := &Repo{be: be, cfg: &Config{master: rec}, master: m, now: time.Now}
+	r := openedRepo(be, &Config{master: rec}, m)
 	if t, ok := tb.(*testing.T); ok {
 		r.SetCacheDir(t.TempDir())
 	}
@@ -263,7 +263,7 @@ func FuzzManifest(f *testing.F) {
 		seal(body)
 		r := fuzzRepo(t, nil)
 		man, err := r.openManifest(env)
-		ar := &Repo{cfg: r.cfg, audit: a, now: time.Now}
+		ar := openedRepo(nil, r.cfg, a)
 		aman, aerr := ar.openManifest(env)
 		if (err == nil) != (aerr == nil) {
 			t.Fatalf("master: %v, auditor: %v", err, aerr)

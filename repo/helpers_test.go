@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"io"
@@ -73,7 +72,7 @@ func newRepoOn(t testing.TB, be backend.Backend) keys {
 
 // open opens be with key, with a cache in a temporary folder that is
 // checked for consistency when the test ends.
-func open(t testing.TB, be backend.Backend, key any) *Repo {
+func open(t testing.TB, be backend.Backend, key Key) *Repo {
 	t.Helper()
 	r, err := Open(context.Background(), be, key)
 	if err != nil {
@@ -129,37 +128,17 @@ func ingest(t testing.TB, r *Repo, name string, streams ...[]byte) ID {
 		if i%2 == 1 {
 			class = ClassBulk
 		}
-		p, err := r.ChunkParams(class)
+		sw, err := w.NewStream(ctx, uint8(i+1), class)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb := w.StoreTree()
-		sw := w.NewStream()
-		c := chunk.New(bytes.NewReader(s), p)
-		for {
-			data, err := c.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			id, _, err := sw.Add(ctx, data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := tb.Add(ctx, id, uint32(len(data))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := sw.Close(ctx); err != nil {
+		if _, err := sw.Write(s); err != nil {
 			t.Fatal(err)
 		}
-		depth, root, err := tb.Finish(ctx)
-		if err != nil {
+		if err := sw.Close(); err != nil {
 			t.Fatal(err)
 		}
-		m.Streams = append(m.Streams, StreamRef{Kind: uint8(i + 1), Len: uint64(len(s)), Depth: depth, Root: root})
+		m.Streams = append(m.Streams, sw.Ref())
 		m.Size += uint64(len(s))
 	}
 	var sum [32]byte

@@ -100,17 +100,7 @@ func (r *Repo) signLock(info LockInfo) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sig []byte
-	switch {
-	case r.master != nil:
-		sig, err = r.master.Sign(lockContext, body)
-	case r.write != nil:
-		sig, err = r.write.Sign(lockContext, body)
-	case r.audit != nil:
-		sig, err = r.audit.Sign(lockContext, body)
-	default:
-		return nil, errors.New("repo: no key to sign a lock with")
-	}
+	sig, err := r.key.Sign(lockContext, body)
 	if err != nil {
 		return nil, err
 	}

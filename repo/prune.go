@@ -698,7 +698,7 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, p *PrunePlan) error {
 		return err
 	}
 	defer br.close()
-	session, err := crypto.NewSession(nil, r.master.BoxKey.Public, r.master.AuditBoxKey.Public)
+	session, err := r.newSession()
 	if err != nil {
 		return err
 	}
@@ -731,7 +731,7 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, p *PrunePlan) error {
 			}
 		}
 	}
-	sw := w.NewStream()
+	sw := w.newFrameWriter()
 	var buf []byte
 	for _, id := range moved {
 		k := p.keepers[id]

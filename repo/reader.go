@@ -102,16 +102,11 @@ func (r *Repo) verifyEnvelope(env *Envelope, kr *keyring) error {
 }
 
 func (r *Repo) openManifest(env *Envelope) (*Manifest, error) {
-	var plain []byte
-	var err error
-	switch {
-	case r.master != nil:
-		plain, err = r.master.OpenSealed(env.Body, env.bodyAD())
-	case r.audit != nil:
-		plain, err = r.audit.OpenSealed(env.Body, env.bodyAD())
-	default:
+	ok, can := r.key.(openingKey)
+	if !can {
 		return nil, r.need("open snapshots", crypto.RoleMaster, crypto.RoleAudit)
 	}
+	plain, err := ok.OpenSealed(env.Body, env.bodyAD())
 	if err != nil {
 		return nil, fmt.Errorf("%w: manifest: %w", ErrCorrupt, err)
 	}
@@ -199,7 +194,7 @@ func (r *Repo) loadSnapshot(ctx context.Context, fi backend.FileInfo, kr *keyrin
 		return nil, fmt.Errorf("%w: not a snapshot name", ErrCorrupt)
 	}
 	s := &Snapshot{ID: id, Envelope: env, Stored: fi.ModTime}
-	if open && (r.master != nil || r.audit != nil) {
+	if _, can := r.key.(openingKey); open && can {
 		if s.Manifest, err = r.openManifest(env); err != nil {
 			return nil, err
 		}
@@ -334,7 +329,7 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 		return nil, fmt.Errorf("%s: snapshot ID %s is ambiguous (%d snapshots)", r.be.Location(), prefix, len(found))
 	}
 	s := found[0]
-	if r.master != nil || r.audit != nil {
+	if _, can := r.key.(openingKey); can {
 		env, err := loadEnvelope(ctx, r.be, s.ID.String())
 		if err != nil {
 			return nil, err

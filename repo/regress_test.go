@@ -445,7 +445,7 @@ func TestWriterConcurrentAdd(t *testing.T) {
 		}(g)
 	}
 	wg.Wait()
-	tb := w.StoreTree()
+	tb := w.storeTree()
 	for i, id := range ids[0] {
 		if err := tb.Add(ctx, id, uint32(len(chunks[i%per]))); err != nil {
 			t.Fatal(err)

@@ -109,6 +109,7 @@ var (
 type Repo struct {
 	be       backend.Backend
 	cfg      *Config
+	key      Key
 	master   *crypto.MasterKey
 	write    *crypto.WriteKey
 	audit    *crypto.AuditKey
@@ -212,31 +213,55 @@ func (r *Repo) Backend() backend.Backend { return r.be }
 // Config returns the repository's configuration.
 func (r *Repo) Config() *Config { return r.cfg }
 
-// Role is the role of the key the repository was opened with.
-func (r *Repo) Role() crypto.Role {
-	switch {
-	case r.master != nil:
-		return crypto.RoleMaster
-	case r.write != nil:
-		return crypto.RoleWrite
-	case r.audit != nil:
-		return crypto.RoleAudit
-	}
-	return 0
+// Key is a key a repository is opened with: *crypto.MasterKey,
+// *crypto.WriteKey or *crypto.AuditKey. Every key has an ID, a role, the
+// index key, the master's public signing key and a signing key of its own;
+// what else it can do it says through the small interfaces below, in the
+// manner of age's Identity and Recipient: a repository asks its key for a
+// capability, not for its type.
+type Key interface {
+	KeyID() crypto.KeyID
+	Role() crypto.Role
+	IndexSecret() *[32]byte
+	MasterSigningKey() ed25519.PublicKey
+	Sign(ctx crypto.SigContext, msg []byte) ([]byte, error)
 }
 
-// KeyID is the ID of the key the repository was opened with.
-func (r *Repo) KeyID() crypto.KeyID {
-	switch {
-	case r.master != nil:
-		return r.master.ID
-	case r.write != nil:
-		return r.write.ID
-	case r.audit != nil:
-		return r.audit.ID
-	}
-	return crypto.KeyID{}
+// chunkingKey cuts and names chunks (master, write).
+type chunkingKey interface {
+	Chunking() (poly uint64, idKey *[32]byte)
 }
+
+// sealingKey starts sessions and seals manifests to the master and the
+// auditors (master, write).
+type sealingKey interface {
+	Recipients() (master, audit [32]byte)
+}
+
+// openingKey opens sessions' chunk lists (and, the master, contents) and
+// manifests (master, audit).
+type openingKey interface {
+	OpenSession(ephemeral [32]byte) (*crypto.SessionKeys, error)
+	OpenSealed(sealed, ad []byte) ([]byte, error)
+}
+
+var (
+	_ Key         = (*crypto.MasterKey)(nil)
+	_ Key         = (*crypto.WriteKey)(nil)
+	_ Key         = (*crypto.AuditKey)(nil)
+	_ chunkingKey = (*crypto.MasterKey)(nil)
+	_ chunkingKey = (*crypto.WriteKey)(nil)
+	_ sealingKey  = (*crypto.MasterKey)(nil)
+	_ sealingKey  = (*crypto.WriteKey)(nil)
+	_ openingKey  = (*crypto.MasterKey)(nil)
+	_ openingKey  = (*crypto.AuditKey)(nil)
+)
+
+// Role is the role of the key the repository was opened with.
+func (r *Repo) Role() crypto.Role { return r.key.Role() }
+
+// KeyID is the ID of the key the repository was opened with.
+func (r *Repo) KeyID() crypto.KeyID { return r.key.KeyID() }
 
 func (r *Repo) need(op string, roles ...crypto.Role) error {
 	role := r.Role()
@@ -303,7 +328,7 @@ func Init(ctx context.Context, be backend.Backend, master *crypto.MasterKey, key
 		return nil, fmt.Errorf("%s: %w", be.Location(), err)
 	}
 	cfg.master = rec
-	return &Repo{be: be, cfg: cfg, master: master, now: time.Now}, nil
+	return openedRepo(be, cfg, master), nil
 }
 
 type signedConfig struct {
@@ -361,25 +386,14 @@ const validPol = chunker.Pol(0x3DA3358B4DC173)
 
 // Open opens the repository in be with a key from a key file: a
 // *crypto.MasterKey, *crypto.WriteKey or *crypto.AuditKey.
-func Open(ctx context.Context, be backend.Backend, key any) (*Repo, error) {
+func Open(ctx context.Context, be backend.Backend, key Key) (*Repo, error) {
 	cfg, err := ReadConfig(ctx, be)
 	if err != nil {
 		return nil, err
 	}
-	r := &Repo{be: be, cfg: cfg, now: time.Now}
-	var id crypto.KeyID
-	var masterSign ed25519.PublicKey
-	switch k := key.(type) {
-	case *crypto.MasterKey:
-		r.master, id, masterSign = k, k.ID, k.SignPublic()
-	case *crypto.WriteKey:
-		r.write, id, masterSign = k, k.ID, k.MasterSignPub
-	case *crypto.AuditKey:
-		r.audit, id, masterSign = k, k.ID, k.MasterSignPub
-	default:
-		return nil, fmt.Errorf("%s: unknown key type %T", be.Location(), key)
-	}
-	if !masterSign.Equal(cfg.master.SignPub) {
+	r := openedRepo(be, cfg, key)
+	id := key.KeyID()
+	if !key.MasterSigningKey().Equal(cfg.master.SignPub) {
 		return nil, fmt.Errorf("%s: %w (key %s was made for another repository)", be.Location(), ErrWrongKey, id)
 	}
 	if revoked, err := r.revoked(ctx, id); err != nil {
@@ -461,41 +475,40 @@ func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
 	return r.cache, nil
 }
 
-func (r *Repo) indexKey() *[32]byte {
-	switch {
-	case r.master != nil:
-		return &r.master.IndexKey
-	case r.write != nil:
-		return &r.write.IndexKey
-	case r.audit != nil:
-		return &r.audit.IndexKey
+func (r *Repo) indexKey() *[32]byte { return r.key.IndexSecret() }
+
+// openedRepo is a Repo of key; the master's, write or audit pointer is kept
+// for what only that role does.
+func openedRepo(be backend.Backend, cfg *Config, key Key) *Repo {
+	r := &Repo{be: be, cfg: cfg, key: key, now: time.Now}
+	switch k := key.(type) {
+	case *crypto.MasterKey:
+		r.master = k
+	case *crypto.WriteKey:
+		r.write = k
+	case *crypto.AuditKey:
+		r.audit = k
 	}
-	return nil
+	return r
 }
 
 // ChunkParams returns the chunking of a class of streams (keys that can
 // chunk: master and write).
 func (r *Repo) ChunkParams(class string) (chunk.Params, error) {
-	var pol uint64
-	switch {
-	case r.master != nil:
-		pol = r.master.ChunkerPoly
-	case r.write != nil:
-		pol = r.write.ChunkerPoly
-	default:
+	ck, ok := r.key.(chunkingKey)
+	if !ok {
 		return chunk.Params{}, r.need("chunk streams", crypto.RoleMaster, crypto.RoleWrite)
 	}
+	pol, _ := ck.Chunking()
 	s := r.cfg.Chunking[class]
 	p := chunk.Params{Pol: chunker.Pol(pol), Min: s.Min, Max: s.Max, AvgBits: s.AvgBits}
 	return p, p.Validate()
 }
 
 func (r *Repo) chunkIDKey() *[32]byte {
-	switch {
-	case r.master != nil:
-		return &r.master.ChunkIDKey
-	case r.write != nil:
-		return &r.write.ChunkIDKey
+	if ck, ok := r.key.(chunkingKey); ok {
+		_, k := ck.Chunking()
+		return k
 	}
 	return nil
 }

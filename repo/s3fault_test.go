@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/internal/faultproxy"
 	"github.com/larder/larder/internal/s3test"
 	"github.com/larder/larder/repo/backend"
@@ -45,7 +43,7 @@ func s3Retry(t *testing.T, cfg backend.S3Config) *backend.RetryBackend {
 // tryIngest is ingest that returns its error instead of failing the
 // test: the writer is opened on be with key, with its cache in cacheDir
 // (kept from run to run, as on a forum server).
-func tryIngest(be backend.Backend, key any, cacheDir, name string, streams ...[]byte) (id ID, err error) {
+func tryIngest(be backend.Backend, key Key, cacheDir, name string, streams ...[]byte) (id ID, err error) {
 	ctx := context.Background()
 	r, err := Open(ctx, be, key)
 	if err != nil {
@@ -66,37 +64,17 @@ func tryIngest(be backend.Backend, key any, cacheDir, name string, streams ...[]
 		if i%2 == 1 {
 			class = ClassBulk
 		}
-		p, err := r.ChunkParams(class)
+		sw, err := w.NewStream(ctx, uint8(i+1), class)
 		if err != nil {
 			return ID{}, err
 		}
-		tb := w.StoreTree()
-		sw := w.NewStream()
-		c := chunk.New(bytes.NewReader(s), p)
-		for {
-			data, err := c.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return ID{}, err
-			}
-			id, _, err := sw.Add(ctx, data)
-			if err != nil {
-				return ID{}, err
-			}
-			if err := tb.Add(ctx, id, uint32(len(data))); err != nil {
-				return ID{}, err
-			}
-		}
-		if err := sw.Close(ctx); err != nil {
+		if _, err := sw.Write(s); err != nil {
 			return ID{}, err
 		}
-		depth, root, err := tb.Finish(ctx)
-		if err != nil {
+		if err := sw.Close(); err != nil {
 			return ID{}, err
 		}
-		m.Streams = append(m.Streams, StreamRef{Kind: uint8(i + 1), Len: uint64(len(s)), Depth: depth, Root: root})
+		m.Streams = append(m.Streams, sw.Ref())
 		m.Size += uint64(len(s))
 	}
 	var sum [32]byte

@@ -39,7 +39,7 @@ type Writer struct {
 	err       error
 	closed    bool
 	dry       bool // count what would be stored, store nothing
-	streams   map[*StreamWriter]bool
+	streams   map[*frameWriter]bool
 	// Packs being uploaded: at most cap(slots) at once.
 	slots     chan struct{}
 	uploads   sync.WaitGroup
@@ -67,13 +67,8 @@ func (r *Repo) NewWriter(ctx context.Context) (*Writer, error) {
 	if w.cache, err = r.openCache(ctx); err != nil {
 		return fail(err)
 	}
-	var masterPub, auditPub [32]byte
-	if r.master != nil {
-		masterPub, auditPub, w.key = r.master.BoxKey.Public, r.master.AuditBoxKey.Public, r.master.ID
-	} else {
-		masterPub, auditPub, w.key = r.write.MasterBoxPub, r.write.AuditBoxPub, r.write.ID
-	}
-	if w.session, err = crypto.NewSession(nil, masterPub, auditPub); err != nil {
+	w.key = r.KeyID()
+	if w.session, err = r.newSession(); err != nil {
 		return fail(err)
 	}
 	if w.tmp, w.tmpDone, err = r.tempDir("packs"); err != nil {
@@ -94,16 +89,20 @@ func (r *Repo) NewDryWriter(ctx context.Context) (*Writer, error) {
 	if w.cache, err = r.openCache(ctx); err != nil {
 		return nil, err
 	}
-	var masterPub, auditPub [32]byte
-	if r.master != nil {
-		masterPub, auditPub = r.master.BoxKey.Public, r.master.AuditBoxKey.Public
-	} else {
-		masterPub, auditPub = r.write.MasterBoxPub, r.write.AuditBoxPub
-	}
-	if w.session, err = crypto.NewSession(nil, masterPub, auditPub); err != nil {
+	if w.session, err = r.newSession(); err != nil {
 		return nil, err
 	}
 	return w, nil
+}
+
+// newSession starts an ingest session to the master and the auditors.
+func (r *Repo) newSession() (*crypto.Session, error) {
+	sk, ok := r.key.(sealingKey)
+	if !ok {
+		return nil, r.need("add snapshots", crypto.RoleMaster, crypto.RoleWrite)
+	}
+	m, a := sk.Recipients()
+	return crypto.NewSession(nil, m, a)
 }
 
 // Stats returns what the session has stored so far.
@@ -238,22 +237,22 @@ func (w *Writer) maybeSave(ctx context.Context, p *packBuilder, i int) error {
 	return nil
 }
 
-// StreamWriter stores the data chunks of one stream, in order. In a
-// repository of version 2 its new chunks are gathered into frames; in
-// version 1 each is a blob of its own. Close stores the last frame; a
-// writer does not commit while a StreamWriter holds chunks.
-type StreamWriter struct {
+// frameWriter stores the data chunks of one stream, in order. In a
+// repository of version 2 or later its new chunks are gathered into
+// frames; in version 1 each is a blob of its own. Close stores the last
+// frame; a writer does not commit while a frameWriter holds chunks.
+type frameWriter struct {
 	w       *Writer
 	buf     []byte
 	entries []Blob
 }
 
-// NewStream returns a StreamWriter for one stream (one goroutine).
-func (w *Writer) NewStream() *StreamWriter {
-	sw := &StreamWriter{w: w}
+// newFrameWriter returns a frameWriter for one stream (one goroutine).
+func (w *Writer) newFrameWriter() *frameWriter {
+	sw := &frameWriter{w: w}
 	w.mu.Lock()
 	if w.streams == nil {
-		w.streams = map[*StreamWriter]bool{}
+		w.streams = map[*frameWriter]bool{}
 	}
 	w.streams[sw] = true
 	w.mu.Unlock()
@@ -262,7 +261,7 @@ func (w *Writer) NewStream() *StreamWriter {
 
 // Add stores a data chunk unless an identical one exists; it returns its
 // ID and whether it was new.
-func (sw *StreamWriter) Add(ctx context.Context, data []byte) (ID, bool, error) {
+func (sw *frameWriter) Add(ctx context.Context, data []byte) (ID, bool, error) {
 	w := sw.w
 	if !w.r.framed() {
 		return w.Add(ctx, BlobData, data)
@@ -276,7 +275,7 @@ func (sw *StreamWriter) Add(ctx context.Context, data []byte) (ID, bool, error) 
 
 // addNew adds a chunk to the frame without looking for it in the
 // repository (prune's repack copies chunks the index names).
-func (sw *StreamWriter) addNew(ctx context.Context, id ID, data []byte) error {
+func (sw *frameWriter) addNew(ctx context.Context, id ID, data []byte) error {
 	w := sw.w
 	w.mu.Lock()
 	w.pending[id] = true
@@ -287,7 +286,7 @@ func (sw *StreamWriter) addNew(ctx context.Context, id ID, data []byte) error {
 }
 
 // gather appends a chunk to the frame, storing the frame when it is full.
-func (sw *StreamWriter) gather(ctx context.Context, id ID, data []byte) error {
+func (sw *frameWriter) gather(ctx context.Context, id ID, data []byte) error {
 	sw.entries = append(sw.entries, Blob{ID: id, RawLen: uint32(len(data)), Inner: uint32(len(sw.buf))})
 	sw.buf = append(sw.buf, data...)
 	if len(sw.buf) >= frameTarget || len(sw.entries) >= maxFrameChunks {
@@ -297,7 +296,7 @@ func (sw *StreamWriter) gather(ctx context.Context, id ID, data []byte) error {
 }
 
 // flush seals and stores the gathered chunks as a frame.
-func (sw *StreamWriter) flush(ctx context.Context) error {
+func (sw *frameWriter) flush(ctx context.Context) error {
 	if len(sw.entries) == 0 {
 		return nil
 	}
@@ -317,7 +316,7 @@ func (sw *StreamWriter) flush(ctx context.Context) error {
 }
 
 // Close stores the last frame.
-func (sw *StreamWriter) Close(ctx context.Context) error {
+func (sw *frameWriter) Close(ctx context.Context) error {
 	err := sw.flush(ctx)
 	sw.w.mu.Lock()
 	delete(sw.w.streams, sw)
@@ -446,7 +445,7 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 }
 
 // Flush stores every open pack and the index file that names them, after
-// the packs uploading are stored. Every StreamWriter must be closed first.
+// the packs uploading are stored. Every stream must be closed first.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	if w.err != nil {
@@ -456,7 +455,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	for sw := range w.streams {
 		if len(sw.entries) > 0 {
 			w.mu.Unlock()
-			return errors.New("repo: a stream's chunks are still gathered in a frame (StreamWriter not closed)")
+			return errors.New("repo: a stream's chunks are still gathered in a frame (stream not closed)")
 		}
 	}
 	var err error
@@ -484,8 +483,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 	return nil
 }
 
-// StoreTree returns a tree builder that stores a stream's chunk list.
-func (w *Writer) StoreTree() *treeBuilder {
+// storeTree returns a tree builder that stores a stream's chunk list.
+func (w *Writer) storeTree() *treeBuilder {
 	return newTreeBuilder(func(ctx context.Context, data []byte) (ID, error) {
 		id, _, err := w.Add(ctx, BlobList, data)
 		return id, err
@@ -546,12 +545,11 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 			return ID{}, err
 		}
 	}
-	var masterPub, auditPub [32]byte
-	if w.r.master != nil {
-		masterPub, auditPub = w.r.master.BoxKey.Public, w.r.master.AuditBoxKey.Public
-	} else {
-		masterPub, auditPub = w.r.write.MasterBoxPub, w.r.write.AuditBoxPub
+	sk, ok := w.r.key.(sealingKey)
+	if !ok {
+		return ID{}, w.r.need("add snapshots", crypto.RoleMaster, crypto.RoleWrite)
 	}
+	masterPub, auditPub := sk.Recipients()
 	env := &Envelope{Writer: w.key, Cert: cert, Seq: seq + 1, Prev: prev, Claimed: w.r.now().UTC(),
 		Original: w.r.OriginalTag(original)}
 	// The body is sealed to the master and the auditors; its associated
@@ -562,12 +560,7 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	}
 	env.Body = sealed
 	signed := env.marshalSigned()
-	var sig []byte
-	if w.r.master != nil {
-		sig, err = w.r.master.Sign(crypto.ContextManifest, signed)
-	} else {
-		sig, err = w.r.write.Sign(crypto.ContextManifest, signed)
-	}
+	sig, err := w.r.key.Sign(crypto.ContextManifest, signed)
 	if err != nil {
 		return ID{}, err
 	}

@@ -51,10 +51,11 @@ func runCheck(c *cli.Context) error {
 		defer closeRepo(c, r)
 		// Only the master key decrypts chunks: with another key r.Check
 		// would read nothing and report success.
-		if _, ok := key.(*crypto.MasterKey); !ok && share > 0 {
+		master := key.Role() == crypto.RoleMaster
+		if !master && share > 0 {
 			return fmt.Errorf("%w: --read-data needs the master key", repo.ErrPermission)
 		}
-		if _, ok := key.(*crypto.MasterKey); ok {
+		if master {
 			// A prune must not remove packs under the check.
 			unlock, err := r.ReadLock(c.Context)
 			if err != nil {

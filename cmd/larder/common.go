@@ -43,8 +43,8 @@ const minMasterPassphrase = 12
 
 // checkPassphraseLength refuses a short passphrase for a master key
 // unless --allow-short-passphrase, and warns when allowed.
-func checkPassphraseLength(c *cli.Context, key any, pass []byte) error {
-	if _, ok := key.(*crypto.MasterKey); !ok {
+func checkPassphraseLength(c *cli.Context, role crypto.Role, pass []byte) error {
+	if role != crypto.RoleMaster {
 		return nil
 	}
 	if n := utf8.RuneCount(pass); n < minMasterPassphrase {
@@ -191,20 +191,9 @@ func (e keyProblem) Error() string   { return e.err.Error() }
 func (e keyProblem) Unwrap() []error { return []error{e.err, errNoKey} }
 
 // loadKey reads the key to open the repository with: --key, else the
-// master key file stored in the repository.
-func loadKey(c *cli.Context, be backend.Backend) (any, error) {
-	k, _, err := loadKeyPass(c, be)
-	return k, err
-}
-
-// loadKeyPass is loadKey that also returns the passphrase that opened the
-// key (nil for a key without one).
-func loadKeyPass(c *cli.Context, be backend.Backend) (any, []byte, error) {
-	k, pass, err := loadKeyFile(c, be)
-	return k, pass, err
-}
-
-func loadKeyFile(c *cli.Context, be backend.Backend) (any, []byte, error) {
+// master key file stored in the repository. It also returns the passphrase
+// that opened the key (nil for a key without one).
+func loadKey(c *cli.Context, be backend.Backend) (repo.Key, []byte, error) {
 	path := c.String("key")
 	var data []byte
 	var err error
@@ -264,7 +253,7 @@ func openRepo(c *cli.Context) (*repo.Repo, error) {
 }
 
 // openRepoKey opens the repository and also returns the key.
-func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
+func openRepoKey(c *cli.Context) (*repo.Repo, repo.Key, error) {
 	be, err := openBackend(c)
 	if err != nil {
 		return nil, nil, err
@@ -272,7 +261,7 @@ func openRepoKey(c *cli.Context) (*repo.Repo, any, error) {
 	if _, err := repo.ReadConfig(c.Context, be); err != nil {
 		return nil, nil, err
 	}
-	key, err := loadKey(c, be)
+	key, _, err := loadKey(c, be)
 	if err != nil {
 		return nil, nil, err
 	}

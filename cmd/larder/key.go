@@ -183,7 +183,7 @@ func runKeyPasswd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	key, old, err := loadKeyPass(c, be)
+	key, old, err := loadKey(c, be)
 	if err != nil {
 		return err
 	}
@@ -194,18 +194,13 @@ func runKeyPasswd(c *cli.Context) error {
 	if string(pass) == string(old) {
 		return usagef("the new passphrase is the one the key has: nothing changed")
 	}
-	if err := checkPassphraseLength(c, key, pass); err != nil {
+	if err := checkPassphraseLength(c, key.Role(), pass); err != nil {
 		return err
 	}
-	var data []byte
-	switch k := key.(type) {
-	case *crypto.MasterKey:
-		data, err = k.MarshalKeyFile(pass, nil)
-	case *crypto.WriteKey:
-		data, err = k.MarshalKeyFile(pass, nil)
-	case *crypto.AuditKey:
-		data, err = k.MarshalKeyFile(pass, nil)
-	}
+	// Every key file parses to a key that marshals itself again.
+	data, err := key.(interface {
+		MarshalKeyFile([]byte, *crypto.KDFParams) ([]byte, error)
+	}).MarshalKeyFile(pass, nil)
 	if err != nil {
 		return err
 	}

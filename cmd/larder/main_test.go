@@ -170,7 +170,7 @@ func cmdTakeLock(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	kf, err := crypto.ParseKeyFile(data, pass)
 	ts.Check(err)
-	var key any = kf.Write
+	var key repo.Key = kf.Write
 	if kf.Master != nil {
 		key = kf.Master
 	}

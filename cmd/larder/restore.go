@@ -38,7 +38,7 @@ func runRestore(c *cli.Context) error {
 	defer closeRepo(c, r)
 	// Check the role first: a write key sees no manifest, and an audit key
 	// would only fail deep inside the rebuild, after creating files.
-	if _, ok := key.(*crypto.MasterKey); !ok {
+	if key.Role() != crypto.RoleMaster {
 		return fmt.Errorf("%w: restoring needs the master key", repo.ErrPermission)
 	}
 	unlock, err := r.ReadLock(c.Context)
