@@ -69,7 +69,7 @@ func Drill(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts DrillOpt
 	return rec, nil
 }
 
-func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts DrillOptions, rec *repo.DrillRecord) error {
+func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts DrillOptions, rec *repo.DrillRecord) (err error) {
 	bin, err := pgcluster.FindBinDir(opts.PGBin)
 	if err != nil {
 		return err
@@ -78,7 +78,13 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	// The restored backup holds private data: a folder that stays is a
+	// failure of the drill.
+	defer func() {
+		if rerr := os.RemoveAll(work); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("removing the drill's folder: %w", rerr))
+		}
+	}()
 	orig := filepath.Join(work, "backup")
 	n, err := RestoreFile(ctx, r, snap, orig)
 	rec.Bytes = n
@@ -102,7 +108,11 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 	if err != nil {
 		return err
 	}
-	defer cluster.Stop()
+	defer func() {
+		if serr := cluster.Stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping the drill's PostgreSQL: %w", serr))
+		}
+	}()
 	const db = "larder_drill"
 	if err := cluster.CreateDatabase(ctx, db); err != nil {
 		return err

@@ -93,7 +93,7 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInput, err)
@@ -262,7 +262,7 @@ func streamOpener(ctx context.Context, r *repo.Repo, snap *repo.Snapshot) (func(
 	}
 	return open, func() {
 		for _, c := range opened {
-			c.Close()
+			_ = c.Close() // readers: nothing to lose
 		}
 	}
 }
@@ -301,8 +301,9 @@ func RestoreFile(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, path st
 	ok := false
 	defer func() {
 		if !ok {
-			f.Close()
-			os.Remove(tmp)
+			// The error to report is the restore's; the partial file goes.
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 1<<20)
@@ -320,7 +321,9 @@ func RestoreFile(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, path st
 		return n, err
 	}
 	if !snap.Manifest.ModTime.IsZero() {
-		os.Chtimes(tmp, snap.Manifest.ModTime, snap.Manifest.ModTime)
+		if err := os.Chtimes(tmp, snap.Manifest.ModTime, snap.Manifest.ModTime); err != nil {
+			return n, fmt.Errorf("%s: setting the modification time: %w", path, err)
+		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return n, err

@@ -26,8 +26,9 @@ func WriteKeyFile(path string, data []byte) (err error) {
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			// The error to report is the one above; the partial file goes.
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	// CreateTemp already uses 0600; say so explicitly in case that changes.
@@ -59,7 +60,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return fmt.Errorf("crypto: sync directory %s: %w", dir, err)
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // opened to sync it, never written
 	if err := d.Sync(); err != nil {
 		return fmt.Errorf("crypto: sync directory %s: %w", dir, err)
 	}

@@ -117,13 +117,19 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 func (br *blobReader) loadCopies(ctx context.Context, t BlobType, id ID, copies []Copy, dst []byte) ([]byte, error) {
 	earlier := copies != nil
 	if !earlier {
-		copies = br.cache.Copies(id)
+		var err error
+		if copies, err = br.cache.Copies(id); err != nil {
+			return nil, err
+		}
 	}
 	tried := map[PackedBlob]bool{}
 	var failed []error
 	for round := 0; round < 2; round++ {
 		if round > 0 {
-			copies = br.cache.Copies(id) // and those of the trailers
+			var err error
+			if copies, err = br.cache.Copies(id); err != nil { // and those of the trailers
+				return nil, err
+			}
 		}
 		for _, c := range copies {
 			if tried[c.PackedBlob] || c.Type != t {
@@ -335,10 +341,11 @@ func (r *Repo) scanTrailers(ctx context.Context, c *Cache) (int, error) {
 			r.warn("data/"+name, "not a pack name: skipped")
 			return nil
 		}
-		if !c.scanned(id) {
+		done, err := c.scanned(id)
+		if !done {
 			packs = append(packs, id)
 		}
-		return nil
+		return err
 	}); err != nil {
 		return 0, err
 	}

@@ -89,7 +89,7 @@ func OpenCache(dir string) (*Cache, error) {
 	if left, _ := filepath.Glob(filepath.Join(dir, "cache-*.db")); len(left) > 0 {
 		for _, p := range left {
 			if unlock, ok := tryFlockFile(p); ok {
-				os.Remove(p)
+				_ = os.Remove(p) // a leftover: the next open tries again
 				unlock()
 			}
 		}
@@ -102,13 +102,16 @@ func OpenCache(dir string) (*Cache, error) {
 		if terr != nil {
 			return nil, terr
 		}
-		f.Close()
+		if terr := f.Close(); terr != nil {
+			return nil, terr
+		}
 		path, temp = f.Name(), true
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
 	}
 	if err != nil && !temp {
-		// A damaged cache: start afresh.
-		os.Remove(path)
+		// A damaged cache: start afresh (if it cannot be removed, the
+		// open below says why).
+		_ = os.Remove(path)
 		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	}
 	if err != nil {
@@ -116,7 +119,7 @@ func OpenCache(dir string) (*Cache, error) {
 	}
 	c := &Cache{db: db, path: path, temp: temp}
 	if err := c.init(); err != nil {
-		db.Close()
+		_ = db.Close() // the error to report is init's
 		return nil, err
 	}
 	return c, nil
@@ -153,7 +156,7 @@ func (c *Cache) init() error {
 func (c *Cache) Close() error {
 	err := c.db.Close()
 	if c.temp {
-		os.Remove(c.path)
+		err = errors.Join(err, os.Remove(c.path))
 	}
 	return err
 }
@@ -220,9 +223,9 @@ type Copy struct {
 
 // Copies returns every claimed copy of a chunk, those the master verified
 // first, then this machine's own, then the rest.
-func (c *Cache) Copies(id ID) []Copy {
+func (c *Cache) Copies(id ID) ([]Copy, error) {
 	var out []Copy
-	c.db.View(func(tx *bolt.Tx) error {
+	err := c.db.View(func(tx *bolt.Tx) error {
 		packs := tx.Bucket(bucketPacks)
 		cur := tx.Bucket(bucketBlobs).Cursor()
 		for k, v := cur.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = cur.Next() {
@@ -240,6 +243,9 @@ func (c *Cache) Copies(id ID) []Copy {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the cache: %w", err)
+	}
 	rank := func(c Copy) int {
 		switch {
 		case c.Verified:
@@ -250,7 +256,7 @@ func (c *Cache) Copies(id ID) []Copy {
 		return 2
 	}
 	slices.SortStableFunc(out, func(a, b Copy) int { return rank(a) - rank(b) })
-	return out
+	return out, nil
 }
 
 // Has reports whether a writer may deduplicate against a chunk: a copy of
@@ -258,13 +264,16 @@ func (c *Cache) Copies(id ID) []Copy {
 // other writers are never trusted for that: a thief of a write key could
 // claim chunks it does not hold, and every later backup that deduplicated
 // against them would miss them.
-func (c *Cache) Has(id ID) bool {
+func (c *Cache) Has(id ID) (bool, error) {
 	var ok bool
-	c.db.View(func(tx *bolt.Tx) error {
+	err := c.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketDedup).Get(id[:]) != nil
 		return nil
 	})
-	return ok
+	if err != nil {
+		return false, fmt.Errorf("reading the cache: %w", err)
+	}
+	return ok, nil
 }
 
 // packNum returns the number of a pack, made if new. In an Update.
@@ -361,13 +370,16 @@ func (c *Cache) addTrailer(p IndexedPack) error {
 }
 
 // scanned reports whether a pack's trailer was read into the cache.
-func (c *Cache) scanned(id ID) bool {
+func (c *Cache) scanned(id ID) (bool, error) {
 	var ok bool
-	c.db.View(func(tx *bolt.Tx) error {
+	err := c.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketScanned).Get(id[:]) != nil
 		return nil
 	})
-	return ok
+	if err != nil {
+		return false, fmt.Errorf("reading the cache: %w", err)
+	}
+	return ok, nil
 }
 
 // markOwn records that this machine saved a pack (before its index file
@@ -452,15 +464,18 @@ func (c *Cache) reset(buckets ...[]byte) error {
 }
 
 // Original returns the snapshot that holds an original, by its tag.
-func (c *Cache) Original(tag ID) (string, bool) {
+func (c *Cache) Original(tag ID) (string, bool, error) {
 	var name string
-	c.db.View(func(tx *bolt.Tx) error {
+	err := c.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketOriginals).Get(tag[:]); v != nil {
 			name = string(v)
 		}
 		return nil
 	})
-	return name, name != ""
+	if err != nil {
+		return "", false, fmt.Errorf("reading the cache: %w", err)
+	}
+	return name, name != "", nil
 }
 
 // syncSnapshots records the originals of snapshots from their envelopes;
@@ -537,18 +552,21 @@ func (c *Cache) firstSeen(names []string, now time.Time) (map[string]time.Time, 
 
 // head returns the last snapshot this machine committed with a key, and
 // its sequence number.
-func (c *Cache) head(key []byte) (ID, uint64, bool) {
+func (c *Cache) head(key []byte) (ID, uint64, bool, error) {
 	var id ID
 	var seq uint64
 	var ok bool
-	c.db.View(func(tx *bolt.Tx) error {
+	err := c.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketHeads).Get(key); len(v) == len(id)+8 {
 			copy(id[:], v)
 			seq, ok = binary.BigEndian.Uint64(v[len(id):]), true
 		}
 		return nil
 	})
-	return id, seq, ok
+	if err != nil {
+		return ID{}, 0, false, fmt.Errorf("reading the cache: %w", err)
+	}
+	return id, seq, ok, nil
 }
 
 // setHead records the snapshot this machine committed with a key.
@@ -605,12 +623,14 @@ func (c *Cache) clearLockWaits(keep func(key string) bool) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLockWait)
 		var gone [][]byte
-		b.ForEach(func(k, _ []byte) error {
+		if err := b.ForEach(func(k, _ []byte) error {
 			if !keep(string(k)) {
 				gone = append(gone, bytes.Clone(k))
 			}
 			return nil
-		})
+		}); err != nil {
+			return err
+		}
 		for _, k := range gone {
 			if err := b.Delete(k); err != nil {
 				return err

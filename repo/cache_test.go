@@ -52,15 +52,15 @@ func TestCachePackNumbers(t *testing.T) {
 	check := func(c *Cache) {
 		t.Helper()
 		for id, w := range want {
-			got := c.Copies(id)
+			got := mustCopies(t, c, id)
 			if len(got) != 1 || got[0].PackedBlob != w {
 				t.Fatalf("lookup %s: %+v, want %+v", id.Short(), got, w)
 			}
-			if v := verified[id]; c.Has(id) != v || got[0].Verified != v {
-				t.Fatalf("Has(%s) = %v, verified copy %v, pack %d", id.Short(), c.Has(id), got[0].Verified, slices.Index(packs, w.Pack))
+			if v := verified[id]; mustHas(t, c, id) != v || got[0].Verified != v {
+				t.Fatalf("Has(%s) = %v, verified copy %v, pack %d", id.Short(), mustHas(t, c, id), got[0].Verified, slices.Index(packs, w.Pack))
 			}
 		}
-		if got := c.Copies(randID()); len(got) != 0 {
+		if got := mustCopies(t, c, randID()); len(got) != 0 {
 			t.Fatal("an unknown ID was found")
 		}
 		var n int
@@ -103,7 +103,55 @@ func TestCacheOfOtherLayoutIsRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.Has(id) {
+	if mustHas(t, c, id) {
 		t.Fatal("an entry of a cache of layout 2 survived opening it with layout " + cacheVersion)
+	}
+}
+
+func mustCopies(t testing.TB, c *Cache, id ID) []Copy {
+	t.Helper()
+	copies, err := c.Copies(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return copies
+}
+
+func mustHas(t testing.TB, c *Cache, id ID) bool {
+	t.Helper()
+	ok, err := c.Has(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+// TestCacheReadErrorsReported: a cache that cannot be read says so; no
+// lookup takes the failure for "not cached" (a writer would then chain
+// or deduplicate on a guess).
+func TestCacheReadErrorsReported(t *testing.T) {
+	c, err := OpenCache(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var id ID
+	rand.Read(id[:])
+	if _, err := c.Has(id); err == nil {
+		t.Error("Has on a closed cache: no error")
+	}
+	if _, err := c.Copies(id); err == nil {
+		t.Error("Copies on a closed cache: no error")
+	}
+	if _, _, err := c.Original(id); err == nil {
+		t.Error("Original on a closed cache: no error")
+	}
+	if _, _, _, err := c.head(id[:]); err == nil {
+		t.Error("head on a closed cache: no error")
+	}
+	if _, err := c.scanned(id); err == nil {
+		t.Error("scanned on a closed cache: no error")
 	}
 }

@@ -205,7 +205,11 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 			}, func(e ListEntry) error {
 				if !seen[e.ID] {
 					seen[e.ID] = true
-					if len(br.cache.Copies(e.ID)) == 0 {
+					copies, err := br.cache.Copies(e.ID)
+					if err != nil {
+						return err
+					}
+					if len(copies) == 0 {
 						res.add("snapshots/"+s.ID.String(), "stream %d: chunk %s is in no index and no pack", i, e.ID.Short())
 					}
 				}
@@ -226,7 +230,11 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 // checkCopies reads every claimed copy of a chunk that the key can open
 // and check, and names the packs of those that fail.
 func (r *Repo) checkCopies(ctx context.Context, br *blobReader, res *CheckResult, t BlobType, id ID, checked map[PackedBlob]bool) error {
-	for _, c := range br.cache.Copies(id) {
+	copies, err := br.cache.Copies(id)
+	if err != nil {
+		return err
+	}
+	for _, c := range copies {
 		if checked[c.PackedBlob] || c.Type != t {
 			continue
 		}

@@ -94,7 +94,11 @@ func (r *Repo) CopyTo(ctx context.Context, dst backend.Backend, progress func(h 
 	}
 	// Times the source's storage gave, vouched for by the master (earlier
 	// records the source held were copied above, and say more).
-	for id, t := range r.recordedTimes(ctx) {
+	times, err := r.recordedTimes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for id, t := range times {
 		if t.Before(stored[id]) || stored[id].IsZero() {
 			stored[id] = t
 		}
@@ -176,7 +180,8 @@ func (r *Repo) readForCopy(ctx context.Context, h backend.Handle, size int64) (b
 		cleanup()
 		return nil, nil, err
 	}
-	done := func() { f.Close(); cleanup() }
+	// Read-only from here; cleanup removes the file.
+	done := func() { _ = f.Close(); cleanup() }
 	hash := sha256.New()
 	err = r.be.Load(ctx, h, 0, 0, func(rd io.Reader) error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -206,9 +211,9 @@ func (r *Repo) readForCopy(ctx context.Context, h backend.Handle, size int64) (b
 
 // recordedTimes reads the master's times records: when a storage stored
 // each snapshot, where a copy moved them from.
-func (r *Repo) recordedTimes(ctx context.Context) map[ID]time.Time {
+func (r *Repo) recordedTimes(ctx context.Context) (map[ID]time.Time, error) {
 	out := map[ID]time.Time{}
-	list(ctx, r.be, backend.TypeTimes, func(name string, _ int64) error {
+	err := list(ctx, r.be, backend.TypeTimes, func(name string, _ int64) error {
 		obj := "times/" + name
 		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeTimes, Name: name}, maxTimes)
 		if err != nil || !verifyContentName(name, b) {
@@ -227,5 +232,8 @@ func (r *Repo) recordedTimes(ctx context.Context) map[ID]time.Time {
 		}
 		return nil
 	})
-	return out
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -21,15 +21,16 @@ func flockFile(ctx context.Context, path string) (unlock func(), err error) {
 	for {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() }, nil
+			// Closing the file releases the lock; nothing was written.
+			return func() { _ = f.Close() }, nil
 		}
 		if !errors.Is(err, syscall.EWOULDBLOCK) && !errors.Is(err, syscall.EINTR) {
-			f.Close()
+			_ = f.Close() // not locked, nothing written
 			return nil, err
 		}
 		select {
 		case <-ctx.Done():
-			f.Close()
+			_ = f.Close() // not locked, nothing written
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -43,10 +44,11 @@ func tryFlockFile(path string) (unlock func(), ok bool) {
 		return nil, false
 	}
 	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
-		f.Close()
+		_ = f.Close() // not locked, nothing written
 		return nil, false
 	}
-	return func() { f.Close() }, true
+	// Closing the file releases the lock; nothing was written.
+	return func() { _ = f.Close() }, true
 }
 
 // processAlive reports whether a process with the ID runs on this machine.

@@ -57,13 +57,13 @@ func (r *Repo) signRecord(ctx crypto.SigContext, v any) ([]byte, error) {
 func (r *Repo) openRecord(ctx crypto.SigContext, b []byte, v any) error {
 	var s signedRecord
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	if err := crypto.Verify(r.cfg.master.SignPub, ctx, s.Body, s.Sig); err != nil {
-		return fmt.Errorf("%w: %v", ErrSignature, err)
+		return fmt.Errorf("%w: %w", ErrSignature, err)
 	}
 	if err := json.Unmarshal(s.Body, v); err != nil {
-		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
 	return nil
 }
@@ -304,7 +304,7 @@ func (r *Repo) Forget(ctx context.Context, p Policy, dryRun bool) ([]Decision, e
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Unlock(context.WithoutCancel(ctx))
+	defer lock.unlockWarn(context.WithoutCancel(ctx))
 	if !dryRun {
 		if err := r.checkCanDelete(ctx); err != nil {
 			return nil, err
@@ -351,7 +351,11 @@ func (r *Repo) removeSnapshots(ctx context.Context, plan []Decision) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range append(rec.Removed, r.leftForgotten(ctx, gone)...) {
+	left, err := r.leftForgotten(ctx, gone)
+	if err != nil {
+		return err
+	}
+	for _, f := range append(rec.Removed, left...) {
 		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: f.ID.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return fmt.Errorf("%s: removing snapshot %s: %w", r.be.Location(), f.ID.Short(), err)
 		}
@@ -361,19 +365,16 @@ func (r *Repo) removeSnapshots(ctx context.Context, plan []Decision) error {
 
 // leftForgotten returns the forgotten snapshots still stored (a forget
 // that stopped between its record and the removals).
-func (r *Repo) leftForgotten(ctx context.Context, gone []Forgotten) []Forgotten {
-	stored := map[string]bool{}
-	list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
-		stored[name] = true
+func (r *Repo) leftForgotten(ctx context.Context, gone []Forgotten) ([]Forgotten, error) {
+	want := forgottenSet(gone)
+	var out []Forgotten
+	err := list(ctx, r.be, backend.TypeSnapshot, func(name string, _ int64) error {
+		if id, err := ParseID(name); err == nil && want[id] {
+			out = append(out, Forgotten{ID: id})
+		}
 		return nil
 	})
-	var out []Forgotten
-	for _, f := range gone {
-		if stored[f.ID.String()] {
-			out = append(out, f)
-		}
-	}
-	return out
+	return out, err
 }
 
 // refuseRemoveAll fails when a plan removes every snapshot of a lineage
@@ -410,7 +411,7 @@ func (r *Repo) ForgetIDs(ctx context.Context, ids []ID) error {
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock(context.WithoutCancel(ctx))
+	defer lock.unlockWarn(context.WithoutCancel(ctx))
 	if err := r.checkCanDelete(ctx); err != nil {
 		return err
 	}

@@ -123,7 +123,8 @@ func (r *Repo) ReplaceMasterKeyFile(ctx context.Context, keyFile []byte) error {
 	}
 	name := r.master.ID.String() + ".key"
 	tmp := r.master.ID.String() + ".key-new"
-	r.be.Remove(ctx, backend.Handle{Type: backend.TypeKey, Name: tmp})
+	// A new key file an earlier run left; if it stays, Save says so.
+	_ = r.be.Remove(ctx, backend.Handle{Type: backend.TypeKey, Name: tmp})
 	if err := r.be.Save(ctx, backend.Handle{Type: backend.TypeKey, Name: tmp}, backend.Bytes(keyFile)); err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ func (r *Repo) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 
 func (r *Repo) tryLock(ctx context.Context, exclusive bool) (*Lock, error) {
 	var rnd [8]byte
-	randRead(rnd[:])
+	_, _ = randRead(rnd[:]) // crypto/rand.Read never fails (Go 1.24)
 	host, _ := os.Hostname()
 	l := &Lock{r: r, id: hex.EncodeToString(rnd[:]), stop: make(chan struct{}), taken: r.now()}
 	l.info = LockInfo{ID: l.id, Exclusive: exclusive, Host: host, PID: os.Getpid(), Time: r.now().UTC(), Key: r.KeyID().String()}
@@ -146,7 +146,7 @@ func (r *Repo) tryLock(ctx context.Context, exclusive bool) (*Lock, error) {
 	}
 	active, err := r.ActiveLocks(ctx)
 	if err != nil {
-		l.release(context.WithoutCancel(ctx))
+		l.releaseWarn(context.WithoutCancel(ctx))
 		return nil, err
 	}
 	blocking := map[string][]ActiveLock{}
@@ -160,7 +160,7 @@ func (r *Repo) tryLock(ctx context.Context, exclusive bool) (*Lock, error) {
 	}
 	for _, locks := range blocking {
 		a := locks[0]
-		l.release(context.WithoutCancel(ctx))
+		l.releaseWarn(context.WithoutCancel(ctx))
 		kind := "shared"
 		if a.Info.Exclusive {
 			kind = "exclusive"
@@ -205,7 +205,9 @@ func (r *Repo) boundLockWait(blocking map[string][]ActiveLock) {
 		}
 	}
 	// Keys not in the way now start afresh next time.
-	c.clearLockWaits(func(key string) bool { return blocking[key] != nil })
+	if err := c.clearLockWaits(func(key string) bool { return blocking[key] != nil }); err != nil {
+		r.warn("the cache", fmt.Sprintf("lock waits not updated: %v", err))
+	}
 }
 
 func (l *Lock) refresh() {
@@ -247,7 +249,7 @@ func (r *Repo) ReadLock(ctx context.Context) (func(), error) {
 	case err != nil:
 		return nil, err
 	}
-	return func() { l.Unlock(context.WithoutCancel(ctx)) }, nil
+	return func() { l.unlockWarn(context.WithoutCancel(ctx)) }, nil
 }
 
 // Held reports an error when the lock may have lapsed: its signs of life
@@ -283,6 +285,21 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	return l.release(ctx)
 }
 
+// unlockWarn is Unlock for a deferred call: a lock that cannot be removed
+// is reported as a warning (it goes stale; larder unlock removes it).
+func (l *Lock) unlockWarn(ctx context.Context) {
+	if err := l.Unlock(ctx); err != nil {
+		l.r.warn("locks/"+l.id, fmt.Sprintf("not removed: %v (it goes stale; larder unlock removes it)", err))
+	}
+}
+
+// releaseWarn is release for a lock given up on: a failure is a warning.
+func (l *Lock) releaseWarn(ctx context.Context) {
+	if err := l.release(ctx); err != nil {
+		l.r.warn("locks/"+l.id, fmt.Sprintf("not removed: %v (it goes stale; larder unlock removes it)", err))
+	}
+}
+
 func (l *Lock) release(ctx context.Context) error {
 	if l.r.master != nil {
 		// The master may delete: remove every object of the lock (with a
@@ -305,7 +322,7 @@ func (l *Lock) release(ctx context.Context) error {
 // locks/ and removes it.
 func (r *Repo) checkCanDelete(ctx context.Context) error {
 	var rnd [8]byte
-	randRead(rnd[:])
+	_, _ = randRead(rnd[:]) // crypto/rand.Read never fails (Go 1.24)
 	h := backend.Handle{Type: backend.TypeLock, Name: hex.EncodeToString(rnd[:]) + ".probe"}
 	if err := r.be.Save(ctx, h, backend.Bytes([]byte("{}"))); err != nil {
 		return fmt.Errorf("%s: %w", r.be.Location(), err)

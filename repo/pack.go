@@ -237,8 +237,8 @@ func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID, entries entry
 	h = append(h, eph[:]...)
 	h = append(h, writer[:]...)
 	if _, err := f.Write(h); err != nil {
-		f.Close()
-		os.Remove(f.Name())
+		_ = f.Close()           // a failed pack: its file goes
+		_ = os.Remove(f.Name()) // (in a temporary folder the writer removes)
 		return nil, err
 	}
 	return &packBuilder{f: f, w: bufio.NewWriterSize(f, 256<<10), header: h, size: int64(len(h)), entries: entries}, nil
@@ -314,9 +314,11 @@ func (p *packBuilder) finish(indexKey *[32]byte) (ID, string, error) {
 	return id, name, p.f.Close()
 }
 
+// discard drops an unfinished pack. Its file is in the writer's temporary
+// folder, which Close removes whatever fails here.
 func (p *packBuilder) discard() {
-	p.f.Close()
-	os.Remove(p.f.Name())
+	_ = p.f.Close()
+	_ = os.Remove(p.f.Name())
 }
 
 // packHeader is a pack's plaintext header.

@@ -144,7 +144,7 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Unlock(context.WithoutCancel(ctx))
+	defer lock.unlockWarn(context.WithoutCancel(ctx))
 	if !opts.DryRun {
 		if err := r.checkCanDelete(ctx); err != nil {
 			return nil, err
@@ -280,33 +280,64 @@ func (r *Repo) packListing(ctx context.Context, cache *Cache, p *PrunePlan) erro
 // a verified index names (in a pack that is there), else the first claimed
 // copy that opens and matches its ID. Chunks with none are missing.
 func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *Cache, p *PrunePlan) error {
-	present := func(c Copy) bool {
-		pf := p.packs[c.Pack]
-		return pf != nil && int64(c.Offset)+int64(c.Length) <= pf.size
+	unverified, err := p.keepVerified(cache)
+	if err != nil {
+		return err
 	}
-	type todo struct {
-		id     ID
-		t      BlobType
-		copies []Copy
+	ks := &keeperSearch{ctx: ctx, r: r, br: br, p: p}
+	missing, err := ks.verifyAll(unverified, nil)
+	if err != nil || len(missing) == 0 {
+		return err
 	}
-	var unverified []todo
+	// Copies no index names: the packs' own trailers.
+	if _, err := r.scanTrailers(ctx, cache); err != nil {
+		return err
+	}
+	if err := r.packListing(ctx, cache, p); err != nil {
+		return err
+	}
+	// packListing started the facts afresh: put the keepers back.
+	for id, k := range p.keepers {
+		p.keep(id, k.copy)
+	}
+	if missing, err = ks.verifyAll(missing, cache); err != nil {
+		return err
+	}
+	return p.markMissing(cache, missing)
+}
+
+// keeperTodo is a live chunk without a verified copy yet, and the copies
+// claimed for it.
+type keeperTodo struct {
+	id     ID
+	t      BlobType
+	copies []Copy
+}
+
+// present reports whether a copy lies inside a pack that is stored.
+func (p *PrunePlan) present(c Copy) bool {
+	pf := p.packs[c.Pack]
+	return pf != nil && int64(c.Offset)+int64(c.Length) <= pf.size
+}
+
+// keepVerified keeps, for every live chunk, a copy a verified index names,
+// and returns the chunks that have none, in pack order (so that a frame's
+// chunks are read one after another; the reader keeps recent frames).
+func (p *PrunePlan) keepVerified(cache *Cache) ([]keeperTodo, error) {
+	var unverified []keeperTodo
 	for id, t := range p.live {
-		copies := cache.Copies(id)
-		found := false
-		for _, c := range copies {
-			if c.Verified && c.Type == t && present(c) {
-				p.keep(id, c)
-				found = true
-				break
-			}
+		copies, err := cache.Copies(id)
+		if err != nil {
+			return nil, err
 		}
-		if !found {
-			unverified = append(unverified, todo{id, t, copies})
+		i := slices.IndexFunc(copies, func(c Copy) bool { return c.Verified && c.Type == t && p.present(c) })
+		if i >= 0 {
+			p.keep(id, copies[i])
+		} else {
+			unverified = append(unverified, keeperTodo{id, t, copies})
 		}
 	}
-	// Read in pack order, so that a frame's chunks come one after another
-	// (the reader keeps recent frames).
-	first := func(td todo) (ID, uint32) {
+	first := func(td keeperTodo) (ID, uint32) {
 		if len(td.copies) == 0 {
 			return ID{}, 0
 		}
@@ -320,71 +351,82 @@ func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *Cache, p 
 		}
 		return oi < oj
 	})
-	var buf []byte
-	verify := func(td todo, copies []Copy) (bool, error) {
-		for _, c := range copies {
-			if c.Type != td.t || !present(c) {
-				continue
+	return unverified, nil
+}
+
+// keeperSearch reads claimed copies of live chunks to find intact ones.
+type keeperSearch struct {
+	ctx context.Context
+	r   *Repo
+	br  *blobReader
+	p   *PrunePlan
+	buf []byte
+}
+
+// verifyAll looks for an intact copy of every chunk of todo, among the
+// copies listed (cache nil) or those the cache has now, and returns the
+// chunks with none.
+func (ks *keeperSearch) verifyAll(todo []keeperTodo, cache *Cache) ([]keeperTodo, error) {
+	var missing []keeperTodo
+	for _, td := range todo {
+		copies := td.copies
+		if cache != nil {
+			var err error
+			if copies, err = cache.Copies(td.id); err != nil {
+				return nil, err
 			}
-			out, err := br.loadCopy(ctx, td.t, c.PackedBlob, buf)
-			if err != nil {
-				if transient(err) {
-					return false, err
-				}
-				r.warn("data/"+c.Pack.String(), fmt.Sprintf("a copy of chunk %s is not intact: %v", td.id.Short(), err))
-				continue
-			}
-			buf = out
-			p.res.Verified++
-			c.Verified = true
-			p.keep(td.id, c)
-			if c.Framed {
-				if err := r.verifyFrame(br, p, c); err != nil {
-					return false, err
-				}
-			}
-			return true, nil
 		}
-		return false, nil
-	}
-	var missing []todo
-	for _, td := range unverified {
-		ok, err := verify(td, td.copies)
+		ok, err := ks.verify(td, copies)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ok {
 			missing = append(missing, td)
 		}
 	}
-	if len(missing) > 0 {
-		// Copies no index names: the packs' own trailers.
-		if _, err := r.scanTrailers(ctx, cache); err != nil {
-			return err
+	return missing, nil
+}
+
+// verify keeps the first of copies that opens and matches the chunk's ID
+// (and the frame it is in, when framed); it reports whether there was one.
+func (ks *keeperSearch) verify(td keeperTodo, copies []Copy) (bool, error) {
+	for _, c := range copies {
+		if c.Type != td.t || !ks.p.present(c) {
+			continue
 		}
-		if err := r.packListing(ctx, cache, p); err != nil {
-			return err
-		}
-		// packListing started the facts afresh: put the keepers back.
-		for id, k := range p.keepers {
-			p.keep(id, k.copy)
-		}
-		still := missing[:0]
-		for _, td := range missing {
-			ok, err := verify(td, cache.Copies(td.id))
-			if err != nil {
-				return err
+		out, err := ks.br.loadCopy(ks.ctx, td.t, c.PackedBlob, ks.buf)
+		if err != nil {
+			if transient(err) {
+				return false, err
 			}
-			if !ok {
-				still = append(still, td)
+			ks.r.warn("data/"+c.Pack.String(), fmt.Sprintf("a copy of chunk %s is not intact: %v", td.id.Short(), err))
+			continue
+		}
+		ks.buf = out
+		ks.p.res.Verified++
+		c.Verified = true
+		ks.p.keep(td.id, c)
+		if c.Framed {
+			if err := ks.r.verifyFrame(ks.br, ks.p, c); err != nil {
+				return false, err
 			}
 		}
-		missing = still
+		return true, nil
 	}
+	return false, nil
+}
+
+// markMissing reports the live chunks without an intact copy and marks
+// the packs that claim them: those are kept.
+func (p *PrunePlan) markMissing(cache *Cache, missing []keeperTodo) error {
 	for _, td := range missing {
 		p.res.Missing++
 		p.res.Problems = append(p.res.Problems, Problem{"chunk " + td.id.Short(), "no intact copy of this chunk, which a snapshot needs, is stored; the packs that claim it are kept"})
-		for _, c := range cache.Copies(td.id) {
+		copies, err := cache.Copies(td.id)
+		if err != nil {
+			return err
+		}
+		for _, c := range copies {
 			if pf := p.packs[c.Pack]; pf != nil {
 				pf.claimsMissing = true
 			}
@@ -434,7 +476,11 @@ func (r *Repo) verifyFrame(br *blobReader, p *PrunePlan, c Copy) error {
 		// Long entries: the claims say where their chunks are.
 		spans = map[ID]frameSpan{}
 		for id := range ff.claims {
-			for _, cp := range br.cache.Copies(id) {
+			copies, err := br.cache.Copies(id)
+			if err != nil {
+				return err
+			}
+			for _, cp := range copies {
 				if cp.Pack == c.Pack && cp.Offset == c.Offset && cp.Framed {
 					spans[id] = frameSpan{cp.Inner, cp.RawLen}
 				}
@@ -764,7 +810,11 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, p *PrunePlan) error {
 	w.Close(ctx)
 	// The new copies are the keepers now.
 	for _, id := range moved {
-		for _, c := range cache.Copies(id) {
+		copies, err := cache.Copies(id)
+		if err != nil {
+			return err
+		}
+		for _, c := range copies {
 			if c.Verified && !repacking[c.Pack] && p.packs[c.Pack] == nil {
 				old := p.keepers[id]
 				if pf := p.packs[old.copy.Pack]; pf != nil {
@@ -793,8 +843,9 @@ func (r *Repo) tempDir(kind string) (string, func(), error) {
 	}
 	unlock, err := holdTempDir(dir)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir) // unowned: the next run's cleanTempDirs removes what stays
 		return "", nil, err
 	}
-	return dir, func() { os.RemoveAll(dir); unlock() }, nil
+	// What cannot be removed now, the next run's cleanTempDirs removes.
+	return dir, func() { _ = os.RemoveAll(dir); unlock() }, nil
 }

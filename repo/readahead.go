@@ -109,7 +109,10 @@ func newReadAhead(ctx context.Context, br *blobReader, t BlobType, n int) *readA
 // first), unless the reader holds that frame already or its claimed length
 // is too large to read ahead.
 func (ra *readAhead) entry(e ListEntry) aheadEntry {
-	ae := aheadEntry{e: e, copies: ra.br.cache.Copies(e.ID)}
+	// A cache that cannot be read leaves copies nil: the load asks it
+	// again and reports the error then.
+	copies, _ := ra.br.cache.Copies(e.ID)
+	ae := aheadEntry{e: e, copies: copies}
 	for _, c := range ae.copies {
 		if c.Type != ra.t {
 			continue

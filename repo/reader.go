@@ -158,7 +158,11 @@ func (r *Repo) Snapshots(ctx context.Context, open bool) ([]*Snapshot, error) {
 	out = slices.DeleteFunc(out, func(s *Snapshot) bool { return gone[s.ID] })
 	// Where a copy moved snapshots, the master recorded when the source's
 	// storage stored them.
-	if times := r.recordedTimes(ctx); len(times) > 0 {
+	times, err := r.recordedTimes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(times) > 0 {
 		for _, s := range out {
 			if t, ok := times[s.ID]; ok && (s.Stored.IsZero() || t.Before(s.Stored)) {
 				s.Stored = t

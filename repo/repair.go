@@ -37,7 +37,7 @@ func (r *Repo) RepairIndex(ctx context.Context) (*RepairResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Unlock(context.WithoutCancel(ctx))
+	defer lock.unlockWarn(context.WithoutCancel(ctx))
 	if err := r.checkCanDelete(ctx); err != nil {
 		return nil, err
 	}

@@ -348,18 +348,18 @@ func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
 	}
 	var sc signedConfig
 	if err := json.Unmarshal(b, &sc); err != nil {
-		return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
+		return nil, fmt.Errorf("%s: config: %w: %w", be.Location(), ErrCorrupt, err)
 	}
 	var cfg Config
 	if err := json.Unmarshal(sc.Config, &cfg); err != nil {
-		return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
+		return nil, fmt.Errorf("%s: config: %w: %w", be.Location(), ErrCorrupt, err)
 	}
 	if cfg.Version < minRepoVersion || cfg.Version > repoVersion {
 		return nil, fmt.Errorf("%s: repository version %d is not supported (this larder reads versions %d to %d)", be.Location(), cfg.Version, minRepoVersion, repoVersion)
 	}
 	rec, err := crypto.ParseKeyRecord(cfg.Master)
 	if err != nil {
-		return nil, fmt.Errorf("%s: config: %w: master record: %v", be.Location(), ErrCorrupt, err)
+		return nil, fmt.Errorf("%s: config: %w: master record: %w", be.Location(), ErrCorrupt, err)
 	}
 	if rec.Role != crypto.RoleMaster || rec.Verify(rec.SignPub) != nil ||
 		crypto.Verify(rec.SignPub, configContext, sc.Config, sc.Sig) != nil {
@@ -371,7 +371,7 @@ func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
 			return nil, fmt.Errorf("%s: config: %w: no chunking for %s streams", be.Location(), ErrCorrupt, class)
 		}
 		if err := (chunk.Params{Pol: validPol, Min: s.Min, Max: s.Max, AvgBits: s.AvgBits}).Validate(); err != nil {
-			return nil, fmt.Errorf("%s: config: %w: %v", be.Location(), ErrCorrupt, err)
+			return nil, fmt.Errorf("%s: config: %w: %w", be.Location(), ErrCorrupt, err)
 		}
 	}
 	if cfg.PackSize < 1<<20 || cfg.PackSize > 1<<30 {
@@ -551,8 +551,7 @@ func (r *Repo) FindOriginal(ctx context.Context, sha [32]byte) (string, bool, er
 	if err := c.syncSnapshots(ctx, r.be, accept); err != nil {
 		return "", false, err
 	}
-	name, ok := c.Original(r.OriginalTag(sha))
-	return name, ok, nil
+	return c.Original(r.OriginalTag(sha))
 }
 
 // article is "a" or "an" for word.

@@ -74,7 +74,7 @@ func (s *StreamWriter) Boundary() error {
 	if !s.written {
 		return nil
 	}
-	s.cur.Close()
+	_ = s.cur.Close() // a PipeWriter's Close never fails
 	s.next()
 	return nil
 }
@@ -87,7 +87,7 @@ func (s *StreamWriter) Close() error {
 		return s.err
 	}
 	s.closed = true
-	s.cur.Close()
+	_ = s.cur.Close() // a PipeWriter's Close never fails
 	close(s.segs)
 	s.err = <-s.done
 	return s.err

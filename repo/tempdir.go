@@ -28,7 +28,9 @@ func holdTempDir(dir string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
 	unlock, ok := tryFlockFile(p)
 	if !ok {
 		return nil, os.ErrExist
@@ -54,13 +56,13 @@ func cleanTempDirs(base string) int {
 			// No owner file: a folder of a run killed before it made one,
 			// or of an older larder. Old enough to be nobody's.
 			if fi, err := e.Info(); err == nil && fi.ModTime().Before(timeNow().Add(-tempGrace)) {
-				os.RemoveAll(dir)
+				_ = os.RemoveAll(dir) // what stays, the next run tries again
 				n++
 			}
 			continue
 		}
 		if unlock, ok := tryFlockFile(owner); ok {
-			os.RemoveAll(dir)
+			_ = os.RemoveAll(dir) // what stays, the next run tries again
 			unlock()
 			n++
 		}

@@ -146,7 +146,14 @@ func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
 	if t == BlobData {
 		w.stats.Chunks++
 	}
-	if w.pending[id] || w.cache.Has(id) {
+	has := w.pending[id]
+	if !has {
+		var err error
+		if has, err = w.cache.Has(id); err != nil {
+			return id, false, w.failLocked(err)
+		}
+	}
+	if has {
 		if t == BlobData {
 			w.stats.DedupBytes += uint64(len(data))
 		}
@@ -352,7 +359,7 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 	// This machine saved it: its own deduplicate against it, whoever
 	// else claims what.
 	if err := w.cache.markOwn(id); err != nil {
-		os.Remove(path)
+		_ = os.Remove(path) // in the temporary folder Close removes
 		return err
 	}
 	if w.slots == nil {
@@ -361,14 +368,14 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 	select {
 	case w.slots <- struct{}{}:
 	case <-ctx.Done():
-		os.Remove(path)
+		_ = os.Remove(path) // in the temporary folder Close removes
 		return ctx.Err()
 	}
 	if err := w.uploadErr.Load(); err != nil {
 		// An upload failed while this one waited for its place: do not
 		// spend another retry budget on a storage that is not answering.
 		<-w.slots
-		os.Remove(path)
+		_ = os.Remove(path) // in the temporary folder Close removes
 		return *err
 	}
 	w.uploads.Add(1)
@@ -382,14 +389,14 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if err != nil {
-			w.failLocked(err)
+			_ = w.failLocked(err) // recorded: the writer's next call returns it
 			return
 		}
 		w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
 		w.doneBlobs += len(p.blobs)
 		if len(w.done) >= maxPacksPerIndex || w.doneBlobs >= maxBlobsPerIndex {
 			if err := w.saveIndex(ctx); err != nil {
-				w.failLocked(err)
+				_ = w.failLocked(err) // recorded: the writer's next call returns it
 			}
 		}
 	}()
@@ -399,12 +406,14 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 // upload stores a finished pack from its temporary file, and removes the
 // file.
 func (w *Writer) upload(ctx context.Context, id ID, path string) error {
-	defer os.Remove(path)
+	// The pack's file is in the temporary folder Close removes, whatever
+	// fails here; it is only read.
+	defer func() { _ = os.Remove(path) }()
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	src, err := backend.File(f)
 	if err == nil {
 		err = w.r.be.Save(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}, src)
@@ -524,7 +533,11 @@ func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID
 	// last one: the key is used elsewhere (stolen?). Chain after this
 	// machine's own snapshot instead, so the forgeries stay off the chain
 	// a revocation will accept (audit reports the fork).
-	if mine, mySeq, ok := w.cache.head(headKey(w.key)); ok && mine != prev && mySeq < seq && w.r.stillKnown(ctx, mine) {
+	mine, mySeq, ok, err := w.cache.head(headKey(w.key))
+	if err != nil {
+		return ID{}, err
+	}
+	if ok && mine != prev && mySeq < seq && w.r.stillKnown(ctx, mine) {
 		w.r.noticeForeign(w.key, seq, prev, mine, mySeq)
 		seq, prev = mySeq, mine
 	}
@@ -630,12 +643,13 @@ func (r *Repo) ownRecord() ([]byte, error) {
 
 // Close ends the session: open packs are dropped (their blobs are in no
 // index, so nothing refers to them), the ephemeral key is erased and the
-// lock released.
-func (w *Writer) Close(ctx context.Context) error {
+// lock released. A lock that cannot be removed is a warning (Warnings): it
+// goes stale, and larder unlock removes it.
+func (w *Writer) Close(ctx context.Context) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		return nil
+		return
 	}
 	w.closed = true
 	for _, p := range w.open {
@@ -651,9 +665,8 @@ func (w *Writer) Close(ctx context.Context) error {
 		w.tmpDone()
 	}
 	if w.lock != nil {
-		return w.lock.Unlock(ctx)
+		w.lock.unlockWarn(ctx)
 	}
-	return nil
 }
 
 // signIndex signs a verified index file (master only).

@@ -89,8 +89,10 @@ func (l *Local) Save(ctx context.Context, h Handle, src Source) (err error) {
 	tmp := f.Name()
 	defer func() {
 		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+			// The error to report is the save's; the partial file goes
+			// (what stays, CleanTemp removes).
+			_ = f.Close()
+			_ = os.Remove(tmp)
 		}
 	}()
 	n, err := io.Copy(f, ctxReader{ctx, src})
@@ -144,7 +146,7 @@ func syncDir(dir string) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }() // opened to sync it, never written
 	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
 		return err
 	}
@@ -164,7 +166,7 @@ func (l *Local) Load(ctx context.Context, h Handle, offset, length int64, fn fun
 	if err != nil {
 		return classify(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only
 	if offset > 0 {
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
 			return err

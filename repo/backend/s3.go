@@ -460,7 +460,9 @@ func (s *S3) saveMultipart(ctx context.Context, wd *watchdog, h Handle, key stri
 			// stall (at most a minute), not as long as the upload.
 			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.cfg.StallTimeout, time.Minute))
 			defer cancel()
-			s.core.AbortMultipartUpload(actx, s.cfg.Bucket, key, id)
+			// An upload that stays is invisible; CleanTemp aborts it
+			// later. The error to report is the save's.
+			_ = s.core.AbortMultipartUpload(actx, s.cfg.Bucket, key, id)
 		}
 	}()
 	buf := make([]byte, s.cfg.PartSize)
@@ -526,7 +528,7 @@ func (s *S3) Load(ctx context.Context, h Handle, offset, length int64, fn func(i
 		}
 		return wd.err(h, s3Error(h, err))
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }() // a response body being read
 	return wd.err(h, fn(wd.reader(rc)))
 }
 

@@ -64,7 +64,11 @@ func Run(t *testing.T, open func(t *testing.T) backend.Backend, opts Options) {
 		}
 		t.Run(tc.name, func(t *testing.T) {
 			be := open(t)
-			t.Cleanup(func() { be.Close() })
+			t.Cleanup(func() {
+				if err := be.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
 			tc.fn(t, be, opts)
 		})
 	}
@@ -259,10 +263,12 @@ func testRemove(t *testing.T, be backend.Backend, opts Options) {
 	if _, err := be.Stat(ctx, h); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("stat after remove: %v", err)
 	}
-	be.List(ctx, backend.TypeData, func(fi backend.FileInfo) error {
+	if err := be.List(ctx, backend.TypeData, func(fi backend.FileInfo) error {
 		t.Errorf("listed %s after its removal", fi.Name)
 		return nil
-	})
+	}); err != nil {
+		t.Errorf("list: %v", err)
+	}
 	if err := be.Remove(ctx, h); err != nil && !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("removing a missing object: %v", err)
 	}
@@ -329,10 +335,12 @@ func testFailedSave(t *testing.T, be backend.Backend, opts Options) {
 	if _, err := be.Stat(ctx, h); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("after a failed save, stat says %v", err)
 	}
-	be.List(ctx, backend.TypeData, func(fi backend.FileInfo) error {
+	if err := be.List(ctx, backend.TypeData, func(fi backend.FileInfo) error {
 		t.Errorf("a failed save left %s", fi.Name)
 		return nil
-	})
+	}); err != nil {
+		t.Errorf("list: %v", err)
+	}
 	// The name is free.
 	save(t, be, h, b)
 }
