@@ -53,7 +53,9 @@ func (k *WriteKey) Chunking() (uint64, *[KeySize]byte) { return k.ChunkerPoly, &
 // Recipients are the public box keys of the master and the auditors, to
 // which sessions derive their keys and manifests are sealed (keys that
 // write: master and write).
-func (k *MasterKey) Recipients() (master, audit [32]byte) { return k.BoxKey.Public, k.AuditBoxKey.Public }
+func (k *MasterKey) Recipients() (master, audit [32]byte) {
+	return k.BoxKey.Public, k.AuditBoxKey.Public
+}
 
 // Recipients are the public box keys of the master and the auditors.
 func (k *WriteKey) Recipients() (master, audit [32]byte) { return k.MasterBoxPub, k.AuditBoxPub }
