@@ -23,14 +23,17 @@ var layerRules = map[string][]string{
 	// Drills' PostgreSQL and the tests' S3 server know nothing of the
 	// repository.
 	"internal/pgcluster": {"repo", "cmd"},
+	// The repository's object format knows no streams' contents.
+	"repo/internal": {"recompress"},
 }
 
 // packageRules ban single packages (not their subpackages): a package
 // (and its subpackages) may not depend on exactly these. The storage
 // layer sits below the repository that uses it.
 var packageRules = map[string][]string{
-	"repo/backend":    {"repo"},
-	"internal/s3test": {"repo"},
+	"repo/backend":       {"repo"},
+	"repo/internal/pack": {"repo"},
+	"internal/s3test":    {"repo"},
 }
 
 // within reports whether the import path p is the package rel of this module
@@ -94,6 +97,9 @@ func TestLayeringRulesDetectViolations(t *testing.T) {
 	}
 	if v := violations(module+"/repo/backend/backendtest", []string{module + "/repo"}); len(v) == 0 {
 		t.Fatal("the storage layer depending on the repository was not flagged")
+	}
+	if v := violations(module+"/repo/internal/pack", []string{module + "/repo"}); len(v) == 0 {
+		t.Fatal("the pack format depending on the repository was not flagged")
 	}
 	if v := violations(module+"/repo", []string{module + "/repo/backend"}); len(v) != 0 {
 		t.Fatalf("the repository using its storage layer was flagged: %v", v)

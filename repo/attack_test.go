@@ -21,6 +21,7 @@ import (
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/internal/s3test"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // The attack suite (SECURITY.md): each test plays one move of an attacker
@@ -277,7 +278,7 @@ func (e *attackEnv) putContent(t backend.Type, b []byte) string {
 
 // liveChunks are the chunks (data and lists) the genuine snapshots use,
 // with their types.
-func (e *attackEnv) liveChunks() map[ID]BlobType {
+func (e *attackEnv) liveChunks() map[ID]pack.BlobType {
 	e.t.Helper()
 	m := e.masterRepo()
 	var res PruneResult
@@ -297,7 +298,7 @@ func (e *attackEnv) liveChunks() map[ID]BlobType {
 // pack whose blobs are garbage sealed under a session of its own, with
 // claims (trailer and an index file) for chunks. It returns the pack's
 // name.
-func forgePack(t *testing.T, thief *Repo, chunks map[ID]BlobType) string {
+func forgePack(t *testing.T, thief *Repo, chunks map[ID]pack.BlobType) string {
 	t.Helper()
 	ctx := context.Background()
 	session, err := crypto.NewSession(nil, thief.write.MasterBoxPub, thief.write.AuditBoxPub)
@@ -305,28 +306,28 @@ func forgePack(t *testing.T, thief *Repo, chunks map[ID]BlobType) string {
 		t.Fatal(err)
 	}
 	defer session.Erase()
-	p, err := newPackBuilder(t.TempDir(), session.EphemeralPublic(), thief.write.ID, thief.entries())
+	p, err := pack.NewBuilder(t.TempDir(), session.EphemeralPublic(), thief.write.ID, thief.entries())
 	if err != nil {
 		t.Fatal(err)
 	}
 	i := 0
 	for id, typ := range chunks {
 		i++
-		garbage := crypto.Pad(nil, append([]byte{blobRaw}, randBytes(uint64(i), 100+i%300)...))
+		garbage := crypto.Pad(nil, append([]byte{pack.FlagRaw}, randBytes(uint64(i), 100+i%300)...))
 		var sealed []byte
-		if typ == BlobList {
-			sealed, err = session.SealMeta(nil, blobObjType(typ), id[:], garbage)
+		if typ == pack.BlobList {
+			sealed, err = session.SealMeta(nil, pack.BlobObjType(typ), id[:], garbage)
 		} else {
-			sealed, err = session.SealData(nil, blobObjType(typ), id[:], garbage)
+			sealed, err = session.SealData(nil, pack.BlobObjType(typ), id[:], garbage)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.add(typ, id, sealed, 100); err != nil {
+		if err := p.Add(typ, id, sealed, 100); err != nil {
 			t.Fatal(err)
 		}
 	}
-	id, path, err := p.finish(thief.indexKey())
+	id, path, err := p.Finish(thief.indexKey())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +343,7 @@ func forgePack(t *testing.T, thief *Repo, chunks map[ID]BlobType) string {
 	if err := thief.be.Save(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}, src); err != nil {
 		t.Fatal(err)
 	}
-	forgeIndex(t, thief, &IndexFile{Packs: []IndexedPack{{ID: id, Blobs: p.blobs}}})
+	forgeIndex(t, thief, &IndexFile{Packs: []IndexedPack{{ID: id, Blobs: p.Blobs()}}})
 	return id.String()
 }
 
@@ -441,8 +442,8 @@ func TestAttackLyingIndex(t *testing.T) {
 		for i, p := range packs {
 			var fake ID
 			fake[0], fake[1] = 0xde, byte(i)
-			dead.Packs = append(dead.Packs, IndexedPack{ID: p.ID, Blobs: []Blob{{Type: BlobData, ID: fake, Offset: uint32(packHeaderSize), Length: 64}}})
-			var moved []Blob
+			dead.Packs = append(dead.Packs, IndexedPack{ID: p.ID, Blobs: []pack.Blob{{Type: pack.BlobData, ID: fake, Offset: uint32(pack.HeaderSize), Length: 64}}})
+			var moved []pack.Blob
 			for _, b := range p.Blobs {
 				b.Offset += 7
 				moved = append(moved, b)
@@ -473,10 +474,10 @@ func TestAttackDedupPoisoning(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *attackEnv) {
 		thief := e.thief()
 		next := nightStreams(e.nights + 1)
-		future := map[ID]BlobType{}
+		future := map[ID]pack.BlobType{}
 		p, _ := thief.ChunkParams(ClassText)
 		for _, c := range chunkAll(t, next[0], p) {
-			future[ID(crypto.ChunkID(&thief.write.ChunkIDKey, c))] = BlobData
+			future[ID(crypto.ChunkID(&thief.write.ChunkIDKey, c))] = pack.BlobData
 		}
 		forgePack(t, thief, future)
 		e.night()
@@ -804,9 +805,9 @@ func TestAttackForgedRecords(t *testing.T) {
 // 3): the forgery is a damaged copy, named; the genuine one is used.
 func TestAttackForgedListChunk(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *attackEnv) {
-		lists := map[ID]BlobType{}
+		lists := map[ID]pack.BlobType{}
 		for id, typ := range e.liveChunks() {
-			if typ == BlobList {
+			if typ == pack.BlobList {
 				lists[id] = typ
 			}
 		}
@@ -831,7 +832,7 @@ func TestAttackDamagedPack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b[packHeaderSize+1] ^= 1
+		b[pack.HeaderSize+1] ^= 1
 		e.put(h, b)
 		e.keylessNames("data/" + victim)
 		e.checkNames("data/" + victim)

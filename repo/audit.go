@@ -3,10 +3,11 @@ package repo
 import (
 	"context"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"
 )

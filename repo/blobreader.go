@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // blobReader fetches and opens blobs (master: data and lists; audit:
@@ -40,8 +42,8 @@ type blobReader struct {
 type openedFrame struct {
 	pack   ID
 	offset uint32
-	plain  []byte           // the chunk bytes
-	spans  map[ID]frameSpan // version 3: where each chunk is
+	plain  []byte                // the chunk bytes
+	spans  map[ID]pack.FrameSpan // version 3: where each chunk is
 }
 
 // maxFrameCache bounds the plaintext of the frames a blobReader keeps.
@@ -57,20 +59,20 @@ func (r *Repo) newBlobReader(ctx context.Context) (*blobReader, error) {
 	return &blobReader{r: r, cache: c, keys: map[ID]*crypto.SessionKeys{}}, nil
 }
 
-func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.SessionKeys, error) {
+func (br *blobReader) sessionKeys(ctx context.Context, pid ID) (*crypto.SessionKeys, error) {
 	br.mu.Lock()
-	k := br.keys[pack]
+	k := br.keys[pid]
 	br.mu.Unlock()
 	if k != nil {
 		return k, nil
 	}
-	hdr, err := loadRange(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: pack.String()}, 0, int64(packHeaderSize))
+	hdr, err := loadRange(ctx, br.r.be, backend.Handle{Type: backend.TypeData, Name: pid.String()}, 0, int64(pack.HeaderSize))
 	if err != nil {
 		return nil, err
 	}
-	ph, err := parsePackHeader(hdr)
+	ph, err := pack.ParseHeader(hdr)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w: %w", pack.Short(), ErrBlob, err)
+		return nil, fmt.Errorf("pack %s: %w: %w", pid.Short(), ErrBlob, err)
 	}
 	ok, can := br.r.key.(openingKey)
 	if !can {
@@ -78,7 +80,7 @@ func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.Session
 	}
 	k, err = ok.OpenSession(ph.Ephemeral)
 	if err != nil {
-		return nil, fmt.Errorf("pack %s: %w: %w", pack.Short(), ErrBlob, err)
+		return nil, fmt.Errorf("pack %s: %w: %w", pid.Short(), ErrBlob, err)
 	}
 	br.mu.Lock()
 	defer br.mu.Unlock()
@@ -90,8 +92,8 @@ func (br *blobReader) sessionKeys(ctx context.Context, pack ID) (*crypto.Session
 		}
 		delete(br.keys, old)
 	}
-	br.keys[pack] = k
-	br.order = append(br.order, pack)
+	br.keys[pid] = k
+	br.order = append(br.order, pid)
 	return k, nil
 }
 
@@ -105,7 +107,7 @@ func transient(err error) bool {
 
 // load returns a blob's plaintext (appended to dst[:0]), from the first
 // copy that opens and matches its ID.
-func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) ([]byte, error) {
+func (br *blobReader) load(ctx context.Context, t pack.BlobType, id ID, dst []byte) ([]byte, error) {
 	return br.loadCopies(ctx, t, id, nil, dst)
 }
 
@@ -114,7 +116,7 @@ func (br *blobReader) load(ctx context.Context, t BlobType, id ID, dst []byte) (
 // none of them is intact, it asks the cache again even if this reader's
 // scan of the pack trailers finds nothing new (another stream's may have
 // found them meanwhile).
-func (br *blobReader) loadCopies(ctx context.Context, t BlobType, id ID, copies []Copy, dst []byte) ([]byte, error) {
+func (br *blobReader) loadCopies(ctx context.Context, t pack.BlobType, id ID, copies []Copy, dst []byte) ([]byte, error) {
 	earlier := copies != nil
 	if !earlier {
 		var err error
@@ -122,7 +124,7 @@ func (br *blobReader) loadCopies(ctx context.Context, t BlobType, id ID, copies 
 			return nil, err
 		}
 	}
-	tried := map[PackedBlob]bool{}
+	tried := map[pack.PackedBlob]bool{}
 	var failed []error
 	for round := 0; round < 2; round++ {
 		if round > 0 {
@@ -163,7 +165,7 @@ func (br *blobReader) loadCopies(ctx context.Context, t BlobType, id ID, copies 
 }
 
 // loadCopy reads one copy of a blob and checks it against its ID.
-func (br *blobReader) loadCopy(ctx context.Context, t BlobType, loc PackedBlob, dst []byte) ([]byte, error) {
+func (br *blobReader) loadCopy(ctx context.Context, t pack.BlobType, loc pack.PackedBlob, dst []byte) ([]byte, error) {
 	if loc.Framed {
 		return br.loadFramed(ctx, loc, dst)
 	}
@@ -172,7 +174,7 @@ func (br *blobReader) loadCopy(ctx context.Context, t BlobType, loc PackedBlob, 
 		return nil, err
 	}
 	limit := uint32(chunkLimit(t))
-	plain, padded, err := openBlob(k, t, loc.ID, sealed, loc.RawLen, limit, dst, br.padded)
+	plain, padded, err := pack.OpenBlob(k, t, loc.ID, sealed, loc.RawLen, limit, dst, br.padded)
 	br.padded = padded
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack.Short(), err)
@@ -185,7 +187,7 @@ func (br *blobReader) loadCopy(ctx context.Context, t BlobType, loc PackedBlob, 
 
 // fetch loads the sealed bytes of a blob (or its frame) and the session
 // keys of its pack.
-func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.SessionKeys, []byte, error) {
+func (br *blobReader) fetch(ctx context.Context, loc pack.PackedBlob) (*crypto.SessionKeys, []byte, error) {
 	k, err := br.sessionKeys(ctx, loc.Pack)
 	if err != nil {
 		return nil, nil, err
@@ -216,10 +218,10 @@ func (br *blobReader) fetch(ctx context.Context, loc PackedBlob) (*crypto.Sessio
 // verify checks a chunk against its ID with what the key holds: the
 // master checks every chunk; an audit key the list chunks of version 3
 // (plain hashes).
-func (br *blobReader) verify(t BlobType, id ID, plain []byte) error {
+func (br *blobReader) verify(t pack.BlobType, id ID, plain []byte) error {
 	var ok bool
 	switch {
-	case t == BlobList && br.r.cfg.Version >= 3:
+	case t == pack.BlobList && br.r.cfg.Version >= 3:
 		ok = plainListID(plain) == id
 	case br.r.master != nil:
 		ok = ID(crypto.ChunkID(&br.r.master.ChunkIDKey, plain)) == id
@@ -233,12 +235,12 @@ func (br *blobReader) verify(t BlobType, id ID, plain []byte) error {
 }
 
 // loadFramed returns a framed chunk's plaintext (appended to dst[:0]).
-func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte) ([]byte, error) {
+func (br *blobReader) loadFramed(ctx context.Context, loc pack.PackedBlob, dst []byte) ([]byte, error) {
 	f, err := br.frame(ctx, loc)
 	if err != nil {
 		return nil, err
 	}
-	var span frameSpan
+	var span pack.FrameSpan
 	if f.spans != nil {
 		s, ok := f.spans[loc.ID]
 		if !ok {
@@ -249,10 +251,10 @@ func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte
 		if uint32(len(f.plain)) != loc.FrameRaw {
 			return nil, fmt.Errorf("%w: the frame of blob %s holds %d bytes, the index says %d", ErrBlob, loc.ID.Short(), len(f.plain), loc.FrameRaw)
 		}
-		span = frameSpan{loc.Inner, loc.RawLen}
+		span = pack.FrameSpan{Off: loc.Inner, N: loc.RawLen}
 	}
-	plain := append(dst[:0], f.plain[span.off:span.off+span.n]...)
-	if err := br.verify(BlobData, loc.ID, plain); err != nil {
+	plain := append(dst[:0], f.plain[span.Off:span.Off+span.N]...)
+	if err := br.verify(pack.BlobData, loc.ID, plain); err != nil {
 		return nil, err
 	}
 	return plain, nil
@@ -260,7 +262,7 @@ func (br *blobReader) loadFramed(ctx context.Context, loc PackedBlob, dst []byte
 
 // frame returns the opened frame of a framed blob, from the recent ones
 // or from the storage.
-func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, error) {
+func (br *blobReader) frame(ctx context.Context, loc pack.PackedBlob) (*openedFrame, error) {
 	for i := len(br.frames) - 1; i >= 0; i-- {
 		if f := br.frames[i]; f.pack == loc.Pack && f.offset == loc.Offset {
 			// Move it to the end: the least recently used go first.
@@ -275,24 +277,24 @@ func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, 
 	}
 	// Reuse the buffer of the frame that goes, if one must.
 	var buf []byte
-	for len(br.frames) > 0 && br.frameBytes+int(max(loc.FrameRaw, frameTarget)) > maxFrameCache {
+	for len(br.frames) > 0 && br.frameBytes+int(max(loc.FrameRaw, pack.FrameTarget)) > maxFrameCache {
 		old := br.frames[0]
 		br.frames = br.frames[1:]
 		br.frameBytes -= cap(old.plain)
 		buf = old.plain
 	}
-	limit := uint32(maxFrameRaw)
+	limit := uint32(pack.MaxFrameRaw)
 	if br.r.cfg.Version >= 3 {
-		limit = maxFramePlain
+		limit = pack.MaxFramePlain
 	}
-	plain, padded, err := openFrame(k, loc.ID, sealed, loc.FrameRaw, limit, buf, br.padded)
+	plain, padded, err := pack.OpenFrame(k, loc.ID, sealed, loc.FrameRaw, limit, buf, br.padded)
 	br.padded = padded
 	if err != nil {
 		return nil, fmt.Errorf("pack %s: %w", loc.Pack.Short(), err)
 	}
 	f := &openedFrame{pack: loc.Pack, offset: loc.Offset, plain: plain}
 	if br.r.cfg.Version >= 3 {
-		spans, data, err := parseFrame(plain)
+		spans, data, err := pack.ParseFrame(plain)
 		if err != nil {
 			return nil, fmt.Errorf("pack %s: %w: the frame of %s: %w", loc.Pack.Short(), ErrBlob, loc.ID.Short(), err)
 		}
@@ -304,9 +306,9 @@ func (br *blobReader) frame(ctx context.Context, loc PackedBlob) (*openedFrame, 
 }
 
 // cachedFrame returns an opened frame the reader keeps, or nil.
-func (br *blobReader) cachedFrame(pack ID, offset uint32) *openedFrame {
+func (br *blobReader) cachedFrame(pid ID, offset uint32) *openedFrame {
 	for _, f := range br.frames {
-		if f.pack == pack && f.offset == offset {
+		if f.pack == pid && f.offset == offset {
 			return f
 		}
 	}
@@ -351,7 +353,7 @@ func (r *Repo) scanTrailers(ctx context.Context, c *Cache) (int, error) {
 	}
 	n := 0
 	for _, id := range packs {
-		_, blobs, err := readPackTrailer(ctx, r.be, id, r.indexKey())
+		_, blobs, err := pack.ReadTrailer(ctx, r.be, id, r.indexKey())
 		if err != nil {
 			if transient(err) {
 				return n, err
@@ -368,9 +370,15 @@ func (r *Repo) scanTrailers(ctx context.Context, c *Cache) (int, error) {
 }
 
 // chunkLimit is the most plaintext a blob of type t holds.
-func chunkLimit(t BlobType) int {
-	if t == BlobList {
+func chunkLimit(t pack.BlobType) int {
+	if t == pack.BlobList {
 		return maxListChunk
 	}
 	return maxChunkPlain
 }
+
+// maxListChunk bounds a list chunk (tree.go), maxChunkPlain a data chunk.
+const (
+	maxListChunk  = listMaxEntries * entryNSize
+	maxChunkPlain = chunk.MaxChunk
+)

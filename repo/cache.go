@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -172,12 +173,12 @@ func blobKey(id ID, packNum uint32, offset uint32) []byte {
 
 // encodeLoc is a copy's value: its flags and its entry without ID and
 // offset (long form, whatever the repository's).
-func encodeLoc(flags byte, b Blob) []byte {
+func encodeLoc(flags byte, b pack.Blob) []byte {
 	v := make([]byte, 0, 2+20)
 	v = append(v, flags)
 	t := byte(b.Type)
 	if b.Framed {
-		t |= framedFlag
+		t |= pack.FramedFlag
 	}
 	v = append(v, t)
 	v = binary.AppendUvarint(v, uint64(b.Length))
@@ -187,7 +188,7 @@ func encodeLoc(flags byte, b Blob) []byte {
 }
 
 // decodeLoc reads a copy's key and value.
-func decodeLoc(k, v []byte) (packNum uint32, flags byte, b Blob, ok bool) {
+func decodeLoc(k, v []byte) (packNum uint32, flags byte, b pack.Blob, ok bool) {
 	if len(k) != 40 || len(v) < 2 {
 		return 0, 0, b, false
 	}
@@ -195,8 +196,8 @@ func decodeLoc(k, v []byte) (packNum uint32, flags byte, b Blob, ok bool) {
 	packNum = binary.BigEndian.Uint32(k[32:])
 	b.Offset = binary.BigEndian.Uint32(k[36:])
 	flags = v[0]
-	b.Framed = v[1]&framedFlag != 0
-	b.Type = BlobType(v[1] &^ framedFlag)
+	b.Framed = v[1]&pack.FramedFlag != 0
+	b.Type = pack.BlobType(v[1] &^ pack.FramedFlag)
 	r := bytes.NewReader(v[2:])
 	var vals [4]uint32
 	for i := range vals {
@@ -207,7 +208,7 @@ func decodeLoc(k, v []byte) (packNum uint32, flags byte, b Blob, ok bool) {
 		vals[i] = uint32(x)
 	}
 	b.Length, b.RawLen, b.Inner, b.FrameRaw = vals[0], vals[1], vals[2], vals[3]
-	if !b.Type.valid() || b.check() != nil {
+	if !b.Type.Valid() || b.Check() != nil {
 		return 0, 0, b, false
 	}
 	return packNum, flags, b, true
@@ -216,7 +217,7 @@ func decodeLoc(k, v []byte) (packNum uint32, flags byte, b Blob, ok bool) {
 // Copy is a claimed copy of a chunk: where it is, and where the claim came
 // from.
 type Copy struct {
-	PackedBlob
+	pack.PackedBlob
 	Verified bool // a verified index file (the master) vouches for it
 	Own      bool // this machine saved its pack
 }
@@ -237,7 +238,7 @@ func (c *Cache) Copies(id ID) ([]Copy, error) {
 			if len(pid) != len(ID{}) {
 				continue
 			}
-			cp := Copy{PackedBlob: PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
+			cp := Copy{PackedBlob: pack.PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
 			copy(cp.Pack[:], pid)
 			out = append(out, cp)
 		}
@@ -613,7 +614,7 @@ func (c *Cache) forEachCopy(fn func(Copy) error) error {
 				copy(pid[:], raw)
 				pids[num] = pid
 			}
-			return fn(Copy{PackedBlob: PackedBlob{Blob: b, Pack: pid}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0})
+			return fn(Copy{PackedBlob: pack.PackedBlob{Blob: b, Pack: pid}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0})
 		})
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/larder/larder/repo/internal/pack"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -22,19 +23,19 @@ func TestCachePackNumbers(t *testing.T) {
 		return id
 	}
 	packs := []ID{randID(), randID(), randID()}
-	want := map[ID]PackedBlob{}
+	want := map[ID]pack.PackedBlob{}
 	verified := map[ID]bool{}
 	file := func(v bool, ps ...ID) *IndexFile {
 		f := &IndexFile{Verified: v}
 		for i, p := range ps {
 			ip := IndexedPack{ID: p}
 			for j := range 50 {
-				b := Blob{Type: BlobData, ID: randID(), Offset: uint32(j * 1000), Length: 900, RawLen: uint32(2000 + i)}
+				b := pack.Blob{Type: pack.BlobData, ID: randID(), Offset: uint32(j * 1000), Length: 900, RawLen: uint32(2000 + i)}
 				if j%2 == 1 {
 					b.Framed, b.Inner, b.FrameRaw = true, uint32(j*10), 1<<18
 				}
 				ip.Blobs = append(ip.Blobs, b)
-				want[b.ID] = PackedBlob{Blob: b, Pack: p}
+				want[b.ID] = pack.PackedBlob{Blob: b, Pack: p}
 				verified[b.ID] = v
 			}
 			f.Packs = append(f.Packs, ip)
@@ -92,7 +93,7 @@ func TestCacheOfOtherLayoutIsRebuilt(t *testing.T) {
 	}
 	var id ID
 	rand.Read(id[:])
-	f := &IndexFile{Packs: []IndexedPack{{ID: id, Blobs: []Blob{{Type: BlobData, ID: id, Length: 10, RawLen: 5}}}}}
+	f := &IndexFile{Packs: []IndexedPack{{ID: id, Blobs: []pack.Blob{{Type: pack.BlobData, ID: id, Length: 10, RawLen: 5}}}}}
 	if err := c.addIndex("a", f); err != nil {
 		t.Fatal(err)
 	}

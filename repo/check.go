@@ -13,6 +13,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // Problem is something check or audit found wrong.
@@ -89,7 +90,7 @@ func (r *Repo) Check(ctx context.Context, opts CheckOptions) (*CheckResult, erro
 // checkIndexes opens every index file and compares each claim with the
 // trailer of the pack it names. It returns every pack's trailer claims
 // (nil for a pack whose trailer cannot be read).
-func (r *Repo) checkIndexes(ctx context.Context, res *CheckResult) (map[ID][]Blob, error) {
+func (r *Repo) checkIndexes(ctx context.Context, res *CheckResult) (map[ID][]pack.Blob, error) {
 	sizes := map[ID]int64{}
 	if err := list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
 		if id, err := ParseID(name); err == nil {
@@ -99,9 +100,9 @@ func (r *Repo) checkIndexes(ctx context.Context, res *CheckResult) (map[ID][]Blo
 	}); err != nil {
 		return nil, err
 	}
-	trailers := map[ID][]Blob{}
+	trailers := map[ID][]pack.Blob{}
 	for id := range sizes {
-		_, blobs, err := readPackTrailer(ctx, r.be, id, r.indexKey())
+		_, blobs, err := pack.ReadTrailer(ctx, r.be, id, r.indexKey())
 		if err != nil {
 			if transient(err) {
 				return nil, err
@@ -146,7 +147,7 @@ func (r *Repo) checkIndexes(ctx context.Context, res *CheckResult) (map[ID][]Blo
 }
 
 // checkClaims compares an index file's claims about a pack with the pack.
-func (r *Repo) checkClaims(res *CheckResult, obj string, p IndexedPack, sizes map[ID]int64, trailers map[ID][]Blob) {
+func (r *Repo) checkClaims(res *CheckResult, obj string, p IndexedPack, sizes map[ID]int64, trailers map[ID][]pack.Blob) {
 	size, ok := sizes[p.ID]
 	if !ok {
 		res.add(obj, "names pack %s, which is missing", p.ID.Short())
@@ -156,7 +157,7 @@ func (r *Repo) checkClaims(res *CheckResult, obj string, p IndexedPack, sizes ma
 	if !readable || tr == nil {
 		return // the pack's own problem is reported
 	}
-	inTrailer := map[Blob]bool{}
+	inTrailer := map[pack.Blob]bool{}
 	for _, b := range tr {
 		inTrailer[b] = true
 	}
@@ -186,7 +187,7 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 	defer br.close()
 	seen := map[ID]bool{}
 	var buf []byte
-	checked := map[PackedBlob]bool{}
+	checked := map[pack.PackedBlob]bool{}
 	for _, s := range snaps {
 		res.Snapshots++
 		if s.Rejected != "" {
@@ -196,10 +197,10 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 			err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
 				// Every claimed copy of a chunk list is read: a forged
 				// one is named, whichever copy a reader would try first.
-				if err := r.checkCopies(ctx, br, res, BlobList, id, checked); err != nil {
+				if err := r.checkCopies(ctx, br, res, pack.BlobList, id, checked); err != nil {
 					return nil, err
 				}
-				b, err := br.load(ctx, BlobList, id, buf)
+				b, err := br.load(ctx, pack.BlobList, id, buf)
 				buf = b
 				return b, err
 			}, func(e ListEntry) error {
@@ -229,7 +230,7 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 
 // checkCopies reads every claimed copy of a chunk that the key can open
 // and check, and names the packs of those that fail.
-func (r *Repo) checkCopies(ctx context.Context, br *blobReader, res *CheckResult, t BlobType, id ID, checked map[PackedBlob]bool) error {
+func (r *Repo) checkCopies(ctx context.Context, br *blobReader, res *CheckResult, t pack.BlobType, id ID, checked map[pack.PackedBlob]bool) error {
 	copies, err := br.cache.Copies(id)
 	if err != nil {
 		return err
@@ -252,13 +253,13 @@ func (r *Repo) checkCopies(ctx context.Context, br *blobReader, res *CheckResult
 // checkData decrypts every claimed blob and frame of a share of the packs
 // (all for share 1) and matches each claimed chunk to its ID. A claim that
 // fails names its pack: a forged pack, or a damaged one.
-func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID][]Blob, share float64) error {
+func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID][]pack.Blob, share float64) error {
 	br, err := r.newBlobReader(ctx)
 	if err != nil {
 		return err
 	}
 	defer br.close()
-	claims := map[ID][]Blob{}
+	claims := map[ID][]pack.Blob{}
 	if err := br.cache.forEachCopy(func(c Copy) error {
 		claims[c.Pack] = append(claims[c.Pack], c.Blob)
 		return nil
@@ -283,7 +284,7 @@ func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID]
 			continue // a claim about a missing pack, reported
 		}
 		blobs := claims[id]
-		slices.SortFunc(blobs, func(a, b Blob) int { return int(a.Offset) - int(b.Offset) })
+		slices.SortFunc(blobs, func(a, b pack.Blob) int { return int(a.Offset) - int(b.Offset) })
 		bad := 0
 		var first error
 		for i, b := range blobs {
@@ -291,7 +292,7 @@ func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID]
 				continue
 			}
 			res.ReadBlobs++
-			out, err := br.loadCopy(ctx, b.Type, PackedBlob{Blob: b, Pack: id}, buf)
+			out, err := br.loadCopy(ctx, b.Type, pack.PackedBlob{Blob: b, Pack: id}, buf)
 			if err != nil {
 				if transient(err) {
 					return err
@@ -354,7 +355,7 @@ func CheckKeyless(ctx context.Context, be backend.Backend) (*CheckResult, error)
 // checkContentNamed hashes an object and checks that packs start as packs.
 func checkContentNamed(ctx context.Context, be backend.Backend, res *CheckResult, h backend.Handle) error {
 	sum := sha256.New()
-	var head [packHeaderSize]byte
+	var head [pack.HeaderSize]byte
 	var n int
 	err := be.Load(ctx, h, 0, 0, func(rc io.Reader) error {
 		sum.Reset()
@@ -374,7 +375,7 @@ func checkContentNamed(ctx context.Context, be backend.Backend, res *CheckResult
 		res.add(h.String(), "content does not match its name: bit rot or tampering")
 	}
 	if h.Type == backend.TypeData {
-		if _, err := parsePackHeader(head[:n]); err != nil {
+		if _, err := pack.ParseHeader(head[:n]); err != nil {
 			res.add(h.String(), "%v", err)
 		}
 	}

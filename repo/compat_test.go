@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
@@ -55,7 +56,7 @@ func compatV3(t *testing.T, be backend.Backend, mk *crypto.MasterKey) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Entries != entriesShort {
+		if f.Entries != pack.EntriesShort {
 			t.Errorf("index/%s: long entries in a version 3 repository", name)
 		}
 		if f.Verified {

@@ -199,12 +199,12 @@ func TestFrameTamperDetected(t *testing.T) {
 		t.Fatal("no frame stored")
 	}
 	path := filepath.Join(be.Location(), "data", victim[:2], victim)
-	pack := mustReadFile(t, path)
-	pack[at] ^= 1
+	pk := mustReadFile(t, path)
+	pk[at] ^= 1
 	if err := os.Chmod(path, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, path, pack)
+	writeFile(t, path, pk)
 	snap, err := m.FindSnapshot(ctx, id.String())
 	if err != nil {
 		t.Fatal(err)

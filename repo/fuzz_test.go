@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
@@ -87,14 +88,14 @@ func FuzzPackFile(f *testing.F) {
 		be := newMemBackend()
 		id := ID{0xfa}
 		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, data)
-		hdr, blobs, err := readPackTrailer(context.Background(), be, id, &m.IndexKey)
+		hdr, blobs, err := pack.ReadTrailer(context.Background(), be, id, &m.IndexKey)
 		if err != nil {
 			if hdr != nil || blobs != nil {
 				t.Fatal("results returned with an error")
 			}
 			return
 		}
-		if !bytes.Equal(hdr.raw, data[:packHeaderSize]) {
+		if !bytes.Equal(hdr.Raw, data[:pack.HeaderSize]) {
 			t.Fatal("header differs from the pack's first bytes")
 		}
 		n := int(binary.LittleEndian.Uint32(data[len(data)-4:]))
@@ -102,14 +103,14 @@ func FuzzPackFile(f *testing.F) {
 	})
 }
 
-func checkPackBlobs(t *testing.T, blobs []Blob, end int) {
+func checkPackBlobs(t *testing.T, blobs []pack.Blob, end int) {
 	t.Helper()
 	for _, b := range blobs {
-		if !b.Type.valid() {
+		if !b.Type.Valid() {
 			t.Fatalf("blob %s of type %d", b.ID.Short(), b.Type)
 		}
-		if int(b.Offset) < packHeaderSize || int(b.Offset)+int(b.Length) > end {
-			t.Fatalf("blob %s at %d+%d outside the body %d..%d", b.ID.Short(), b.Offset, b.Length, packHeaderSize, end)
+		if int(b.Offset) < pack.HeaderSize || int(b.Offset)+int(b.Length) > end {
+			t.Fatalf("blob %s at %d+%d outside the body %d..%d", b.ID.Short(), b.Offset, b.Length, pack.HeaderSize, end)
 		}
 	}
 }
@@ -124,29 +125,29 @@ func FuzzPackTrailer(f *testing.F) {
 		if len(data) < 3 {
 			return
 		}
-		format := entriesLong
+		format := pack.EntriesLong
 		if data[0]&1 == 1 {
-			format = entriesShort
+			format = pack.EntriesShort
 		}
 		body := int(binary.LittleEndian.Uint16(data[1:]))
 		plain := data[3:]
 		be := newMemBackend()
 		id := ID{0xfb}
 		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPackOf(format, key, body, plain))
-		_, blobs, err := readPackTrailer(context.Background(), be, id, key)
+		_, blobs, err := pack.ReadTrailer(context.Background(), be, id, key)
 		if err != nil {
 			return
 		}
-		checkPackBlobs(t, blobs, packHeaderSize+body)
-		if len(blobs)*minBlobEntry > len(plain) || cap(blobs)*minBlobEntry > len(plain) {
+		checkPackBlobs(t, blobs, pack.HeaderSize+body)
+		if len(blobs)*pack.MinEntry > len(plain) || cap(blobs)*pack.MinEntry > len(plain) {
 			t.Fatalf("%d blobs (capacity %d) from %d bytes", len(blobs), cap(blobs), len(plain))
 		}
 		again := binary.AppendUvarint(nil, uint64(len(blobs)))
 		for _, b := range blobs {
-			again = appendBlob(again, b, format)
+			again = pack.AppendEntry(again, b, format)
 		}
 		be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, syntheticPackOf(format, key, body, again))
-		_, blobs2, err := readPackTrailer(context.Background(), be, id, key)
+		_, blobs2, err := pack.ReadTrailer(context.Background(), be, id, key)
 		if err != nil {
 			t.Fatalf("re-encoded trailer: %v", err)
 		}
@@ -180,7 +181,7 @@ func FuzzIndexFile(f *testing.F) {
 		for _, p := range idx.Packs {
 			blobs += cap(p.Blobs)
 		}
-		if blobs*minBlobEntry > len(plain) {
+		if blobs*pack.MinEntry > len(plain) {
 			t.Fatalf("room for %d blobs from %d bytes", blobs, len(plain))
 		}
 		resealed, err := idx.seal(key, sign)
@@ -740,14 +741,14 @@ func FuzzBlob(f *testing.F) {
 		if len(data) < 5 {
 			return
 		}
-		typ := BlobData
+		typ := pack.BlobData
 		if data[0]&1 != 0 {
-			typ = BlobList
+			typ = pack.BlobList
 		}
-		frame := data[0]&2 != 0 && typ == BlobData
+		frame := data[0]&2 != 0 && typ == pack.BlobData
 		limit := uint32(chunk.MaxChunk)
 		if frame {
-			limit = maxFrameRaw
+			limit = pack.MaxFrameRaw
 		}
 		rawLen := binary.LittleEndian.Uint32(data[1:])
 		if rawLen <= limit {
@@ -760,20 +761,20 @@ func FuzzBlob(f *testing.F) {
 		var err error
 		switch {
 		case frame:
-			sealed, err = s.SealData(nil, objFrame, frameAD[:], padded)
-		case typ == BlobList:
-			sealed, err = s.SealMeta(nil, blobObjType(typ), id[:], padded)
+			sealed, err = s.SealData(nil, pack.ObjFrame, pack.FrameAD[:], padded)
+		case typ == pack.BlobList:
+			sealed, err = s.SealMeta(nil, pack.BlobObjType(typ), id[:], padded)
 		default:
-			sealed, err = s.SealData(nil, blobObjType(typ), id[:], padded)
+			sealed, err = s.SealData(nil, pack.BlobObjType(typ), id[:], padded)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		open := func(sealed []byte, dst, scratch []byte) ([]byte, []byte, error) {
 			if frame {
-				return openFrame(k, id, sealed, rawLen, limit, dst, scratch)
+				return pack.OpenFrame(k, id, sealed, rawLen, limit, dst, scratch)
 			}
-			return openBlob(k, typ, id, sealed, rawLen, limit, dst, scratch)
+			return pack.OpenBlob(k, typ, id, sealed, rawLen, limit, dst, scratch)
 		}
 		out, _, err := open(sealed, nil, nil)
 		if err != nil {
@@ -785,14 +786,14 @@ func FuzzBlob(f *testing.F) {
 		if rawLen != 0 && uint32(len(out)) != rawLen || uint32(len(out)) > limit {
 			t.Fatalf("%d bytes out, the index says %d", len(out), rawLen)
 		}
-		if plain[0] == blobRaw && !bytes.Equal(out, plain[1:]) {
+		if plain[0] == pack.FlagRaw && !bytes.Equal(out, plain[1:]) {
 			t.Fatal("a raw blob did not come back as stored")
 		}
 		var resealed []byte
 		if frame {
-			resealed, err = sealFrame(s, out)
+			resealed, err = pack.SealFrame(s, out)
 		} else {
-			resealed, err = sealBlob(s, typ, id, out)
+			resealed, err = pack.SealBlob(s, typ, id, out)
 		}
 		if err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
 )
@@ -122,7 +123,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 	"FuzzPackFile": func(t *testing.T, in []byte) bool {
 		be := newMemBackend()
 		be.Put(backend.Handle{Type: backend.TypeData, Name: ID{1}.String()}, in)
-		_, blobs, err := readPackTrailer(context.Background(), be, ID{1}, &fuzzMaster().IndexKey)
+		_, blobs, err := pack.ReadTrailer(context.Background(), be, ID{1}, &fuzzMaster().IndexKey)
 		return err == nil && len(blobs) > 0
 	},
 	"FuzzPackTrailer": func(t *testing.T, in []byte) bool {
@@ -131,12 +132,12 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 		}
 		key := &fuzzMaster().IndexKey
 		be := newMemBackend()
-		format := entriesLong
+		format := pack.EntriesLong
 		if in[0]&1 == 1 {
-			format = entriesShort
+			format = pack.EntriesShort
 		}
 		be.Put(backend.Handle{Type: backend.TypeData, Name: ID{1}.String()}, syntheticPackOf(format, key, int(binary.LittleEndian.Uint16(in[1:])), in[3:]))
-		_, blobs, err := readPackTrailer(context.Background(), be, ID{1}, key)
+		_, blobs, err := pack.ReadTrailer(context.Background(), be, ID{1}, key)
 		return err == nil && len(blobs) > 0
 	},
 	"FuzzIndexFile": func(t *testing.T, in []byte) bool {
@@ -203,19 +204,19 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 			return false
 		}
 		s, k := fuzzSession()
-		typ := BlobData
+		typ := pack.BlobData
 		if in[0]&1 != 0 {
-			typ = BlobList
+			typ = pack.BlobList
 		}
 		padded := crypto.Pad(nil, in[5:])
 		var sealed []byte
 		id := ID{0x42}
-		if typ == BlobList {
-			sealed, _ = s.SealMeta(nil, blobObjType(typ), id[:], padded)
+		if typ == pack.BlobList {
+			sealed, _ = s.SealMeta(nil, pack.BlobObjType(typ), id[:], padded)
 		} else {
-			sealed, _ = s.SealData(nil, blobObjType(typ), id[:], padded)
+			sealed, _ = s.SealData(nil, pack.BlobObjType(typ), id[:], padded)
 		}
-		_, _, err := openBlob(k, typ, id, sealed, binary.LittleEndian.Uint32(in[1:]), chunk.MaxChunk, nil, nil)
+		_, _, err := pack.OpenBlob(k, typ, id, sealed, binary.LittleEndian.Uint32(in[1:]), chunk.MaxChunk, nil, nil)
 		return err == nil
 	},
 	"FuzzCacheLoc": func(t *testing.T, in []byte) bool {
@@ -377,11 +378,11 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 	}
 	defer br.close()
 	for _, name := range listNames(t, be, backend.TypeData) {
-		pack := read(backend.Handle{Type: backend.TypeData, Name: name})
-		add("FuzzPackFile", pack)
-		n := int(binary.LittleEndian.Uint32(pack[len(pack)-4:]))
-		body := len(pack) - 4 - n - packHeaderSize
-		plain, err := crypto.Open(nil, &m.IndexKey, objPackTrailer, pack[:packHeaderSize], pack[len(pack)-4-n:len(pack)-4])
+		pk := read(backend.Handle{Type: backend.TypeData, Name: name})
+		add("FuzzPackFile", pk)
+		n := int(binary.LittleEndian.Uint32(pk[len(pk)-4:]))
+		body := len(pk) - 4 - n - pack.HeaderSize
+		plain, err := crypto.Open(nil, &m.IndexKey, pack.ObjTrailer, pk[:pack.HeaderSize], pk[len(pk)-4-n:len(pk)-4])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,7 +390,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			add("FuzzPackTrailer", append(binary.LittleEndian.AppendUint16([]byte{1}, uint16(body)), plain...))
 		}
 		id, _ := ParseID(name)
-		_, blobs, err := readPackTrailer(ctx, be, id, &m.IndexKey)
+		_, blobs, err := pack.ReadTrailer(ctx, be, id, &m.IndexKey)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -401,15 +402,15 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			if i >= 3 {
 				break
 			}
-			sealed := pack[b.Offset : b.Offset+b.Length]
+			sealed := pk[b.Offset : b.Offset+b.Length]
 			var padded []byte
 			switch {
 			case b.Framed:
-				padded, err = k.OpenData(nil, objFrame, frameAD[:], sealed)
-			case b.Type == BlobList:
-				padded, err = k.OpenMeta(nil, blobObjType(b.Type), b.ID[:], sealed)
+				padded, err = k.OpenData(nil, pack.ObjFrame, pack.FrameAD[:], sealed)
+			case b.Type == pack.BlobList:
+				padded, err = k.OpenMeta(nil, pack.BlobObjType(b.Type), b.ID[:], sealed)
 			default:
-				padded, err = k.OpenData(nil, blobObjType(b.Type), b.ID[:], sealed)
+				padded, err = k.OpenData(nil, pack.BlobObjType(b.Type), b.ID[:], sealed)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -465,7 +466,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 			var ids []ID
 			var chunks [][]byte
 			err := walkTree(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
-				b, err := br.load(ctx, BlobList, id, nil)
+				b, err := br.load(ctx, pack.BlobList, id, nil)
 				ids, chunks = append(ids, id), append(chunks, bytes.Clone(b))
 				return b, err
 			}, func(ListEntry) error { return nil })

@@ -11,6 +11,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // Index files (docs/FORMAT.md, "Index file") are sealed with the index key
@@ -45,6 +46,10 @@ const (
 	indexFlagsKnown  = indexVerified | indexLongEntries
 
 	indexContext = crypto.SigContext("larder index v1")
+
+	// objIndex is the AEAD object type of index files (docs/FORMAT.md;
+	// never reused).
+	objIndex = 'I'
 )
 
 // IndexFile lists packs and their blobs.
@@ -54,13 +59,13 @@ type IndexFile struct {
 	// Verified: written and signed by the master, every entry checked.
 	Verified bool
 	// Entries is the encoding of the entries.
-	Entries entryFormat
+	Entries pack.EntryFormat
 }
 
 // IndexedPack is a pack and its blobs.
 type IndexedPack struct {
 	ID    ID
-	Blobs []Blob
+	Blobs []pack.Blob
 }
 
 // errIndexSignature: an index file says it is verified, and its signature
@@ -70,7 +75,7 @@ var errIndexSignature = errors.New("says it was verified by the master, but the 
 // marshal encodes an index file; a verified one is signed with sign.
 func (f *IndexFile) marshal(sign func([]byte) ([]byte, error)) ([]byte, error) {
 	var b []byte
-	if f.Entries == entriesLong && !f.Verified {
+	if f.Entries == pack.EntriesLong && !f.Verified {
 		b = []byte(indexMagic)
 	} else {
 		b = []byte(indexMagic2)
@@ -78,7 +83,7 @@ func (f *IndexFile) marshal(sign func([]byte) ([]byte, error)) ([]byte, error) {
 		if f.Verified {
 			flags |= indexVerified
 		}
-		if f.Entries == entriesLong {
+		if f.Entries == pack.EntriesLong {
 			flags |= indexLongEntries
 		}
 		b = binary.AppendUvarint(b, flags)
@@ -88,7 +93,7 @@ func (f *IndexFile) marshal(sign func([]byte) ([]byte, error)) ([]byte, error) {
 		b = append(b, p.ID[:]...)
 		b = binary.AppendUvarint(b, uint64(len(p.Blobs)))
 		for _, bl := range p.Blobs {
-			b = appendBlob(b, bl, f.Entries)
+			b = pack.AppendEntry(b, bl, f.Entries)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(f.Supersedes)))
@@ -127,7 +132,7 @@ func openIndexFile(sealed []byte, indexKey *[32]byte, masterSign ed25519.PublicK
 }
 
 func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, error) {
-	f := &IndexFile{Entries: entriesLong}
+	f := &IndexFile{Entries: pack.EntriesLong}
 	var body []byte
 	switch {
 	case bytes.HasPrefix(plain, []byte(indexMagic)):
@@ -140,7 +145,7 @@ func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, err
 		}
 		body = body[n:]
 		if flags&indexLongEntries == 0 {
-			f.Entries = entriesShort
+			f.Entries = pack.EntriesShort
 		}
 		if flags&indexVerified != 0 {
 			if len(body) < ed25519.SignatureSize {
@@ -177,13 +182,13 @@ func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, err
 		if _, err := io.ReadFull(r, p.ID[:]); err != nil {
 			return nil, err
 		}
-		nb, err := count(minBlobEntry)
+		nb, err := count(pack.MinEntry)
 		if err != nil {
 			return nil, err
 		}
-		p.Blobs = make([]Blob, 0, nb)
+		p.Blobs = make([]pack.Blob, 0, nb)
 		for j := 0; j < nb; j++ {
-			bl, err := readBlob(r, f.Entries)
+			bl, err := pack.ReadEntry(r, f.Entries)
 			if err != nil {
 				return nil, err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+
 	"github.com/larder/larder/repo/backend"
 
 	"github.com/larder/larder/crypto"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // What each role learns (SECURITY.md, "What each key and the storage
@@ -30,18 +31,18 @@ func TestLeakWriteKeyLearnsPaddedSizesOnly(t *testing.T) {
 	if w.cfg.Version < 3 {
 		t.Fatalf("a new repository is version %d", w.cfg.Version)
 	}
-	var entries []Blob
+	var entries []pack.Blob
 	for _, name := range listNames(t, be, backend.TypeIndex) {
 		f, err := loadIndexFile(ctx, be, name, &k.write.IndexKey, w.cfg.master.SignPub)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f.Entries != entriesShort {
+		if f.Entries != pack.EntriesShort {
 			t.Fatalf("index/%s has long entries", name)
 		}
 		for _, p := range f.Packs {
 			entries = append(entries, p.Blobs...)
-			_, trailer, err := readPackTrailer(ctx, be, p.ID, &k.write.IndexKey)
+			_, trailer, err := pack.ReadTrailer(ctx, be, p.ID, &k.write.IndexKey)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +71,7 @@ func TestLeakWriteKeyLearnsPaddedSizesOnly(t *testing.T) {
 }
 
 // checkFrameOrder fails unless the entries of each frame are sorted by ID.
-func checkFrameOrder(t *testing.T, blobs []Blob) {
+func checkFrameOrder(t *testing.T, blobs []pack.Blob) {
 	t.Helper()
 	byFrame := map[uint32][]ID{}
 	var order []uint32
@@ -130,10 +131,10 @@ func TestLeakWriteKeyOpensNothing(t *testing.T) {
 	if _, err := w.OpenStream(ctx, StreamRef{}); err == nil {
 		t.Fatal("the write key opened a stream")
 	}
-	// Not the session of any pack (no key to derive its data or meta key).
+	// Not the session of any pk (no key to derive its data or meta key).
 	br := &blobReader{r: w, keys: map[ID]*crypto.SessionKeys{}}
-	pack := indexedPacks(t, open(t, be, k.master))[0].ID
-	if _, err := br.sessionKeys(ctx, pack); !errors.Is(err, ErrPermission) {
-		t.Fatalf("the write key opened a pack's session: %v", err)
+	pk := indexedPacks(t, open(t, be, k.master))[0].ID
+	if _, err := br.sessionKeys(ctx, pk); !errors.Is(err, ErrPermission) {
+		t.Fatalf("the write key opened a pk's session: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // Prune deletes what no snapshot needs. Everything a writer stored is a
@@ -123,7 +124,7 @@ func (ff *frameFacts) weight(id ID) float64 {
 type PrunePlan struct {
 	res      PruneResult
 	now      time.Time
-	live     map[ID]BlobType
+	live     map[ID]pack.BlobType
 	keepers  map[ID]keeper
 	packs    map[ID]*packFacts
 	indexes  []string // index files the new verified index replaces
@@ -202,12 +203,12 @@ func (r *Repo) planPrune(ctx context.Context, opts PruneOptions) (*PrunePlan, er
 // liveChunks walks every snapshot's chunk lists (each list chunk through
 // a verified copy) and returns the chunks they need. A snapshot whose
 // lists cannot be read is reported; what could be read of it stays live.
-func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult) (map[ID]BlobType, error) {
+func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult) (map[ID]pack.BlobType, error) {
 	snaps, err := r.Snapshots(ctx, true)
 	if err != nil {
 		return nil, err
 	}
-	live := map[ID]BlobType{}
+	live := map[ID]pack.BlobType{}
 	var buf []byte
 	for _, s := range snaps {
 		if s.Manifest == nil {
@@ -219,12 +220,12 @@ func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult)
 					// Walked for an earlier stream: all below is live.
 					return nil, errSkipSubtree
 				}
-				live[id] = BlobList
-				b, err := br.load(ctx, BlobList, id, buf)
+				live[id] = pack.BlobList
+				b, err := br.load(ctx, pack.BlobList, id, buf)
 				buf = b
 				return b, err
 			}, func(e ListEntry) error {
-				live[e.ID] = BlobData
+				live[e.ID] = pack.BlobData
 				return nil
 			})
 			if err != nil {
@@ -310,7 +311,7 @@ func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *Cache, p 
 // claimed for it.
 type keeperTodo struct {
 	id     ID
-	t      BlobType
+	t      pack.BlobType
 	copies []Copy
 }
 
@@ -474,7 +475,7 @@ func (r *Repo) verifyFrame(br *blobReader, p *PrunePlan, c Copy) error {
 	spans := f.spans
 	if spans == nil {
 		// Long entries: the claims say where their chunks are.
-		spans = map[ID]frameSpan{}
+		spans = map[ID]pack.FrameSpan{}
 		for id := range ff.claims {
 			copies, err := br.cache.Copies(id)
 			if err != nil {
@@ -482,25 +483,25 @@ func (r *Repo) verifyFrame(br *blobReader, p *PrunePlan, c Copy) error {
 			}
 			for _, cp := range copies {
 				if cp.Pack == c.Pack && cp.Offset == c.Offset && cp.Framed {
-					spans[id] = frameSpan{cp.Inner, cp.RawLen}
+					spans[id] = pack.FrameSpan{Off: cp.Inner, N: cp.RawLen}
 				}
 			}
 		}
 	}
 	for id, sp := range spans {
-		if uint64(sp.off)+uint64(sp.n) > uint64(len(f.plain)) {
+		if uint64(sp.Off)+uint64(sp.N) > uint64(len(f.plain)) {
 			continue
 		}
-		if br.verify(BlobData, id, f.plain[sp.off:sp.off+sp.n]) != nil {
+		if br.verify(pack.BlobData, id, f.plain[sp.Off:sp.Off+sp.N]) != nil {
 			r.warn("data/"+c.Pack.String(), fmt.Sprintf("chunk %s in a frame does not hash to its ID", id.Short()))
 			continue
 		}
 		ff.claims[id] = true
-		ff.raw[id] = sp.n
+		ff.raw[id] = sp.N
 		v := c
 		v.ID, v.Verified = id, true
 		if f.spans == nil {
-			v.Inner, v.RawLen = sp.off, sp.n
+			v.Inner, v.RawLen = sp.Off, sp.N
 		}
 		ff.verified[id] = v
 	}
@@ -582,7 +583,7 @@ func deadShare(pf *packFacts) float64 {
 		}
 		live += float64(ff.length) * alive / max(all, alive, 1)
 	}
-	blobBytes := pf.size - int64(packHeaderSize) - int64(4+crypto.Overhead+10+claims*maxEntryLen)
+	blobBytes := pf.size - int64(pack.HeaderSize) - int64(4+crypto.Overhead+10+claims*maxEntryLen)
 	if blobBytes <= 0 {
 		return 0
 	}
@@ -655,10 +656,10 @@ func (r *Repo) executePrune(ctx context.Context, p *PrunePlan, lock *Lock) error
 // replacing every index file there is (those of the repack too), which
 // are then removed.
 func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
-	byPack := map[ID]map[Blob]bool{}
+	byPack := map[ID]map[pack.Blob]bool{}
 	add := func(c Copy) {
 		if byPack[c.Pack] == nil {
-			byPack[c.Pack] = map[Blob]bool{}
+			byPack[c.Pack] = map[pack.Blob]bool{}
 		}
 		byPack[c.Pack][c.Blob] = true
 	}
@@ -676,11 +677,11 @@ func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
 	}
 	var packs []IndexedPack
 	for id, set := range byPack {
-		blobs := make([]Blob, 0, len(set))
+		blobs := make([]pack.Blob, 0, len(set))
 		for b := range set {
 			blobs = append(blobs, b)
 		}
-		slices.SortFunc(blobs, func(a, b Blob) int {
+		slices.SortFunc(blobs, func(a, b pack.Blob) int {
 			if c := compareID(a.ID, b.ID); c != 0 {
 				return c
 			}
@@ -787,13 +788,13 @@ func (r *Repo) repack(ctx context.Context, cache *Cache, p *PrunePlan) error {
 			return fmt.Errorf("repacking chunk %s: %w", id.Short(), err)
 		}
 		buf = data
-		if t == BlobData && r.framed() {
+		if t == pack.BlobData && r.framed() {
 			if err := sw.addNew(ctx, id, data); err != nil {
 				return err
 			}
 			continue
 		}
-		sealed, err := sealBlob(session, t, id, data)
+		sealed, err := pack.SealBlob(session, t, id, data)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // readAhead fetches, a few at a time, the sealed bytes of the frames (or
@@ -34,7 +35,7 @@ type readAhead struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	br     *blobReader
-	t      BlobType
+	t      pack.BlobType
 	n      int // fetches at once
 	wg     sync.WaitGroup
 
@@ -97,7 +98,7 @@ type aheadRange struct {
 
 // newReadAhead returns the read ahead of the blobs of type t that br
 // reads, running at most n fetches at once; stop ends it.
-func newReadAhead(ctx context.Context, br *blobReader, t BlobType, n int) *readAhead {
+func newReadAhead(ctx context.Context, br *blobReader, t pack.BlobType, n int) *readAhead {
 	ctx, cancel := context.WithCancel(ctx)
 	ra := &readAhead{ctx: ctx, cancel: cancel, br: br, t: t, n: n, fetches: map[rangeKey]*aheadRange{}}
 	br.ahead = ra

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
 )
@@ -361,13 +362,13 @@ func (r *Repo) walkStream(ctx context.Context, ref StreamRef, ahead int, fn func
 	var ra *readAhead
 	var next func([]ID)
 	if ahead > 0 {
-		ra = newReadAhead(ctx, br, BlobList, ahead)
+		ra = newReadAhead(ctx, br, pack.BlobList, ahead)
 		defer ra.stop()
 		next = ra.queue
 	}
 	var buf []byte
 	return walkTreeAhead(ctx, ref.Depth, ref.Root, ref.Len, func(id ID) ([]byte, error) {
-		b, err := br.load(ctx, BlobList, id, buf)
+		b, err := br.load(ctx, pack.BlobList, id, buf)
 		buf = b
 		ra.loaded(id)
 		return b, err
@@ -391,7 +392,7 @@ func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, er
 	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		defer br.close()
-		ra := newReadAhead(ctx, br, BlobData, r.readAheadSlots())
+		ra := newReadAhead(ctx, br, pack.BlobData, r.readAheadSlots())
 		defer ra.stop()
 		var total uint64
 		var chunk []byte
@@ -399,7 +400,7 @@ func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, er
 		next := func() error {
 			ae, _ := ra.pop()
 			var err error
-			chunk, err = br.loadCopies(ctx, BlobData, ae.e.ID, ae.copies, chunk)
+			chunk, err = br.loadCopies(ctx, pack.BlobData, ae.e.ID, ae.copies, chunk)
 			ra.done(ae)
 			if err != nil {
 				return err

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
@@ -42,7 +43,7 @@ func TestDryWriterStoresNothing(t *testing.T) {
 	data := randBytes(7, 6<<20)
 	var stored uint64
 	for off := 0; off < len(data); off += 64 << 10 {
-		_, isNew, err := w.Add(ctx, BlobData, data[off:off+64<<10])
+		_, isNew, err := w.Add(ctx, pack.BlobData, data[off:off+64<<10])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,35 +230,35 @@ func TestPackTrailerCountBoundsAllocation(t *testing.T) {
 	plain := binary.AppendUvarint(nil, n)
 	plain = append(plain, make([]byte, n)...)
 	be := newMemBackend()
-	pack := syntheticPack(&key, 0, plain)
+	pk := syntheticPack(&key, 0, plain)
 	id := ID{1}
-	be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, pack)
+	be.Put(backend.Handle{Type: backend.TypeData, Name: id.String()}, pk)
 	var err error
-	got := allocated(func() { _, _, err = readPackTrailer(context.Background(), be, id, &key) })
+	got := allocated(func() { _, _, err = pack.ReadTrailer(context.Background(), be, id, &key) })
 	if err == nil {
 		t.Fatal("a bad trailer was accepted")
 	}
-	if limit := uint64(4 * len(pack)); got > limit {
-		t.Errorf("reading a %d-byte pack trailer allocated %d bytes (limit %d)", len(pack), got, limit)
+	if limit := uint64(4 * len(pk)); got > limit {
+		t.Errorf("reading a %d-byte pk trailer allocated %d bytes (limit %d)", len(pk), got, limit)
 	}
 }
 
 // syntheticPack builds a pack of bodyLen zero bytes and a trailer sealing
 // plain with key (writer ID and ephemeral key zero).
 func syntheticPack(key *[32]byte, bodyLen int, plain []byte) []byte {
-	return syntheticPackOf(entriesShort, key, bodyLen, plain)
+	return syntheticPackOf(pack.EntriesShort, key, bodyLen, plain)
 }
 
 // syntheticPackOf is syntheticPack with the trailer's entry format.
-func syntheticPackOf(f entryFormat, key *[32]byte, bodyLen int, plain []byte) []byte {
-	b := []byte(packMagic2)
-	if f == entriesLong {
-		b = []byte(packMagic)
+func syntheticPackOf(f pack.EntryFormat, key *[32]byte, bodyLen int, plain []byte) []byte {
+	b := []byte(pack.Magic2)
+	if f == pack.EntriesLong {
+		b = []byte(pack.Magic1)
 	}
 	b = append(b, make([]byte, 32+16)...)
 	hdr := bytes.Clone(b)
 	b = append(b, make([]byte, bodyLen)...)
-	tr := crypto.Seal(nil, key, objPackTrailer, hdr, plain)
+	tr := crypto.Seal(nil, key, pack.ObjTrailer, hdr, plain)
 	b = append(b, tr...)
 	return binary.LittleEndian.AppendUint32(b, uint32(len(tr)))
 }
@@ -278,12 +279,12 @@ func TestPruneRemovesUnindexedPacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := wr.Add(ctx, BlobData, randBytes(2, 100_000)); err != nil {
+	if _, _, err := wr.Add(ctx, pack.BlobData, randBytes(2, 100_000)); err != nil {
 		t.Fatal(err)
 	}
 	wr.mu.Lock()
 	for _, p := range wr.open {
-		if len(p.blobs) == 0 {
+		if len(p.Blobs()) == 0 {
 			continue
 		}
 		if err := wr.savePack(ctx, p); err != nil {
@@ -434,7 +435,7 @@ func TestWriterConcurrentAdd(t *testing.T) {
 			defer wg.Done()
 			for i := range chunks {
 				c := chunks[(i+g*7)%per]
-				id, _, err := w.Add(ctx, BlobData, c)
+				id, _, err := w.Add(ctx, pack.BlobData, c)
 				if err != nil {
 					t.Error(err)
 					return
@@ -605,7 +606,7 @@ func TestConcurrentCommitsOfOneKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w2.Close(ctx)
-	if _, _, err := w2.Add(ctx, BlobData, randBytes(2, 1000)); err != nil {
+	if _, _, err := w2.Add(ctx, pack.BlobData, randBytes(2, 1000)); err != nil {
 		t.Fatal(err)
 	}
 	second := make(chan error, 1)
@@ -711,7 +712,7 @@ func TestLapsedLockRefusesCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close(ctx)
-	if _, _, err := w.Add(ctx, BlobData, randBytes(3, 1000)); err != nil {
+	if _, _, err := w.Add(ctx, pack.BlobData, randBytes(3, 1000)); err != nil {
 		t.Fatal(err)
 	}
 	// No sign of life stored for LockStale: the refreshes failed.
@@ -851,9 +852,9 @@ func TestLockOfDeadProcessOnThisMachine(t *testing.T) {
 // larger than any blob or frame can be is refused as it is parsed.
 func TestClaimOfHugeBlobRefused(t *testing.T) {
 	var key [32]byte
-	for _, n := range []uint32{maxSealedObject + 1, 1 << 31, 0} {
-		b := Blob{Type: BlobData, ID: ID{1}, Offset: uint32(packHeaderSize), Length: n, Framed: true}
-		f := &IndexFile{Entries: entriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []Blob{b}}}}
+	for _, n := range []uint32{pack.MaxSealedObject + 1, 1 << 31, 0} {
+		b := pack.Blob{Type: pack.BlobData, ID: ID{1}, Offset: uint32(pack.HeaderSize), Length: n, Framed: true}
+		f := &IndexFile{Entries: pack.EntriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []pack.Blob{b}}}}
 		sealed, err := f.seal(&key, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -862,8 +863,8 @@ func TestClaimOfHugeBlobRefused(t *testing.T) {
 			t.Errorf("an entry claiming a sealed object of %d bytes was accepted", n)
 		}
 	}
-	ok := Blob{Type: BlobData, ID: ID{1}, Offset: uint32(packHeaderSize), Length: maxSealedObject, Framed: true}
-	f := &IndexFile{Entries: entriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []Blob{ok}}}}
+	ok := pack.Blob{Type: pack.BlobData, ID: ID{1}, Offset: uint32(pack.HeaderSize), Length: pack.MaxSealedObject, Framed: true}
+	f := &IndexFile{Entries: pack.EntriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []pack.Blob{ok}}}}
 	sealed, _ := f.seal(&key, nil)
 	if _, err := openIndexFile(sealed, &key, nil); err != nil {
 		t.Errorf("the largest possible object was refused: %v", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 )
 
 // RepairResult says what RepairIndex did.
@@ -51,7 +52,7 @@ func (r *Repo) RepairIndex(ctx context.Context) (*RepairResult, error) {
 	if _, err := r.scanTrailers(ctx, br.cache); err != nil {
 		return nil, err
 	}
-	claims := map[ID][]Blob{}
+	claims := map[ID][]pack.Blob{}
 	if err := br.cache.forEachCopy(func(c Copy) error {
 		claims[c.Pack] = append(claims[c.Pack], c.Blob)
 		return nil
@@ -109,15 +110,15 @@ func (r *Repo) RepairIndex(ctx context.Context) (*RepairResult, error) {
 // verifyPack decrypts every claimed blob and frame of a pack and returns
 // the copies that match their IDs (all chunks of a version 3 frame's
 // header), and how many claims failed.
-func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []Blob) (IndexedPack, int, error) {
+func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []pack.Blob) (IndexedPack, int, error) {
 	p := IndexedPack{ID: id}
-	slices.SortFunc(claims, func(a, b Blob) int {
+	slices.SortFunc(claims, func(a, b pack.Blob) int {
 		if a.Offset != b.Offset {
 			return int(a.Offset) - int(b.Offset)
 		}
 		return compareID(a.ID, b.ID)
 	})
-	seen := map[Blob]bool{}
+	seen := map[pack.Blob]bool{}
 	inFrame := map[uint32]map[ID]bool{} // what a read frame's header gave
 	failed := 0
 	for _, b := range claims {
@@ -131,7 +132,7 @@ func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []B
 			}
 			continue
 		}
-		loc := PackedBlob{Blob: b, Pack: id}
+		loc := pack.PackedBlob{Blob: b, Pack: id}
 		if _, err := br.loadCopy(ctx, b.Type, loc, nil); err != nil {
 			if transient(err) {
 				return p, 0, err
@@ -144,9 +145,9 @@ func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []B
 			// that matches its ID is a verified copy.
 			got := map[ID]bool{}
 			for cid, sp := range f.spans {
-				if br.verify(BlobData, cid, f.plain[sp.off:sp.off+sp.n]) == nil {
+				if br.verify(pack.BlobData, cid, f.plain[sp.Off:sp.Off+sp.N]) == nil {
 					got[cid] = true
-					p.Blobs = append(p.Blobs, Blob{Type: BlobData, ID: cid, Offset: b.Offset, Length: b.Length, Framed: true})
+					p.Blobs = append(p.Blobs, pack.Blob{Type: pack.BlobData, ID: cid, Offset: b.Offset, Length: b.Length, Framed: true})
 				}
 			}
 			inFrame[b.Offset] = got
@@ -157,7 +158,7 @@ func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []B
 		}
 		p.Blobs = append(p.Blobs, b)
 	}
-	slices.SortFunc(p.Blobs, func(a, b Blob) int { return compareID(a.ID, b.ID) })
+	slices.SortFunc(p.Blobs, func(a, b pack.Blob) int { return compareID(a.ID, b.ID) })
 	return p, failed, nil
 }
 

@@ -27,12 +27,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
@@ -159,11 +161,11 @@ func (r *Repo) Warnings() []Problem {
 
 // entries is the encoding of blob entries in this repository's packs and
 // index files.
-func (r *Repo) entries() entryFormat {
+func (r *Repo) entries() pack.EntryFormat {
 	if r.cfg.Version >= 3 {
-		return entriesShort
+		return pack.EntriesShort
 	}
-	return entriesLong
+	return pack.EntriesLong
 }
 
 // listID is the ID of a list chunk: in version 3 a plain hash of it (the

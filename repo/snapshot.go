@@ -193,36 +193,6 @@ type IngestStats struct {
 	DedupBytes uint64 `json:"dedup_bytes"` // canonical bytes found already stored
 }
 
-// MarshalText writes an ID as hex (also as a JSON map key).
-func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
-
-// UnmarshalText reads a hex ID.
-func (id *ID) UnmarshalText(b []byte) error {
-	v, err := ParseID(string(b))
-	if err != nil {
-		return err
-	}
-	*id = v
-	return nil
-}
-
-// MarshalJSON writes IDs as hex.
-func (id ID) MarshalJSON() ([]byte, error) { return json.Marshal(id.String()) }
-
-// UnmarshalJSON reads a hex ID.
-func (id *ID) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	v, err := ParseID(s)
-	if err != nil {
-		return err
-	}
-	*id = v
-	return nil
-}
-
 // Snapshot is a listed snapshot: its name (the object's ID), envelope,
 // and, when a key could open it, its manifest.
 type Snapshot struct {

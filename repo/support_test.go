@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
 )
@@ -106,7 +107,7 @@ func indexedPacks(t testing.TB, r *Repo) []IndexedPack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byPack := map[ID][]Blob{}
+	byPack := map[ID][]pack.Blob{}
 	var order []ID
 	if err := c.forEachCopy(func(cp Copy) error {
 		if _, ok := byPack[cp.Pack]; !ok {

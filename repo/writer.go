@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
 )
@@ -30,7 +32,7 @@ type Writer struct {
 
 	mu      sync.Mutex
 	rnd     *mrand.Rand
-	open    []*packBuilder
+	open    []*pack.Builder
 	pending map[ID]bool   // in open packs or packs not yet indexed
 	done    []IndexedPack // saved packs not yet in an index file
 	// doneBlobs counts the blobs of done.
@@ -114,12 +116,12 @@ func (w *Writer) Stats() IngestStats {
 
 // Add stores a blob unless an identical one exists; it returns its ID and
 // whether it was new.
-func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, error) {
+func (w *Writer) Add(ctx context.Context, t pack.BlobType, data []byte) (ID, bool, error) {
 	id, isNew, err := w.claim(t, data)
 	if err != nil || !isNew {
 		return id, false, err
 	}
-	sealed, err := sealBlob(w.session, t, id, data)
+	sealed, err := pack.SealBlob(w.session, t, id, data)
 	if err != nil {
 		return id, false, w.fail(err)
 	}
@@ -131,9 +133,9 @@ func (w *Writer) Add(ctx context.Context, t BlobType, data []byte) (ID, bool, er
 
 // claim computes a chunk's ID and reports whether it is new: not stored
 // and not pending in this session. A new chunk becomes pending.
-func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
+func (w *Writer) claim(t pack.BlobType, data []byte) (ID, bool, error) {
 	var id ID
-	if t == BlobList {
+	if t == pack.BlobList {
 		id = w.r.listID(data)
 	} else {
 		id = ID(crypto.ChunkID(w.r.chunkIDKey(), data))
@@ -143,7 +145,7 @@ func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
 	if w.err != nil {
 		return id, false, w.err
 	}
-	if t == BlobData {
+	if t == pack.BlobData {
 		w.stats.Chunks++
 	}
 	has := w.pending[id]
@@ -154,7 +156,7 @@ func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
 		}
 	}
 	if has {
-		if t == BlobData {
+		if t == pack.BlobData {
 			w.stats.DedupBytes += uint64(len(data))
 		}
 		return id, false, nil
@@ -164,7 +166,7 @@ func (w *Writer) claim(t BlobType, data []byte) (ID, bool, error) {
 }
 
 // addSealed puts a sealed blob into one of the open packs, at random.
-func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte, rawLen int) error {
+func (w *Writer) addSealed(ctx context.Context, t pack.BlobType, id ID, sealed []byte, rawLen int) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -175,7 +177,7 @@ func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte
 		// Count what would be stored; a dry writer holds no lock and
 		// stores nothing.
 		w.stats.NewStored += uint64(len(sealed))
-		if t == BlobData {
+		if t == pack.BlobData {
 			w.stats.NewChunks++
 			w.stats.NewRaw += uint64(rawLen)
 		}
@@ -185,11 +187,11 @@ func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte
 	if err != nil {
 		return w.failLocked(err)
 	}
-	if err := p.add(t, id, sealed, rawLen); err != nil {
+	if err := p.Add(t, id, sealed, rawLen); err != nil {
 		return w.failLocked(err)
 	}
 	w.stats.NewStored += uint64(len(sealed))
-	if t == BlobData {
+	if t == pack.BlobData {
 		w.stats.NewChunks++
 		w.stats.NewRaw += uint64(rawLen)
 	}
@@ -197,7 +199,7 @@ func (w *Writer) addSealed(ctx context.Context, t BlobType, id ID, sealed []byte
 }
 
 // addFrame puts a sealed frame into one of the open packs, at random.
-func (w *Writer) addFrame(ctx context.Context, sealed []byte, frameRaw int, entries []Blob) error {
+func (w *Writer) addFrame(ctx context.Context, sealed []byte, frameRaw int, entries []pack.Blob) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
@@ -211,7 +213,7 @@ func (w *Writer) addFrame(ctx context.Context, sealed []byte, frameRaw int, entr
 	if err != nil {
 		return w.failLocked(err)
 	}
-	if err := p.addFrame(sealed, frameRaw, entries); err != nil {
+	if err := p.AddFrame(sealed, frameRaw, entries); err != nil {
 		return w.failLocked(err)
 	}
 	return w.maybeSave(ctx, p, i)
@@ -219,10 +221,10 @@ func (w *Writer) addFrame(ctx context.Context, sealed []byte, frameRaw int, entr
 
 // somePack returns one of the open packs, chosen at random (made when
 // missing). Called with mu held.
-func (w *Writer) somePack() (*packBuilder, int, error) {
+func (w *Writer) somePack() (*pack.Builder, int, error) {
 	i := w.rnd.IntN(openPacks)
 	for len(w.open) <= i {
-		p, err := newPackBuilder(w.tmp, w.session.EphemeralPublic(), w.key, w.r.entries())
+		p, err := pack.NewBuilder(w.tmp, w.session.EphemeralPublic(), w.key, w.r.entries())
 		if err != nil {
 			return nil, 0, err
 		}
@@ -232,8 +234,8 @@ func (w *Writer) somePack() (*packBuilder, int, error) {
 }
 
 // maybeSave stores open pack i when it is full. Called with mu held.
-func (w *Writer) maybeSave(ctx context.Context, p *packBuilder, i int) error {
-	if p.size < int64(w.r.cfg.PackSize) {
+func (w *Writer) maybeSave(ctx context.Context, p *pack.Builder, i int) error {
+	if p.Size() < int64(w.r.cfg.PackSize) {
 		return nil
 	}
 	w.open[i] = nil
@@ -251,7 +253,7 @@ func (w *Writer) maybeSave(ctx context.Context, p *packBuilder, i int) error {
 type frameWriter struct {
 	w       *Writer
 	buf     []byte
-	entries []Blob
+	entries []pack.Blob
 }
 
 // newFrameWriter returns a frameWriter for one stream (one goroutine).
@@ -271,9 +273,9 @@ func (w *Writer) newFrameWriter() *frameWriter {
 func (sw *frameWriter) Add(ctx context.Context, data []byte) (ID, bool, error) {
 	w := sw.w
 	if !w.r.framed() {
-		return w.Add(ctx, BlobData, data)
+		return w.Add(ctx, pack.BlobData, data)
 	}
-	id, isNew, err := w.claim(BlobData, data)
+	id, isNew, err := w.claim(pack.BlobData, data)
 	if err != nil || !isNew {
 		return id, false, err
 	}
@@ -294,9 +296,9 @@ func (sw *frameWriter) addNew(ctx context.Context, id ID, data []byte) error {
 
 // gather appends a chunk to the frame, storing the frame when it is full.
 func (sw *frameWriter) gather(ctx context.Context, id ID, data []byte) error {
-	sw.entries = append(sw.entries, Blob{ID: id, RawLen: uint32(len(data)), Inner: uint32(len(sw.buf))})
+	sw.entries = append(sw.entries, pack.Blob{ID: id, RawLen: uint32(len(data)), Inner: uint32(len(sw.buf))})
 	sw.buf = append(sw.buf, data...)
-	if len(sw.buf) >= frameTarget || len(sw.entries) >= maxFrameChunks {
+	if len(sw.buf) >= pack.FrameTarget || len(sw.entries) >= pack.MaxFrameChunks {
 		return sw.flush(ctx)
 	}
 	return nil
@@ -311,9 +313,9 @@ func (sw *frameWriter) flush(ctx context.Context) error {
 	if sw.w.r.cfg.Version >= 3 {
 		// The frame's header says where its chunks are (short entries
 		// do not).
-		plain = append(appendFrameHeader(make([]byte, 0, 10+len(sw.entries)*37+len(sw.buf)), sw.entries), sw.buf...)
+		plain = append(pack.AppendFrameHeader(make([]byte, 0, 10+len(sw.entries)*37+len(sw.buf)), sw.entries), sw.buf...)
 	}
-	sealed, err := sealFrame(sw.w.session, plain)
+	sealed, err := pack.SealFrame(sw.w.session, plain)
 	if err != nil {
 		return sw.w.fail(err)
 	}
@@ -350,10 +352,10 @@ func (w *Writer) failLocked(err error) error {
 // from its temporary file. When a pack is stored it joins the ones an index
 // file will name; every few packs an index file names them (so a crash
 // loses little). Called with mu held.
-func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
-	id, path, err := p.finish(w.r.indexKey())
+func (w *Writer) savePack(ctx context.Context, p *pack.Builder) error {
+	id, path, err := p.Finish(w.r.indexKey())
 	if err != nil {
-		p.discard()
+		p.Discard()
 		return err
 	}
 	// This machine saved it: its own deduplicate against it, whoever
@@ -392,8 +394,8 @@ func (w *Writer) savePack(ctx context.Context, p *packBuilder) error {
 			_ = w.failLocked(err) // recorded: the writer's next call returns it
 			return
 		}
-		w.done = append(w.done, IndexedPack{ID: id, Blobs: p.blobs})
-		w.doneBlobs += len(p.blobs)
+		w.done = append(w.done, IndexedPack{ID: id, Blobs: p.Blobs()})
+		w.doneBlobs += len(p.Blobs())
 		if len(w.done) >= maxPacksPerIndex || w.doneBlobs >= maxBlobsPerIndex {
 			if err := w.saveIndex(ctx); err != nil {
 				_ = w.failLocked(err) // recorded: the writer's next call returns it
@@ -469,8 +471,8 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 	var err error
 	for _, p := range w.open {
-		if err != nil || len(p.blobs) == 0 {
-			p.discard()
+		if err != nil || len(p.Blobs()) == 0 {
+			p.Discard()
 			continue
 		}
 		err = w.savePack(ctx, p)
@@ -495,7 +497,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 // storeTree returns a tree builder that stores a stream's chunk list.
 func (w *Writer) storeTree() *treeBuilder {
 	return newTreeBuilder(func(ctx context.Context, data []byte) (ID, error) {
-		id, _, err := w.Add(ctx, BlobList, data)
+		id, _, err := w.Add(ctx, pack.BlobList, data)
 		return id, err
 	})
 }
@@ -653,7 +655,7 @@ func (w *Writer) Close(ctx context.Context) {
 	}
 	w.closed = true
 	for _, p := range w.open {
-		p.discard()
+		p.Discard()
 	}
 	w.open = nil
 	w.mu.Unlock()

@@ -1,4 +1,4 @@
-package repo
+package pack
 
 import (
 	"bytes"
@@ -16,19 +16,19 @@ import (
 // A blob's plaintext, before padding and sealing, is a flag byte and the
 // chunk, zstd-compressed when that makes it smaller (docs/FORMAT.md).
 const (
-	blobRaw  = 0
-	blobZstd = 1
+	FlagRaw  = 0
+	FlagZstd = 1
 )
 
-// objFrame is the AEAD object type of frames (never reused); a frame is
+// ObjFrame is the AEAD object type of frames (never reused); a frame is
 // sealed with the data key and an all-zero associated ID: what it holds is
 // checked chunk by chunk against the chunk IDs.
-const objFrame = 'F'
+const ObjFrame = 'F'
 
-var frameAD [32]byte
+var FrameAD [32]byte
 
 // AEAD object types of blobs (never reused).
-func blobObjType(t BlobType) byte {
+func BlobObjType(t BlobType) byte {
 	switch t {
 	case BlobData:
 		return 'D'
@@ -65,8 +65,8 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 		zstdDec, err = zstd.NewReader(nil,
 			zstd.WithDecoderConcurrency(2),
 			// Never allocate past what a frame can be.
-			zstd.WithDecoderMaxMemory(maxFramePlain+1024),
-			zstd.WithDecoderMaxWindow(maxFramePlain),
+			zstd.WithDecoderMaxMemory(MaxFramePlain+1024),
+			zstd.WithDecoderMaxWindow(MaxFramePlain),
 			zstd.WithDecodeAllCapLimit(true),
 		)
 		if err != nil {
@@ -76,31 +76,31 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 	return zstdEnc, zstdDec
 }
 
-// sealBlob compresses, pads and seals a chunk with the session.
-func sealBlob(s *crypto.Session, t BlobType, id ID, data []byte) ([]byte, error) {
-	padded := encodeBlob(data)
+// SealBlob compresses, pads and seals a chunk with the session.
+func SealBlob(s *crypto.Session, t BlobType, id ID, data []byte) ([]byte, error) {
+	padded := EncodeBlob(data)
 	if t == BlobList {
-		return s.SealMeta(nil, blobObjType(t), id[:], padded)
+		return s.SealMeta(nil, BlobObjType(t), id[:], padded)
 	}
-	return s.SealData(nil, blobObjType(t), id[:], padded)
+	return s.SealData(nil, BlobObjType(t), id[:], padded)
 }
 
-// sealFrame compresses, pads and seals a frame (chunks one after another)
+// SealFrame compresses, pads and seals a frame (chunks one after another)
 // with the session's data key.
-func sealFrame(s *crypto.Session, data []byte) ([]byte, error) {
-	return s.SealData(nil, objFrame, frameAD[:], encodeBlob(data))
+func SealFrame(s *crypto.Session, data []byte) ([]byte, error) {
+	return s.SealData(nil, ObjFrame, FrameAD[:], EncodeBlob(data))
 }
 
-// encodeBlob is the padded plaintext of a blob or frame: a flag byte and
+// EncodeBlob is the padded plaintext of a blob or frame: a flag byte and
 // the data, zstd-compressed when that makes it smaller.
-func encodeBlob(data []byte) []byte {
+func EncodeBlob(data []byte) []byte {
 	enc, _ := codecs()
 	plain := make([]byte, 1, len(data)+1)
 	if z := enc.EncodeAll(data, plain[:1]); len(z) < len(data)+1 {
 		plain = z
-		plain[0] = blobZstd
+		plain[0] = FlagZstd
 	} else {
-		plain[0] = blobRaw
+		plain[0] = FlagRaw
 		plain = append(plain, data...)
 	}
 	return crypto.Pad(make([]byte, 0, crypto.PaddedSize(len(plain))), plain)
@@ -112,20 +112,20 @@ func encodeBlob(data []byte) []byte {
 //
 //	nchunks uvarint | (chunk ID 32 | length uvarint) * nchunks | the chunks
 //
-// maxFrameChunks bounds how many chunks a frame holds (a writer starts a
+// MaxFrameChunks bounds how many chunks a frame holds (a writer starts a
 // new frame when it has that many).
 const (
-	maxFrameChunks = 4096
-	maxFrameHeader = 10 + maxFrameChunks*(32+5)
-	// maxFramePlain bounds a version 3 frame's plaintext.
-	maxFramePlain = maxFrameRaw + maxFrameHeader
+	MaxFrameChunks = 4096
+	MaxFrameHeader = 10 + MaxFrameChunks*(32+5)
+	// MaxFramePlain bounds a version 3 frame's plaintext.
+	MaxFramePlain = MaxFrameRaw + MaxFrameHeader
 )
 
-// frameSpan is where a chunk lies in a frame's chunk bytes.
-type frameSpan struct{ off, n uint32 }
+// FrameSpan is where a chunk lies in a frame's chunk bytes.
+type FrameSpan struct{ Off, N uint32 }
 
-// appendFrameHeader writes a version 3 frame header of chunks.
-func appendFrameHeader(b []byte, chunks []Blob) []byte {
+// AppendFrameHeader writes a version 3 frame header of chunks.
+func AppendFrameHeader(b []byte, chunks []Blob) []byte {
 	b = binary.AppendUvarint(b, uint64(len(chunks)))
 	for _, c := range chunks {
 		b = append(b, c.ID[:]...)
@@ -134,16 +134,16 @@ func appendFrameHeader(b []byte, chunks []Blob) []byte {
 	return b
 }
 
-// parseFrame reads a version 3 frame's plaintext: where each chunk is, and
+// ParseFrame reads a version 3 frame's plaintext: where each chunk is, and
 // the chunk bytes (a slice of plain). The lengths must add up to exactly
 // the bytes that follow the header.
-func parseFrame(plain []byte) (map[ID]frameSpan, []byte, error) {
+func ParseFrame(plain []byte) (map[ID]FrameSpan, []byte, error) {
 	r := bytes.NewReader(plain)
 	n, err := binary.ReadUvarint(r)
-	if err != nil || n == 0 || n > maxFrameChunks || n > uint64(r.Len()/33) {
+	if err != nil || n == 0 || n > MaxFrameChunks || n > uint64(r.Len()/33) {
 		return nil, nil, errors.New("bad frame header")
 	}
-	spans := make(map[ID]frameSpan, n)
+	spans := make(map[ID]FrameSpan, n)
 	var off uint64
 	for i := uint64(0); i < n; i++ {
 		var id ID
@@ -155,7 +155,7 @@ func parseFrame(plain []byte) (map[ID]frameSpan, []byte, error) {
 			return nil, nil, errors.New("bad frame header")
 		}
 		if _, dup := spans[id]; !dup {
-			spans[id] = frameSpan{uint32(off), uint32(l)}
+			spans[id] = FrameSpan{uint32(off), uint32(l)}
 		}
 		off += l
 	}
@@ -166,48 +166,42 @@ func parseFrame(plain []byte) (map[ID]frameSpan, []byte, error) {
 	return spans, data, nil
 }
 
-// maxListChunk bounds a list chunk (tree.go), maxChunkPlain a data chunk.
-const (
-	maxListChunk  = listMaxEntries * entryNSize
-	maxChunkPlain = chunk.MaxChunk
-)
-
 // ErrBlob reports a blob that fails authentication or decoding.
 var ErrBlob = errors.New("blob is damaged or was tampered with")
 
-// openBlob opens, unpads and decompresses a blob of rawLen bytes (0: not
+// OpenBlob opens, unpads and decompresses a blob of rawLen bytes (0: not
 // known) and at most limit; dst is reused for the result and scratch for
 // the opened padding (pass the returned scratch back next time).
-func openBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen, limit uint32, dst, scratch []byte) ([]byte, []byte, error) {
+func OpenBlob(k *crypto.SessionKeys, t BlobType, id ID, sealed []byte, rawLen, limit uint32, dst, scratch []byte) ([]byte, []byte, error) {
 	var padded []byte
 	var err error
 	if t == BlobList {
-		padded, err = k.OpenMeta(scratch[:0], blobObjType(t), id[:], sealed)
+		padded, err = k.OpenMeta(scratch[:0], BlobObjType(t), id[:], sealed)
 	} else {
-		padded, err = k.OpenData(scratch[:0], blobObjType(t), id[:], sealed)
+		padded, err = k.OpenData(scratch[:0], BlobObjType(t), id[:], sealed)
 	}
 	if err != nil {
 		return nil, scratch, fmt.Errorf("%w: %s: %w", ErrBlob, id.Short(), err)
 	}
-	out, err := decodeBlob(padded, id, rawLen, limit, dst)
+	out, err := DecodeBlob(padded, id, rawLen, limit, dst)
 	return out, padded, err
 }
 
-// openFrame opens, unpads and decompresses a frame of frameRaw bytes (0:
+// OpenFrame opens, unpads and decompresses a frame of frameRaw bytes (0:
 // not known) and at most limit into dst; scratch as for openBlob. id names
 // a chunk of it, for messages.
-func openFrame(k *crypto.SessionKeys, id ID, sealed []byte, frameRaw, limit uint32, dst, scratch []byte) ([]byte, []byte, error) {
-	padded, err := k.OpenData(scratch[:0], objFrame, frameAD[:], sealed)
+func OpenFrame(k *crypto.SessionKeys, id ID, sealed []byte, frameRaw, limit uint32, dst, scratch []byte) ([]byte, []byte, error) {
+	padded, err := k.OpenData(scratch[:0], ObjFrame, FrameAD[:], sealed)
 	if err != nil {
 		return nil, scratch, fmt.Errorf("%w: the frame of %s: %w", ErrBlob, id.Short(), err)
 	}
-	out, err := decodeBlob(padded, id, frameRaw, limit, dst)
+	out, err := DecodeBlob(padded, id, frameRaw, limit, dst)
 	return out, padded, err
 }
 
-// decodeBlob unpads and decompresses an opened blob (or frame) of rawLen
+// DecodeBlob unpads and decompresses an opened blob (or frame) of rawLen
 // bytes (0: not known, as in short entries), at most limit, into dst.
-func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte, error) {
+func DecodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte, error) {
 	plain, err := crypto.Unpad(padded)
 	if err != nil || len(plain) == 0 {
 		return nil, fmt.Errorf("%w: %s: padding", ErrBlob, id.Short())
@@ -216,7 +210,7 @@ func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte,
 		return nil, fmt.Errorf("%w: %s: %d bytes is over the limit of %d", ErrBlob, id.Short(), rawLen, limit)
 	}
 	switch plain[0] {
-	case blobRaw:
+	case FlagRaw:
 		n := uint32(len(plain) - 1)
 		if rawLen == 0 && (n == 0 || n > limit) {
 			return nil, fmt.Errorf("%w: %s: %d bytes (limit %d)", ErrBlob, id.Short(), n, limit)
@@ -225,7 +219,7 @@ func decodeBlob(padded []byte, id ID, rawLen, limit uint32, dst []byte) ([]byte,
 			return nil, fmt.Errorf("%w: %s: %d bytes, the index says %d", ErrBlob, id.Short(), n, rawLen)
 		}
 		return append(dst[:0], plain[1:]...), nil
-	case blobZstd:
+	case FlagZstd:
 		return decodeZstd(plain[1:], id, rawLen, limit, dst)
 	}
 	return nil, fmt.Errorf("%w: %s: unknown encoding %d", ErrBlob, id.Short(), plain[0])

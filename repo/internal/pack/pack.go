@@ -1,4 +1,4 @@
-package repo
+package pack
 
 import (
 	"bufio"
@@ -7,15 +7,16 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/larder/larder/repo/backend"
 	"io"
 	"os"
 	"slices"
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/repo/backend"
 )
 
 // ID is the 32-byte name of a chunk (keyed hash of its plaintext) or of
@@ -38,6 +39,36 @@ func ParseID(s string) (ID, error) {
 	return id, nil
 }
 
+// MarshalText writes an ID as hex (also as a JSON map key).
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText reads a hex ID.
+func (id *ID) UnmarshalText(b []byte) error {
+	v, err := ParseID(string(b))
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
+// MarshalJSON writes IDs as hex.
+func (id ID) MarshalJSON() ([]byte, error) { return json.Marshal(id.String()) }
+
+// UnmarshalJSON reads a hex ID.
+func (id *ID) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseID(s)
+	if err != nil {
+		return err
+	}
+	*id = v
+	return nil
+}
+
 // BlobType says what a blob holds and which session key seals it.
 // Values are stored in packs and index files: never reused.
 type BlobType uint8
@@ -51,7 +82,7 @@ const (
 	BlobList BlobType = 2
 )
 
-func (t BlobType) valid() bool { return t == BlobData || t == BlobList }
+func (t BlobType) Valid() bool { return t == BlobData || t == BlobList }
 
 // Pack format v1 (docs/FORMAT.md, "Pack"):
 //
@@ -59,17 +90,16 @@ func (t BlobType) valid() bool { return t == BlobData || t == BlobList }
 //	blob* (each sealed: nonce 24 | ciphertext | tag 16)
 //	trailer (sealed with the index key) | trailer length (uint32 LE)
 const (
-	// packMagic starts packs of repository versions 1 and 2 (long entries
-	// in the trailer), packMagic2 those of version 3 (short entries).
-	packMagic      = "LRDPACK1"
-	packMagic2     = "LRDPACK2"
-	packHeaderSize = len(packMagic) + 32 + 16
-	// MaxPackTrailer bounds a pack's trailer.
-	MaxPackTrailer = 16 << 20
-	// objPackTrailer and objIndex are the AEAD object types of the
-	// trailer and of index files (docs/FORMAT.md); never reused.
-	objPackTrailer = 'T'
-	objIndex       = 'I'
+	// Magic1 starts packs of repository versions 1 and 2 (long entries
+	// in the trailer), Magic2 those of version 3 (short entries).
+	Magic1     = "LRDPACK1"
+	Magic2     = "LRDPACK2"
+	HeaderSize = len(Magic1) + 32 + 16
+	// MaxTrailer bounds a pack's trailer.
+	MaxTrailer = 16 << 20
+	// ObjTrailer is the AEAD object type of the trailer (docs/FORMAT.md;
+	// never reused).
+	ObjTrailer = 'T'
 )
 
 // Blob is one entry of a pack: a chunk sealed on its own, or (Framed) a
@@ -94,28 +124,28 @@ type Blob struct {
 	FrameRaw uint32 // the frame's plaintext bytes
 }
 
-// entryFormat is how blob entries are encoded: long (repository versions
+// EntryFormat is how blob entries are encoded: long (repository versions
 // 1 and 2) or short (version 3).
-type entryFormat uint8
+type EntryFormat uint8
 
 const (
-	entriesLong  entryFormat = 1
-	entriesShort entryFormat = 2
+	EntriesLong  EntryFormat = 1
+	EntriesShort EntryFormat = 2
 )
 
 // Frames (repository version 2): new data chunks of one stream are
-// gathered, in order, into frames of about frameTarget bytes that are
+// gathered, in order, into frames of about FrameTarget bytes that are
 // compressed and sealed as one object, so zstd sees more than one small
 // chunk at a time (text streams store about a third less) and a pack shows
 // no chunk's length.
 const (
-	frameTarget = 256 << 10
-	// maxFrameRaw bounds a frame's plaintext: under frameTarget when its
+	FrameTarget = 256 << 10
+	// MaxFrameRaw bounds a frame's plaintext: under frameTarget when its
 	// last chunk came, plus that chunk.
-	maxFrameRaw = frameTarget + chunk.MaxChunk
-	// framedFlag marks a framed entry in the type byte of pack trailers,
+	MaxFrameRaw = FrameTarget + chunk.MaxChunk
+	// FramedFlag marks a framed entry in the type byte of pack trailers,
 	// index files and the cache (docs/FORMAT.md).
-	framedFlag = 0x80
+	FramedFlag = 0x80
 )
 
 // PackedBlob locates a blob in the repository.
@@ -124,21 +154,21 @@ type PackedBlob struct {
 	Pack ID
 }
 
-// minBlobEntry is the smallest encoding of a blob entry (type, ID, two
+// MinEntry is the smallest encoding of a blob entry (type, ID, two
 // one-byte uvarints): counts read from storage are checked against it
 // before anything is allocated.
-const minBlobEntry = 1 + 32 + 2
+const MinEntry = 1 + 32 + 2
 
-func appendBlob(b []byte, e Blob, f entryFormat) []byte {
+func AppendEntry(b []byte, e Blob, f EntryFormat) []byte {
 	t := byte(e.Type)
 	if e.Framed {
-		t |= framedFlag
+		t |= FramedFlag
 	}
 	b = append(b, t)
 	b = append(b, e.ID[:]...)
 	b = binary.AppendUvarint(b, uint64(e.Offset))
 	b = binary.AppendUvarint(b, uint64(e.Length))
-	if f == entriesShort {
+	if f == EntriesShort {
 		return b
 	}
 	b = binary.AppendUvarint(b, uint64(e.RawLen))
@@ -149,15 +179,15 @@ func appendBlob(b []byte, e Blob, f entryFormat) []byte {
 	return b
 }
 
-func readBlob(r *bytes.Reader, f entryFormat) (Blob, error) {
+func ReadEntry(r *bytes.Reader, f EntryFormat) (Blob, error) {
 	var e Blob
 	t, err := r.ReadByte()
 	if err != nil {
 		return e, err
 	}
-	e.Framed = t&framedFlag != 0
-	e.Type = BlobType(t &^ framedFlag)
-	if !e.Type.valid() || (e.Framed && e.Type != BlobData) {
+	e.Framed = t&FramedFlag != 0
+	e.Type = BlobType(t &^ FramedFlag)
+	if !e.Type.Valid() || (e.Framed && e.Type != BlobData) {
 		return e, fmt.Errorf("unknown blob type %d", t)
 	}
 	if _, err := io.ReadFull(r, e.ID[:]); err != nil {
@@ -165,7 +195,7 @@ func readBlob(r *bytes.Reader, f entryFormat) (Blob, error) {
 	}
 	n := 3
 	switch {
-	case f == entriesShort:
+	case f == EntriesShort:
 		n = 2
 	case e.Framed:
 		n = 5
@@ -183,56 +213,56 @@ func readBlob(r *bytes.Reader, f entryFormat) (Blob, error) {
 	}
 	e.Offset, e.Length, e.RawLen = uint32(vals[0]), uint32(vals[1]), uint32(vals[2])
 	e.Inner, e.FrameRaw = uint32(vals[3]), uint32(vals[4])
-	if f == entriesLong && e.Framed && e.RawLen == 0 {
+	if f == EntriesLong && e.Framed && e.RawLen == 0 {
 		return e, fmt.Errorf("chunk %s: an empty framed chunk", e.ID.Short())
 	}
-	if err := e.check(); err != nil {
+	if err := e.Check(); err != nil {
 		return e, err
 	}
 	return e, nil
 }
 
-// maxSealedObject bounds the sealed size of any blob or frame: the largest
+// MaxSealedObject bounds the sealed size of any blob or frame: the largest
 // plaintext, its flag byte, padding and the AEAD's overhead. A claim of a
 // larger object is a lie: no reader allocates for it.
-var maxSealedObject = uint32(crypto.PaddedSize(maxFramePlain+1) + crypto.Overhead)
+var MaxSealedObject = uint32(crypto.PaddedSize(MaxFramePlain+1) + crypto.Overhead)
 
-// check verifies that an entry's sealed object is no larger than any can
+// Check verifies that an entry's sealed object is no larger than any can
 // be, and that a framed entry's chunk lies inside its frame and the frame
 // within bounds (long entries).
-func (e Blob) check() error {
-	if e.Length > maxSealedObject || e.Length == 0 {
-		return fmt.Errorf("chunk %s: a sealed object of %d bytes (at most %d)", e.ID.Short(), e.Length, maxSealedObject)
+func (e Blob) Check() error {
+	if e.Length > MaxSealedObject || e.Length == 0 {
+		return fmt.Errorf("chunk %s: a sealed object of %d bytes (at most %d)", e.ID.Short(), e.Length, MaxSealedObject)
 	}
 	if !e.Framed || e.FrameRaw == 0 && e.RawLen == 0 && e.Inner == 0 {
 		return nil
 	}
-	if e.FrameRaw > maxFrameRaw || uint64(e.Inner)+uint64(e.RawLen) > uint64(e.FrameRaw) || e.RawLen == 0 {
+	if e.FrameRaw > MaxFrameRaw || uint64(e.Inner)+uint64(e.RawLen) > uint64(e.FrameRaw) || e.RawLen == 0 {
 		return fmt.Errorf("chunk %s: %d bytes at %d do not fit a frame of %d", e.ID.Short(), e.RawLen, e.Inner, e.FrameRaw)
 	}
 	return nil
 }
 
-// packBuilder writes one pack into a temporary file.
-type packBuilder struct {
+// Builder writes one pack into a temporary file.
+type Builder struct {
 	f       *os.File
 	w       *bufio.Writer
 	header  []byte
 	blobs   []Blob
 	size    int64
-	entries entryFormat
+	entries EntryFormat
 }
 
-func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID, entries entryFormat) (*packBuilder, error) {
+func NewBuilder(dir string, eph [32]byte, writer crypto.KeyID, entries EntryFormat) (*Builder, error) {
 	f, err := os.CreateTemp(dir, "pack-*")
 	if err != nil {
 		return nil, err
 	}
-	h := make([]byte, 0, packHeaderSize)
-	if entries == entriesShort {
-		h = append(h, packMagic2...)
+	h := make([]byte, 0, HeaderSize)
+	if entries == EntriesShort {
+		h = append(h, Magic2...)
 	} else {
-		h = append(h, packMagic...)
+		h = append(h, Magic1...)
 	}
 	h = append(h, eph[:]...)
 	h = append(h, writer[:]...)
@@ -241,15 +271,15 @@ func newPackBuilder(dir string, eph [32]byte, writer crypto.KeyID, entries entry
 		_ = os.Remove(f.Name()) // (in a temporary folder the writer removes)
 		return nil, err
 	}
-	return &packBuilder{f: f, w: bufio.NewWriterSize(f, 256<<10), header: h, size: int64(len(h)), entries: entries}, nil
+	return &Builder{f: f, w: bufio.NewWriterSize(f, 256<<10), header: h, size: int64(len(h)), entries: entries}, nil
 }
 
-func (p *packBuilder) add(t BlobType, id ID, sealed []byte, rawLen int) error {
+func (p *Builder) Add(t BlobType, id ID, sealed []byte, rawLen int) error {
 	if _, err := p.w.Write(sealed); err != nil {
 		return err
 	}
 	b := Blob{Type: t, ID: id, Offset: uint32(p.size), Length: uint32(len(sealed))}
-	if p.entries == entriesLong {
+	if p.entries == EntriesLong {
 		b.RawLen = uint32(rawLen)
 	}
 	p.blobs = append(p.blobs, b)
@@ -257,11 +287,11 @@ func (p *packBuilder) add(t BlobType, id ID, sealed []byte, rawLen int) error {
 	return nil
 }
 
-// addFrame writes a sealed frame and an entry for each of its chunks
+// AddFrame writes a sealed frame and an entry for each of its chunks
 // (entries hold ID, RawLen, Inner; the rest is filled in here). Short
 // entries keep only the ID, sorted so their order says nothing of the
 // stream's.
-func (p *packBuilder) addFrame(sealed []byte, frameRaw int, entries []Blob) error {
+func (p *Builder) AddFrame(sealed []byte, frameRaw int, entries []Blob) error {
 	if _, err := p.w.Write(sealed); err != nil {
 		return err
 	}
@@ -269,12 +299,12 @@ func (p *packBuilder) addFrame(sealed []byte, frameRaw int, entries []Blob) erro
 	for _, e := range entries {
 		e.Type, e.Framed = BlobData, true
 		e.Offset, e.Length, e.FrameRaw = uint32(p.size), uint32(len(sealed)), uint32(frameRaw)
-		if p.entries == entriesShort {
+		if p.entries == EntriesShort {
 			e.RawLen, e.Inner, e.FrameRaw = 0, 0, 0
 		}
 		p.blobs = append(p.blobs, e)
 	}
-	if p.entries == entriesShort {
+	if p.entries == EntriesShort {
 		added := p.blobs[first:]
 		slices.SortFunc(added, func(a, b Blob) int { return bytes.Compare(a.ID[:], b.ID[:]) })
 	}
@@ -282,15 +312,15 @@ func (p *packBuilder) addFrame(sealed []byte, frameRaw int, entries []Blob) erro
 	return nil
 }
 
-// finish writes the trailer, syncs, and returns the pack's ID (the
+// Finish writes the trailer, syncs, and returns the pack's ID (the
 // SHA-256 of its bytes) and the path of the finished temporary file.
-func (p *packBuilder) finish(indexKey *[32]byte) (ID, string, error) {
+func (p *Builder) Finish(indexKey *[32]byte) (ID, string, error) {
 	var plain []byte
 	plain = binary.AppendUvarint(plain, uint64(len(p.blobs)))
 	for _, b := range p.blobs {
-		plain = appendBlob(plain, b, p.entries)
+		plain = AppendEntry(plain, b, p.entries)
 	}
-	trailer := crypto.Seal(nil, indexKey, objPackTrailer, p.header, plain)
+	trailer := crypto.Seal(nil, indexKey, ObjTrailer, p.header, plain)
 	trailer = binary.LittleEndian.AppendUint32(trailer, uint32(len(trailer)))
 	if _, err := p.w.Write(trailer); err != nil {
 		return ID{}, "", err
@@ -314,87 +344,93 @@ func (p *packBuilder) finish(indexKey *[32]byte) (ID, string, error) {
 	return id, name, p.f.Close()
 }
 
-// discard drops an unfinished pack. Its file is in the writer's temporary
+// Blobs returns the pack's entries so far.
+func (p *Builder) Blobs() []Blob { return p.blobs }
+
+// Size returns the pack's bytes so far.
+func (p *Builder) Size() int64 { return p.size }
+
+// Discard drops an unfinished pack. Its file is in the writer's temporary
 // folder, which Close removes whatever fails here.
-func (p *packBuilder) discard() {
+func (p *Builder) Discard() {
 	_ = p.f.Close()
 	_ = os.Remove(p.f.Name())
 }
 
-// packHeader is a pack's plaintext header.
-type packHeader struct {
+// Header is a pack's plaintext header.
+type Header struct {
 	Ephemeral [32]byte
 	Writer    crypto.KeyID
-	Entries   entryFormat // of its trailer
-	raw       []byte
+	Entries   EntryFormat // of its trailer
+	Raw       []byte
 }
 
-func parsePackHeader(b []byte) (*packHeader, error) {
-	if len(b) < packHeaderSize {
+func ParseHeader(b []byte) (*Header, error) {
+	if len(b) < HeaderSize {
 		return nil, errors.New("not a larder pack (too short)")
 	}
-	h := &packHeader{raw: bytes.Clone(b[:packHeaderSize])}
-	switch string(b[:len(packMagic)]) {
-	case packMagic:
-		h.Entries = entriesLong
-	case packMagic2:
-		h.Entries = entriesShort
+	h := &Header{Raw: bytes.Clone(b[:HeaderSize])}
+	switch string(b[:len(Magic1)]) {
+	case Magic1:
+		h.Entries = EntriesLong
+	case Magic2:
+		h.Entries = EntriesShort
 	default:
 		return nil, errors.New("not a larder pack (bad magic)")
 	}
-	copy(h.Ephemeral[:], b[len(packMagic):])
-	copy(h.Writer[:], b[len(packMagic)+32:])
+	copy(h.Ephemeral[:], b[len(Magic1):])
+	copy(h.Writer[:], b[len(Magic1)+32:])
 	return h, nil
 }
 
-// readPackTrailer reads and opens a pack's blob list with the index key.
-func readPackTrailer(ctx context.Context, be backend.Backend, id ID, indexKey *[32]byte) (*packHeader, []Blob, error) {
+// ReadTrailer reads and opens a pack's blob list with the index key.
+func ReadTrailer(ctx context.Context, be backend.Backend, id ID, indexKey *[32]byte) (*Header, []Blob, error) {
 	h := backend.Handle{Type: backend.TypeData, Name: id.String()}
 	fi, err := be.Stat(ctx, h)
 	if err != nil {
 		return nil, nil, err
 	}
 	size := fi.Size
-	if size < int64(packHeaderSize+4) {
+	if size < int64(HeaderSize+4) {
 		return nil, nil, fmt.Errorf("pack %s: %d bytes is too short", id.Short(), size)
 	}
-	hdr, err := loadRange(ctx, be, h, 0, int64(packHeaderSize))
+	hdr, err := backend.ReadRange(ctx, be, h, 0, int64(HeaderSize), nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	ph, err := parsePackHeader(hdr)
+	ph, err := ParseHeader(hdr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pack %s: %w", id.Short(), err)
 	}
-	tl, err := loadRange(ctx, be, h, size-4, 4)
+	tl, err := backend.ReadRange(ctx, be, h, size-4, 4, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	n := int64(binary.LittleEndian.Uint32(tl))
-	if n > MaxPackTrailer || n > size-4-int64(packHeaderSize) {
+	if n > MaxTrailer || n > size-4-int64(HeaderSize) {
 		return nil, nil, fmt.Errorf("pack %s: trailer of %d bytes does not fit", id.Short(), n)
 	}
-	sealed, err := loadRange(ctx, be, h, size-4-n, n)
+	sealed, err := backend.ReadRange(ctx, be, h, size-4-n, n, nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	plain, err := crypto.Open(nil, indexKey, objPackTrailer, ph.raw, sealed)
+	plain, err := crypto.Open(nil, indexKey, ObjTrailer, ph.Raw, sealed)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pack %s: trailer: %w", id.Short(), err)
 	}
 	r := bytes.NewReader(plain)
 	count, err := binary.ReadUvarint(r)
-	if err != nil || count > uint64(r.Len()/minBlobEntry) {
+	if err != nil || count > uint64(r.Len()/MinEntry) {
 		return nil, nil, fmt.Errorf("pack %s: bad trailer", id.Short())
 	}
 	blobs := make([]Blob, 0, count)
 	end := uint64(size - 4 - n)
 	for i := uint64(0); i < count; i++ {
-		b, err := readBlob(r, ph.Entries)
+		b, err := ReadEntry(r, ph.Entries)
 		if err != nil {
 			return nil, nil, fmt.Errorf("pack %s: trailer entry %d: %w", id.Short(), i, err)
 		}
-		if uint64(b.Offset) < uint64(packHeaderSize) || uint64(b.Offset)+uint64(b.Length) > end {
+		if uint64(b.Offset) < uint64(HeaderSize) || uint64(b.Offset)+uint64(b.Length) > end {
 			return nil, nil, fmt.Errorf("pack %s: blob %s lies outside the pack", id.Short(), b.ID.Short())
 		}
 		blobs = append(blobs, b)
