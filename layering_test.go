@@ -31,9 +31,10 @@ var layerRules = map[string][]string{
 // (and its subpackages) may not depend on exactly these. The storage
 // layer sits below the repository that uses it.
 var packageRules = map[string][]string{
-	"repo/backend":       {"repo"},
-	"repo/internal/pack": {"repo"},
-	"internal/s3test":    {"repo"},
+	"repo/backend":        {"repo"},
+	"repo/internal/pack":  {"repo"},
+	"repo/internal/index": {"repo"},
+	"internal/s3test":     {"repo"},
 }
 
 // within reports whether the import path p is the package rel of this module

@@ -21,6 +21,7 @@ import (
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/internal/s3test"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 )
 
@@ -343,15 +344,15 @@ func forgePack(t *testing.T, thief *Repo, chunks map[ID]pack.BlobType) string {
 	if err := thief.be.Save(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}, src); err != nil {
 		t.Fatal(err)
 	}
-	forgeIndex(t, thief, &IndexFile{Packs: []IndexedPack{{ID: id, Blobs: p.Blobs()}}})
+	forgeIndex(t, thief, &index.File{Packs: []index.Pack{{ID: id, Blobs: p.Blobs()}}})
 	return id.String()
 }
 
 // forgeIndex stores an index file as a thief (with the index key).
-func forgeIndex(t *testing.T, thief *Repo, f *IndexFile) string {
+func forgeIndex(t *testing.T, thief *Repo, f *index.File) string {
 	t.Helper()
 	f.Entries = thief.entries()
-	sealed, err := f.seal(thief.indexKey(), nil)
+	sealed, err := f.Seal(thief.indexKey(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,18 +438,18 @@ func TestAttackLyingIndex(t *testing.T) {
 	forEachStorage(t, func(t *testing.T, e *attackEnv) {
 		thief := e.thief()
 		packs := indexedPacks(t, e.masterRepo())
-		dead := &IndexFile{}
-		wrong := &IndexFile{}
+		dead := &index.File{}
+		wrong := &index.File{}
 		for i, p := range packs {
 			var fake ID
 			fake[0], fake[1] = 0xde, byte(i)
-			dead.Packs = append(dead.Packs, IndexedPack{ID: p.ID, Blobs: []pack.Blob{{Type: pack.BlobData, ID: fake, Offset: uint32(pack.HeaderSize), Length: 64}}})
+			dead.Packs = append(dead.Packs, index.Pack{ID: p.ID, Blobs: []pack.Blob{{Type: pack.BlobData, ID: fake, Offset: uint32(pack.HeaderSize), Length: 64}}})
 			var moved []pack.Blob
 			for _, b := range p.Blobs {
 				b.Offset += 7
 				moved = append(moved, b)
 			}
-			wrong.Packs = append(wrong.Packs, IndexedPack{ID: p.ID, Blobs: moved})
+			wrong.Packs = append(wrong.Packs, index.Pack{ID: p.ID, Blobs: moved})
 		}
 		forgeIndex(t, thief, dead)
 		forgeIndex(t, thief, wrong)

@@ -9,6 +9,7 @@ import (
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 )
 
@@ -361,7 +362,7 @@ func (r *Repo) scanTrailers(ctx context.Context, c *Cache) (int, error) {
 			r.warn("data/"+id.String(), fmt.Sprintf("its trailer cannot be read: %v", err))
 			continue
 		}
-		if err := c.addTrailer(IndexedPack{ID: id, Blobs: blobs}); err != nil {
+		if err := c.addTrailer(index.Pack{ID: id, Blobs: blobs}); err != nil {
 			return n, err
 		}
 		n++

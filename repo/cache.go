@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -299,7 +300,7 @@ func packNum(tx *bolt.Tx, id ID) (uint32, error) {
 
 // addPacks records the blobs of packs with flags (copyOwn is added for
 // packs this machine saved). In an Update.
-func addPacks(tx *bolt.Tx, packs []IndexedPack, flags byte) error {
+func addPacks(tx *bolt.Tx, packs []index.Pack, flags byte) error {
 	// Insert in key order: bbolt fills pages in sequence instead of
 	// splitting them at random places.
 	type entry struct {
@@ -346,7 +347,7 @@ func addPacks(tx *bolt.Tx, packs []IndexedPack, flags byte) error {
 }
 
 // addIndex records the blobs of an index file, and the file as seen.
-func (c *Cache) addIndex(name string, f *IndexFile) error {
+func (c *Cache) addIndex(name string, f *index.File) error {
 	var flags byte
 	if f.Verified {
 		flags = copyVerified
@@ -361,9 +362,9 @@ func (c *Cache) addIndex(name string, f *IndexFile) error {
 
 // addTrailer records the claims of a pack's trailer (a scan for copies no
 // index names).
-func (c *Cache) addTrailer(p IndexedPack) error {
+func (c *Cache) addTrailer(p index.Pack) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
-		if err := addPacks(tx, []IndexedPack{p}, copyTrailer); err != nil {
+		if err := addPacks(tx, []index.Pack{p}, copyTrailer); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketScanned).Put(p.ID[:], nil)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 	bolt "go.etcd.io/bbolt"
 )
@@ -25,10 +26,10 @@ func TestCachePackNumbers(t *testing.T) {
 	packs := []ID{randID(), randID(), randID()}
 	want := map[ID]pack.PackedBlob{}
 	verified := map[ID]bool{}
-	file := func(v bool, ps ...ID) *IndexFile {
-		f := &IndexFile{Verified: v}
+	file := func(v bool, ps ...ID) *index.File {
+		f := &index.File{Verified: v}
 		for i, p := range ps {
-			ip := IndexedPack{ID: p}
+			ip := index.Pack{ID: p}
 			for j := range 50 {
 				b := pack.Blob{Type: pack.BlobData, ID: randID(), Offset: uint32(j * 1000), Length: 900, RawLen: uint32(2000 + i)}
 				if j%2 == 1 {
@@ -93,7 +94,7 @@ func TestCacheOfOtherLayoutIsRebuilt(t *testing.T) {
 	}
 	var id ID
 	rand.Read(id[:])
-	f := &IndexFile{Packs: []IndexedPack{{ID: id, Blobs: []pack.Blob{{Type: pack.BlobData, ID: id, Length: 10, RawLen: 5}}}}}
+	f := &index.File{Packs: []index.Pack{{ID: id, Blobs: []pack.Blob{{Type: pack.BlobData, ID: id, Length: 10, RawLen: 5}}}}}
 	if err := c.addIndex("a", f); err != nil {
 		t.Fatal(err)
 	}

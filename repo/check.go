@@ -13,6 +13,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 )
 
@@ -147,7 +148,7 @@ func (r *Repo) checkIndexes(ctx context.Context, res *CheckResult) (map[ID][]pac
 }
 
 // checkClaims compares an index file's claims about a pack with the pack.
-func (r *Repo) checkClaims(res *CheckResult, obj string, p IndexedPack, sizes map[ID]int64, trailers map[ID][]pack.Blob) {
+func (r *Repo) checkClaims(res *CheckResult, obj string, p index.Pack, sizes map[ID]int64, trailers map[ID][]pack.Blob) {
 	size, ok := sizes[p.ID]
 	if !ok {
 		res.add(obj, "names pack %s, which is missing", p.ID.Short())

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/chunk"
@@ -164,10 +165,10 @@ func FuzzPackTrailer(f *testing.F) {
 func FuzzIndexFile(f *testing.F) {
 	m := fuzzMaster()
 	key, pub := &m.IndexKey, m.SignPublic()
-	sign := func(b []byte) ([]byte, error) { return m.Sign(indexContext, b) }
+	sign := func(b []byte) ([]byte, error) { return m.Sign(index.Context, b) }
 	f.Fuzz(func(t *testing.T, plain []byte) {
-		sealed := crypto.Seal(nil, key, objIndex, nil, plain)
-		idx, err := openIndexFile(sealed, key, pub)
+		sealed := crypto.Seal(nil, key, index.ObjType, nil, plain)
+		idx, err := index.Open(sealed, key, pub)
 		if err != nil {
 			if idx != nil {
 				t.Fatal("index returned with an error")
@@ -184,11 +185,11 @@ func FuzzIndexFile(f *testing.F) {
 		if blobs*pack.MinEntry > len(plain) {
 			t.Fatalf("room for %d blobs from %d bytes", blobs, len(plain))
 		}
-		resealed, err := idx.seal(key, sign)
+		resealed, err := idx.Seal(key, sign)
 		if err != nil {
 			t.Fatal(err)
 		}
-		idx2, err := openIndexFile(resealed, key, pub)
+		idx2, err := index.Open(resealed, key, pub)
 		if err != nil {
 			t.Fatalf("re-sealed index: %v", err)
 		}

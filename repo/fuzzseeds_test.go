@@ -20,6 +20,7 @@ import (
 
 	"github.com/larder/larder/chunk"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
@@ -142,7 +143,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 	},
 	"FuzzIndexFile": func(t *testing.T, in []byte) bool {
 		m := fuzzMaster()
-		f, err := openIndexFile(crypto.Seal(nil, &m.IndexKey, objIndex, nil, in), &m.IndexKey, m.SignPublic())
+		f, err := index.Open(crypto.Seal(nil, &m.IndexKey, index.ObjType, nil, in), &m.IndexKey, m.SignPublic())
 		return err == nil && len(f.Packs) > 0
 	},
 	"FuzzEnvelope": func(t *testing.T, in []byte) bool {
@@ -433,7 +434,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 
 	// Index files.
 	for _, name := range listNames(t, be, backend.TypeIndex) {
-		plain, err := crypto.Open(nil, &m.IndexKey, objIndex, nil, read(backend.Handle{Type: backend.TypeIndex, Name: name}))
+		plain, err := crypto.Open(nil, &m.IndexKey, index.ObjType, nil, read(backend.Handle{Type: backend.TypeIndex, Name: name}))
 		if err != nil {
 			t.Fatal(err)
 		}

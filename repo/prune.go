@@ -12,6 +12,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 )
 
@@ -675,7 +676,7 @@ func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
 			}
 		}
 	}
-	var packs []IndexedPack
+	var packs []index.Pack
 	for id, set := range byPack {
 		blobs := make([]pack.Blob, 0, len(set))
 		for b := range set {
@@ -687,9 +688,9 @@ func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
 			}
 			return int(a.Offset) - int(b.Offset)
 		})
-		packs = append(packs, IndexedPack{ID: id, Blobs: blobs})
+		packs = append(packs, index.Pack{ID: id, Blobs: blobs})
 	}
-	slices.SortFunc(packs, func(a, b IndexedPack) int { return compareID(a.ID, b.ID) })
+	slices.SortFunc(packs, func(a, b index.Pack) int { return compareID(a.ID, b.ID) })
 	var old []string
 	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
 		old = append(old, name)

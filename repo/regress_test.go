@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/chunk"
@@ -207,14 +208,14 @@ func allocated(fn func()) uint64 {
 func TestIndexFileCountBoundsAllocation(t *testing.T) {
 	var key [32]byte
 	const n = 1 << 20
-	plain := []byte(indexMagic)
+	plain := []byte(index.Magic1)
 	plain = binary.AppendUvarint(plain, 1)
 	plain = append(plain, make([]byte, 32)...)
 	plain = binary.AppendUvarint(plain, n) // claims n blobs...
 	plain = append(plain, make([]byte, n)...)
-	sealed := crypto.Seal(nil, &key, objIndex, nil, plain) // ...in n bytes
+	sealed := crypto.Seal(nil, &key, index.ObjType, nil, plain) // ...in n bytes
 	var err error
-	got := allocated(func() { _, err = openIndexFile(sealed, &key, nil) })
+	got := allocated(func() { _, err = index.Open(sealed, &key, nil) })
 	if err == nil {
 		t.Fatal("a truncated index file was accepted")
 	}
@@ -854,19 +855,19 @@ func TestClaimOfHugeBlobRefused(t *testing.T) {
 	var key [32]byte
 	for _, n := range []uint32{pack.MaxSealedObject + 1, 1 << 31, 0} {
 		b := pack.Blob{Type: pack.BlobData, ID: ID{1}, Offset: uint32(pack.HeaderSize), Length: n, Framed: true}
-		f := &IndexFile{Entries: pack.EntriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []pack.Blob{b}}}}
-		sealed, err := f.seal(&key, nil)
+		f := &index.File{Entries: pack.EntriesShort, Packs: []index.Pack{{ID: ID{2}, Blobs: []pack.Blob{b}}}}
+		sealed, err := f.Seal(&key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := openIndexFile(sealed, &key, nil); err == nil {
+		if _, err := index.Open(sealed, &key, nil); err == nil {
 			t.Errorf("an entry claiming a sealed object of %d bytes was accepted", n)
 		}
 	}
 	ok := pack.Blob{Type: pack.BlobData, ID: ID{1}, Offset: uint32(pack.HeaderSize), Length: pack.MaxSealedObject, Framed: true}
-	f := &IndexFile{Entries: pack.EntriesShort, Packs: []IndexedPack{{ID: ID{2}, Blobs: []pack.Blob{ok}}}}
-	sealed, _ := f.seal(&key, nil)
-	if _, err := openIndexFile(sealed, &key, nil); err != nil {
+	f := &index.File{Entries: pack.EntriesShort, Packs: []index.Pack{{ID: ID{2}, Blobs: []pack.Blob{ok}}}}
+	sealed, _ := f.Seal(&key, nil)
+	if _, err := index.Open(sealed, &key, nil); err != nil {
 		t.Errorf("the largest possible object was refused: %v", err)
 	}
 }

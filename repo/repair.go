@@ -8,6 +8,7 @@ import (
 
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 )
 
@@ -68,7 +69,7 @@ func (r *Repo) RepairIndex(ctx context.Context) (*RepairResult, error) {
 	}); err != nil {
 		return nil, err
 	}
-	var verified []IndexedPack
+	var verified []index.Pack
 	ids := make([]ID, 0, len(sizes))
 	for id := range sizes {
 		ids = append(ids, id)
@@ -110,8 +111,8 @@ func (r *Repo) RepairIndex(ctx context.Context) (*RepairResult, error) {
 // verifyPack decrypts every claimed blob and frame of a pack and returns
 // the copies that match their IDs (all chunks of a version 3 frame's
 // header), and how many claims failed.
-func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []pack.Blob) (IndexedPack, int, error) {
-	p := IndexedPack{ID: id}
+func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []pack.Blob) (index.Pack, int, error) {
+	p := index.Pack{ID: id}
 	slices.SortFunc(claims, func(a, b pack.Blob) int {
 		if a.Offset != b.Offset {
 			return int(a.Offset) - int(b.Offset)
@@ -166,14 +167,14 @@ func (r *Repo) verifyPack(ctx context.Context, br *blobReader, id ID, claims []p
 // maxVerifiedEntries entries) and then removes the index files old; the
 // last new file names them as superseded. A crash leaves the old files
 // beside the new ones: still a valid index.
-func (r *Repo) saveVerifiedFiles(ctx context.Context, packs []IndexedPack, old []string) error {
-	var files []*IndexFile
-	cur := &IndexFile{Verified: true, Entries: r.entries()}
+func (r *Repo) saveVerifiedFiles(ctx context.Context, packs []index.Pack, old []string) error {
+	var files []*index.File
+	cur := &index.File{Verified: true, Entries: r.entries()}
 	n := 0
 	for _, p := range packs {
 		if n+len(p.Blobs) > maxVerifiedEntries && len(cur.Packs) > 0 {
 			files = append(files, cur)
-			cur, n = &IndexFile{Verified: true, Entries: r.entries()}, 0
+			cur, n = &index.File{Verified: true, Entries: r.entries()}, 0
 		}
 		cur.Packs = append(cur.Packs, p)
 		n += len(p.Blobs)
@@ -186,7 +187,7 @@ func (r *Repo) saveVerifiedFiles(ctx context.Context, packs []IndexedPack, old [
 	}
 	written := map[string]bool{}
 	for _, f := range files {
-		sealed, err := f.seal(r.indexKey(), r.signIndex)
+		sealed, err := f.Seal(r.indexKey(), r.signIndex)
 		if err != nil {
 			return err
 		}

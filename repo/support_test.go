@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
@@ -101,7 +102,7 @@ func mustAudit(t testing.TB, r *Repo) *AuditReport {
 
 // indexedPacks returns every pack the cache (the index files) names, with
 // its claimed blobs.
-func indexedPacks(t testing.TB, r *Repo) []IndexedPack {
+func indexedPacks(t testing.TB, r *Repo) []index.Pack {
 	t.Helper()
 	c, err := r.openCache(context.Background())
 	if err != nil {
@@ -118,9 +119,9 @@ func indexedPacks(t testing.TB, r *Repo) []IndexedPack {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var out []IndexedPack
+	var out []index.Pack
 	for _, id := range order {
-		out = append(out, IndexedPack{ID: id, Blobs: byPack[id]})
+		out = append(out, index.Pack{ID: id, Blobs: byPack[id]})
 	}
 	return out
 }

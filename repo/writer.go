@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/larder/larder/repo/backend"
+	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
 
 	"github.com/larder/larder/crypto"
@@ -33,8 +34,8 @@ type Writer struct {
 	mu      sync.Mutex
 	rnd     *mrand.Rand
 	open    []*pack.Builder
-	pending map[ID]bool   // in open packs or packs not yet indexed
-	done    []IndexedPack // saved packs not yet in an index file
+	pending map[ID]bool  // in open packs or packs not yet indexed
+	done    []index.Pack // saved packs not yet in an index file
 	// doneBlobs counts the blobs of done.
 	doneBlobs int
 	stats     IngestStats
@@ -394,7 +395,7 @@ func (w *Writer) savePack(ctx context.Context, p *pack.Builder) error {
 			_ = w.failLocked(err) // recorded: the writer's next call returns it
 			return
 		}
-		w.done = append(w.done, IndexedPack{ID: id, Blobs: p.Blobs()})
+		w.done = append(w.done, index.Pack{ID: id, Blobs: p.Blobs()})
 		w.doneBlobs += len(p.Blobs())
 		if len(w.done) >= maxPacksPerIndex || w.doneBlobs >= maxBlobsPerIndex {
 			if err := w.saveIndex(ctx); err != nil {
@@ -434,8 +435,8 @@ func (w *Writer) saveIndex(ctx context.Context) error {
 	}
 	// A master's session is verified by its making: the master sealed
 	// what it read itself (prune's repack, or the master's own ingest).
-	f := &IndexFile{Packs: w.done, Entries: w.r.entries(), Verified: w.r.master != nil}
-	sealed, err := f.seal(w.r.indexKey(), w.r.signIndex)
+	f := &index.File{Packs: w.done, Entries: w.r.entries(), Verified: w.r.master != nil}
+	sealed, err := f.Seal(w.r.indexKey(), w.r.signIndex)
 	if err != nil {
 		return err
 	}
@@ -676,7 +677,7 @@ func (r *Repo) signIndex(b []byte) ([]byte, error) {
 	if r.master == nil {
 		return nil, r.need("verify index files", crypto.RoleMaster)
 	}
-	return r.master.Sign(indexContext, b)
+	return r.master.Sign(index.Context, b)
 }
 
 // bodyAD is the associated data of a snapshot's sealed body.

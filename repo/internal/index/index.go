@@ -1,8 +1,10 @@
-package repo
+// Package index is the format of index files: lists of packs and their
+// blob entries, sealed with the index key, and (verified ones) signed by
+// the master. What to believe of them is package repo's business.
+package index
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
@@ -10,81 +12,74 @@ import (
 	"io"
 
 	"github.com/larder/larder/crypto"
-	"github.com/larder/larder/repo/backend"
 	"github.com/larder/larder/repo/internal/pack"
 )
 
 // Index files (docs/FORMAT.md, "Index file") are sealed with the index key
-// (object type 'I', no ID):
+// (object type 'I', no associated ID):
 //
 //	v1: "LRDIDX1\n" | npacks uvarint | (pack ID 32 | nblobs uvarint | long entry*)*
 //	    | nsuperseded uvarint | index file ID 32 *
 //	v2: "LRDIDX2\n" | flags uvarint | the same, with short entries unless
-//	    flags has indexLongEntries | [signature 64 if flags has indexVerified]
+//	    flags has FlagLongEntries | [signature 64 if flags has FlagVerified]
 //
 // A writer's index file is a claim: any holder of the index key (every
 // writer) could have written it. A verified index file (flag
-// indexVerified) is the master's: every entry in it names a copy the
+// FlagVerified) is the master's: every entry in it names a copy the
 // master decrypted and matched to its chunk ID, signed with the master's
 // key (context "larder index v1") over every byte before the signature.
 // Writers deduplicate only against verified entries and their own packs;
 // prune trusts only verified entries.
 const (
-	indexMagic  = "LRDIDX1\n"
-	indexMagic2 = "LRDIDX2\n"
-	// MaxIndexFile bounds an index file.
-	MaxIndexFile = 256 << 20
-	// maxPacksPerIndex and maxBlobsPerIndex are how many packs, or
-	// blobs in them, one index file lists before a writer starts another:
-	// a writer keeps the entries of its packs until they are in an index
-	// file, so these bound its memory whatever the backup's size.
-	maxPacksPerIndex = 64
-	maxBlobsPerIndex = 1 << 16
+	// Magic1 and Magic2 start index files of format 1 and 2.
+	Magic1 = "LRDIDX1\n"
+	Magic2 = "LRDIDX2\n"
+	// FlagVerified and FlagLongEntries are format 2's flags.
+	FlagVerified    = 1 << 0
+	FlagLongEntries = 1 << 1
+	flagsKnown      = FlagVerified | FlagLongEntries
 
-	indexVerified    = 1 << 0
-	indexLongEntries = 1 << 1
-	indexFlagsKnown  = indexVerified | indexLongEntries
+	// Context is the signature context of verified index files.
+	Context = crypto.SigContext("larder index v1")
 
-	indexContext = crypto.SigContext("larder index v1")
-
-	// objIndex is the AEAD object type of index files (docs/FORMAT.md;
+	// ObjType is the AEAD object type of index files (docs/FORMAT.md;
 	// never reused).
-	objIndex = 'I'
+	ObjType = 'I'
 )
 
-// IndexFile lists packs and their blobs.
-type IndexFile struct {
-	Packs      []IndexedPack
-	Supersedes []ID // index files this one replaces (written by prune)
+// File lists packs and their blobs.
+type File struct {
+	Packs      []Pack
+	Supersedes []pack.ID // index files this one replaces (written by prune)
 	// Verified: written and signed by the master, every entry checked.
 	Verified bool
 	// Entries is the encoding of the entries.
 	Entries pack.EntryFormat
 }
 
-// IndexedPack is a pack and its blobs.
-type IndexedPack struct {
-	ID    ID
+// Pack is a pack and its blobs.
+type Pack struct {
+	ID    pack.ID
 	Blobs []pack.Blob
 }
 
-// errIndexSignature: an index file says it is verified, and its signature
+// ErrUnsigned: an index file says it is verified, and its signature
 // is not the master's.
-var errIndexSignature = errors.New("says it was verified by the master, but the master did not sign it")
+var ErrUnsigned = errors.New("says it was verified by the master, but the master did not sign it")
 
-// marshal encodes an index file; a verified one is signed with sign.
-func (f *IndexFile) marshal(sign func([]byte) ([]byte, error)) ([]byte, error) {
+// Marshal encodes an index file; a verified one is signed with sign.
+func (f *File) Marshal(sign func([]byte) ([]byte, error)) ([]byte, error) {
 	var b []byte
 	if f.Entries == pack.EntriesLong && !f.Verified {
-		b = []byte(indexMagic)
+		b = []byte(Magic1)
 	} else {
-		b = []byte(indexMagic2)
+		b = []byte(Magic2)
 		var flags uint64
 		if f.Verified {
-			flags |= indexVerified
+			flags |= FlagVerified
 		}
 		if f.Entries == pack.EntriesLong {
-			flags |= indexLongEntries
+			flags |= FlagLongEntries
 		}
 		b = binary.AppendUvarint(b, flags)
 	}
@@ -113,47 +108,50 @@ func (f *IndexFile) marshal(sign func([]byte) ([]byte, error)) ([]byte, error) {
 	return b, nil
 }
 
-func (f *IndexFile) seal(indexKey *[32]byte, sign func([]byte) ([]byte, error)) ([]byte, error) {
-	b, err := f.marshal(sign)
+// Seal marshals and seals an index file with the index key.
+func (f *File) Seal(indexKey *[32]byte, sign func([]byte) ([]byte, error)) ([]byte, error) {
+	b, err := f.Marshal(sign)
 	if err != nil {
 		return nil, err
 	}
-	return crypto.Seal(nil, indexKey, objIndex, nil, b), nil
+	return crypto.Seal(nil, indexKey, ObjType, nil, b), nil
 }
 
-// openIndexFile opens an index file; a verified one must carry the
+// Open opens an index file; a verified one must carry the
 // signature of masterSign.
-func openIndexFile(sealed []byte, indexKey *[32]byte, masterSign ed25519.PublicKey) (*IndexFile, error) {
-	plain, err := crypto.Open(nil, indexKey, objIndex, nil, sealed)
+func Open(sealed []byte, indexKey *[32]byte, masterSign ed25519.PublicKey) (*File, error) {
+	plain, err := crypto.Open(nil, indexKey, ObjType, nil, sealed)
 	if err != nil {
 		return nil, err
 	}
-	return parseIndexFile(plain, masterSign)
+	return Parse(plain, masterSign)
 }
 
-func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, error) {
-	f := &IndexFile{Entries: pack.EntriesLong}
+// Parse decodes an opened index file; a verified one must carry the
+// signature of masterSign.
+func Parse(plain []byte, masterSign ed25519.PublicKey) (*File, error) {
+	f := &File{Entries: pack.EntriesLong}
 	var body []byte
 	switch {
-	case bytes.HasPrefix(plain, []byte(indexMagic)):
-		body = plain[len(indexMagic):]
-	case bytes.HasPrefix(plain, []byte(indexMagic2)):
-		body = plain[len(indexMagic2):]
+	case bytes.HasPrefix(plain, []byte(Magic1)):
+		body = plain[len(Magic1):]
+	case bytes.HasPrefix(plain, []byte(Magic2)):
+		body = plain[len(Magic2):]
 		flags, n := binary.Uvarint(body)
-		if n <= 0 || flags&^indexFlagsKnown != 0 {
+		if n <= 0 || flags&^flagsKnown != 0 {
 			return nil, fmt.Errorf("unknown index flags")
 		}
 		body = body[n:]
-		if flags&indexLongEntries == 0 {
+		if flags&FlagLongEntries == 0 {
 			f.Entries = pack.EntriesShort
 		}
-		if flags&indexVerified != 0 {
+		if flags&FlagVerified != 0 {
 			if len(body) < ed25519.SignatureSize {
-				return nil, errIndexSignature
+				return nil, ErrUnsigned
 			}
 			signed, sig := plain[:len(plain)-ed25519.SignatureSize], plain[len(plain)-ed25519.SignatureSize:]
-			if crypto.Verify(masterSign, indexContext, signed, sig) != nil {
-				return nil, errIndexSignature
+			if crypto.Verify(masterSign, Context, signed, sig) != nil {
+				return nil, ErrUnsigned
 			}
 			body = body[:len(body)-ed25519.SignatureSize]
 			f.Verified = true
@@ -178,7 +176,7 @@ func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, err
 		return nil, err
 	}
 	for i := 0; i < np; i++ {
-		var p IndexedPack
+		var p Pack
 		if _, err := io.ReadFull(r, p.ID[:]); err != nil {
 			return nil, err
 		}
@@ -201,7 +199,7 @@ func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, err
 		return nil, err
 	}
 	for i := 0; i < ns; i++ {
-		var id ID
+		var id pack.ID
 		if _, err := io.ReadFull(r, id[:]); err != nil {
 			return nil, err
 		}
@@ -209,22 +207,6 @@ func parseIndexFile(plain []byte, masterSign ed25519.PublicKey) (*IndexFile, err
 	}
 	if r.Len() != 0 {
 		return nil, fmt.Errorf("%d trailing bytes", r.Len())
-	}
-	return f, nil
-}
-
-// loadIndexFile reads, checks and opens an index file.
-func loadIndexFile(ctx context.Context, be backend.Backend, name string, indexKey *[32]byte, masterSign ed25519.PublicKey) (*IndexFile, error) {
-	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeIndex, Name: name}, MaxIndexFile)
-	if err != nil {
-		return nil, err
-	}
-	if !verifyContentName(name, b) {
-		return nil, fmt.Errorf("index/%s: %w: content does not match its name (bit rot or tampering)", name, ErrCorrupt)
-	}
-	f, err := openIndexFile(b, indexKey, masterSign)
-	if err != nil {
-		return nil, fmt.Errorf("index/%s: %w: %w", name, ErrCorrupt, err)
 	}
 	return f, nil
 }
