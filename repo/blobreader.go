@@ -20,7 +20,7 @@ import (
 // packs no scan has read yet (a lost or lying index) and tries again.
 type blobReader struct {
 	r     *Repo
-	cache *Cache
+	cache *localCache
 	mu    sync.Mutex
 	keys  map[ID]*crypto.SessionKeys // per pack
 	order []ID
@@ -117,7 +117,7 @@ func (br *blobReader) load(ctx context.Context, t pack.BlobType, id ID, dst []by
 // none of them is intact, it asks the cache again even if this reader's
 // scan of the pack trailers finds nothing new (another stream's may have
 // found them meanwhile).
-func (br *blobReader) loadCopies(ctx context.Context, t pack.BlobType, id ID, copies []Copy, dst []byte) ([]byte, error) {
+func (br *blobReader) loadCopies(ctx context.Context, t pack.BlobType, id ID, copies []blobCopy, dst []byte) ([]byte, error) {
 	earlier := copies != nil
 	if !earlier {
 		var err error
@@ -329,7 +329,7 @@ func (br *blobReader) close() {
 // the cache yet and adds those claims (once per Repo: it is the fallback
 // when no copy a claim names is intact). It returns how many packs it
 // read. Packs whose trailer cannot be read are reported and skipped.
-func (r *Repo) scanTrailers(ctx context.Context, c *Cache) (int, error) {
+func (r *Repo) scanTrailers(ctx context.Context, c *localCache) (int, error) {
 	r.warnMu.Lock()
 	done := r.scanned
 	r.scanned = true

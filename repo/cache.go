@@ -19,7 +19,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 )
 
-// Cache is the local bbolt cache of a repository: every claimed copy of
+// localCache is the local bbolt cache of a repository: every claimed copy of
 // every chunk (from the index files and, after a scan, the pack trailers),
 // which of them a writer may deduplicate against, and what this machine
 // itself saw or did (its own packs, the snapshots it committed, when the
@@ -27,7 +27,7 @@ import (
 // copy: a missing, stale or damaged cache is rebuilt from the repository,
 // never an error. What this machine did cannot be rebuilt: without it a
 // writer deduplicates less and forget keeps more, never the other way.
-type Cache struct {
+type localCache struct {
 	db   *bolt.DB
 	path string
 	temp bool // a private cache made because the shared one was busy
@@ -80,10 +80,10 @@ const (
 	indexBad = 1 // junk or damaged: skipped, reported once
 )
 
-// OpenCache opens (or makes) the cache in dir. When another process holds
+// openCacheDir opens (or makes) the cache in dir. When another process holds
 // it, a private temporary cache is used instead: concurrent ingests each
 // have a working cache.
-func OpenCache(dir string) (*Cache, error) {
+func openCacheDir(dir string) (*localCache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -119,7 +119,7 @@ func OpenCache(dir string) (*Cache, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache %s: %w", path, err)
 	}
-	c := &Cache{db: db, path: path, temp: temp}
+	c := &localCache{db: db, path: path, temp: temp}
 	if err := c.init(); err != nil {
 		_ = db.Close() // the error to report is init's
 		return nil, err
@@ -127,7 +127,7 @@ func OpenCache(dir string) (*Cache, error) {
 	return c, nil
 }
 
-func (c *Cache) init() error {
+func (c *localCache) init() error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		meta, err := tx.CreateBucketIfNotExists(bucketMeta)
 		if err != nil {
@@ -155,7 +155,7 @@ func (c *Cache) init() error {
 }
 
 // Close closes the cache (and removes a private temporary one).
-func (c *Cache) Close() error {
+func (c *localCache) Close() error {
 	err := c.db.Close()
 	if c.temp {
 		err = errors.Join(err, os.Remove(c.path))
@@ -215,9 +215,9 @@ func decodeLoc(k, v []byte) (packNum uint32, flags byte, b pack.Blob, ok bool) {
 	return packNum, flags, b, true
 }
 
-// Copy is a claimed copy of a chunk: where it is, and where the claim came
+// blobCopy is a claimed copy of a chunk: where it is, and where the claim came
 // from.
-type Copy struct {
+type blobCopy struct {
 	pack.PackedBlob
 	Verified bool // a verified index file (the master) vouches for it
 	Own      bool // this machine saved its pack
@@ -225,8 +225,8 @@ type Copy struct {
 
 // Copies returns every claimed copy of a chunk, those the master verified
 // first, then this machine's own, then the rest.
-func (c *Cache) Copies(id ID) ([]Copy, error) {
-	var out []Copy
+func (c *localCache) Copies(id ID) ([]blobCopy, error) {
+	var out []blobCopy
 	err := c.db.View(func(tx *bolt.Tx) error {
 		packs := tx.Bucket(bucketPacks)
 		cur := tx.Bucket(bucketBlobs).Cursor()
@@ -239,7 +239,7 @@ func (c *Cache) Copies(id ID) ([]Copy, error) {
 			if len(pid) != len(ID{}) {
 				continue
 			}
-			cp := Copy{PackedBlob: pack.PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
+			cp := blobCopy{PackedBlob: pack.PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
 			copy(cp.Pack[:], pid)
 			out = append(out, cp)
 		}
@@ -248,7 +248,7 @@ func (c *Cache) Copies(id ID) ([]Copy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading the cache: %w", err)
 	}
-	rank := func(c Copy) int {
+	rank := func(c blobCopy) int {
 		switch {
 		case c.Verified:
 			return 0
@@ -257,7 +257,7 @@ func (c *Cache) Copies(id ID) ([]Copy, error) {
 		}
 		return 2
 	}
-	slices.SortStableFunc(out, func(a, b Copy) int { return rank(a) - rank(b) })
+	slices.SortStableFunc(out, func(a, b blobCopy) int { return rank(a) - rank(b) })
 	return out, nil
 }
 
@@ -266,7 +266,7 @@ func (c *Cache) Copies(id ID) ([]Copy, error) {
 // other writers are never trusted for that: a thief of a write key could
 // claim chunks it does not hold, and every later backup that deduplicated
 // against them would miss them.
-func (c *Cache) Has(id ID) (bool, error) {
+func (c *localCache) Has(id ID) (bool, error) {
 	var ok bool
 	err := c.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketDedup).Get(id[:]) != nil
@@ -347,7 +347,7 @@ func addPacks(tx *bolt.Tx, packs []index.Pack, flags byte) error {
 }
 
 // addIndex records the blobs of an index file, and the file as seen.
-func (c *Cache) addIndex(name string, f *index.File) error {
+func (c *localCache) addIndex(name string, f *index.File) error {
 	var flags byte
 	if f.Verified {
 		flags = copyVerified
@@ -362,7 +362,7 @@ func (c *Cache) addIndex(name string, f *index.File) error {
 
 // addTrailer records the claims of a pack's trailer (a scan for copies no
 // index names).
-func (c *Cache) addTrailer(p index.Pack) error {
+func (c *localCache) addTrailer(p index.Pack) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		if err := addPacks(tx, []index.Pack{p}, copyTrailer); err != nil {
 			return err
@@ -372,7 +372,7 @@ func (c *Cache) addTrailer(p index.Pack) error {
 }
 
 // scanned reports whether a pack's trailer was read into the cache.
-func (c *Cache) scanned(id ID) (bool, error) {
+func (c *localCache) scanned(id ID) (bool, error) {
 	var ok bool
 	err := c.db.View(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketScanned).Get(id[:]) != nil
@@ -386,7 +386,7 @@ func (c *Cache) scanned(id ID) (bool, error) {
 
 // markOwn records that this machine saved a pack (before its index file
 // is saved, so that the index's entries are its own).
-func (c *Cache) markOwn(id ID) error {
+func (c *localCache) markOwn(id ID) error {
 	return c.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketOwn).Put(id[:], nil) })
 }
 
@@ -394,7 +394,7 @@ func (c *Cache) markOwn(id ID) error {
 // new ones are read; if any it knows has gone (prune), it starts over. An
 // index file that cannot be read (junk, damage, a forged "verified" one)
 // is skipped: warn hears of it once.
-func (c *Cache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte, masterSign ed25519.PublicKey, warn func(obj, what string)) error {
+func (c *localCache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte, masterSign ed25519.PublicKey, warn func(obj, what string)) error {
 	present := map[string]bool{}
 	if err := list(ctx, be, backend.TypeIndex, func(name string, _ int64) error {
 		present[name] = true
@@ -451,7 +451,7 @@ func (c *Cache) Sync(ctx context.Context, be backend.Backend, indexKey *[32]byte
 	return nil
 }
 
-func (c *Cache) reset(buckets ...[]byte) error {
+func (c *localCache) reset(buckets ...[]byte) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		for _, b := range buckets {
 			if err := tx.DeleteBucket(b); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
@@ -466,7 +466,7 @@ func (c *Cache) reset(buckets ...[]byte) error {
 }
 
 // Original returns the snapshot that holds an original, by its tag.
-func (c *Cache) Original(tag ID) (string, bool, error) {
+func (c *localCache) Original(tag ID) (string, bool, error) {
 	var name string
 	err := c.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketOriginals).Get(tag[:]); v != nil {
@@ -483,7 +483,7 @@ func (c *Cache) Original(tag ID) (string, bool, error) {
 // syncSnapshots records the originals of snapshots from their envelopes;
 // gone snapshots are dropped. accept says whether an envelope may vouch
 // for its original (a verified signature of a key the repository accepts).
-func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend, accept func(name string, env *Envelope) bool) error {
+func (c *localCache) syncSnapshots(ctx context.Context, be backend.Backend, accept func(name string, env *Envelope) bool) error {
 	present := map[string]bool{}
 	if err := list(ctx, be, backend.TypeSnapshot, func(name string, _ int64) error {
 		present[name] = true
@@ -533,7 +533,7 @@ func (c *Cache) syncSnapshots(ctx context.Context, be backend.Backend, accept fu
 
 // firstSeen records now as the first sight of the snapshots not seen
 // before and returns when each was first seen.
-func (c *Cache) firstSeen(names []string, now time.Time) (map[string]time.Time, error) {
+func (c *localCache) firstSeen(names []string, now time.Time) (map[string]time.Time, error) {
 	out := make(map[string]time.Time, len(names))
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFirstSeen)
@@ -554,7 +554,7 @@ func (c *Cache) firstSeen(names []string, now time.Time) (map[string]time.Time, 
 
 // head returns the last snapshot this machine committed with a key, and
 // its sequence number.
-func (c *Cache) head(key []byte) (ID, uint64, bool, error) {
+func (c *localCache) head(key []byte) (ID, uint64, bool, error) {
 	var id ID
 	var seq uint64
 	var ok bool
@@ -572,7 +572,7 @@ func (c *Cache) head(key []byte) (ID, uint64, bool, error) {
 }
 
 // setHead records the snapshot this machine committed with a key.
-func (c *Cache) setHead(key []byte, id ID, seq uint64) error {
+func (c *localCache) setHead(key []byte, id ID, seq uint64) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketHeads).Put(key, binary.BigEndian.AppendUint64(bytes.Clone(id[:]), seq))
 	})
@@ -580,7 +580,7 @@ func (c *Cache) setHead(key []byte, id ID, seq uint64) error {
 
 // lockWait records when this machine first found a key's locks in its way
 // (blocking true) or forgets it (false); it returns the first time.
-func (c *Cache) lockWait(key []byte, blocking bool, now time.Time) (time.Time, error) {
+func (c *localCache) lockWait(key []byte, blocking bool, now time.Time) (time.Time, error) {
 	first := now
 	err := c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLockWait)
@@ -597,7 +597,7 @@ func (c *Cache) lockWait(key []byte, blocking bool, now time.Time) (time.Time, e
 }
 
 // forEachCopy calls fn for every claimed copy in the cache.
-func (c *Cache) forEachCopy(fn func(Copy) error) error {
+func (c *localCache) forEachCopy(fn func(blobCopy) error) error {
 	return c.db.View(func(tx *bolt.Tx) error {
 		packs := tx.Bucket(bucketPacks)
 		pids := map[uint32]ID{}
@@ -615,13 +615,13 @@ func (c *Cache) forEachCopy(fn func(Copy) error) error {
 				copy(pid[:], raw)
 				pids[num] = pid
 			}
-			return fn(Copy{PackedBlob: pack.PackedBlob{Blob: b, Pack: pid}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0})
+			return fn(blobCopy{PackedBlob: pack.PackedBlob{Blob: b, Pack: pid}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0})
 		})
 	})
 }
 
 // clearLockWaits forgets the keys not in the way now (keep false).
-func (c *Cache) clearLockWaits(keep func(key string) bool) error {
+func (c *localCache) clearLockWaits(keep func(key string) bool) error {
 	return c.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLockWait)
 		var gone [][]byte

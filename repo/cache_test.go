@@ -15,7 +15,7 @@ import (
 // one number, and the numbers survive closing and reopening.
 func TestCachePackNumbers(t *testing.T) {
 	dir := t.TempDir()
-	c, err := OpenCache(dir)
+	c, err := openCacheDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestCachePackNumbers(t *testing.T) {
 	if err := c.addIndex("b", file(false, packs[2], packs[1])); err != nil {
 		t.Fatal(err)
 	}
-	check := func(c *Cache) {
+	check := func(c *localCache) {
 		t.Helper()
 		for id, w := range want {
 			got := mustCopies(t, c, id)
@@ -76,7 +76,7 @@ func TestCachePackNumbers(t *testing.T) {
 	}
 	check(c)
 	c.Close()
-	c, err = OpenCache(dir)
+	c, err = openCacheDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestCachePackNumbers(t *testing.T) {
 // emptied when opened, never misread.
 func TestCacheOfOtherLayoutIsRebuilt(t *testing.T) {
 	dir := t.TempDir()
-	c, err := OpenCache(dir)
+	c, err := openCacheDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestCacheOfOtherLayoutIsRebuilt(t *testing.T) {
 	}
 	c.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put([]byte("version"), []byte("2")) })
 	c.Close()
-	c, err = OpenCache(dir)
+	c, err = openCacheDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestCacheOfOtherLayoutIsRebuilt(t *testing.T) {
 	}
 }
 
-func mustCopies(t testing.TB, c *Cache, id ID) []Copy {
+func mustCopies(t testing.TB, c *localCache, id ID) []blobCopy {
 	t.Helper()
 	copies, err := c.Copies(id)
 	if err != nil {
@@ -119,7 +119,7 @@ func mustCopies(t testing.TB, c *Cache, id ID) []Copy {
 	return copies
 }
 
-func mustHas(t testing.TB, c *Cache, id ID) bool {
+func mustHas(t testing.TB, c *localCache, id ID) bool {
 	t.Helper()
 	ok, err := c.Has(id)
 	if err != nil {
@@ -132,7 +132,7 @@ func mustHas(t testing.TB, c *Cache, id ID) bool {
 // lookup takes the failure for "not cached" (a writer would then chain
 // or deduplicate on a guess).
 func TestCacheReadErrorsReported(t *testing.T) {
-	c, err := OpenCache(t.TempDir())
+	c, err := openCacheDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -204,7 +204,7 @@ func (r *Repo) checkSnapshots(ctx context.Context, res *CheckResult) error {
 				b, err := br.load(ctx, pack.BlobList, id, buf)
 				buf = b
 				return b, err
-			}, func(e ListEntry) error {
+			}, func(e listEntry) error {
 				if !seen[e.ID] {
 					seen[e.ID] = true
 					copies, err := br.cache.Copies(e.ID)
@@ -261,7 +261,7 @@ func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID]
 	}
 	defer br.close()
 	claims := map[ID][]pack.Blob{}
-	if err := br.cache.forEachCopy(func(c Copy) error {
+	if err := br.cache.forEachCopy(func(c blobCopy) error {
 		claims[c.Pack] = append(claims[c.Pack], c.Blob)
 		return nil
 	}); err != nil {

@@ -234,7 +234,7 @@ func testCompat(t *testing.T, version int) {
 		want := exp.Snapshots[s.ID.String()]
 		for i, ref := range s.Manifest.Streams {
 			var n uint64
-			if err := a.WalkStream(ctx, ref, func(e ListEntry) error { n += uint64(e.Len); return nil }); err != nil {
+			if err := a.WalkStream(ctx, ref, func(e listEntry) error { n += uint64(e.Len); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if i < len(want.Streams) && n != want.Streams[i].Len {

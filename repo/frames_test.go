@@ -151,7 +151,7 @@ func readCounting(t *testing.T, be backend.Backend, k keys, id ID, want []byte) 
 		t.Fatal(err)
 	}
 	var chunks int
-	if err := m.WalkStream(context.Background(), snap.Manifest.Streams[0], func(ListEntry) error { chunks++; return nil }); err != nil {
+	if err := m.WalkStream(context.Background(), snap.Manifest.Streams[0], func(listEntry) error { chunks++; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	cb.loads.Store(0)

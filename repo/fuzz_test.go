@@ -378,7 +378,7 @@ func FuzzWalkTree(f *testing.F) {
 		walk := func() (uint64, error) {
 			got, n, loads, loaded = sha256.New(), 0, 0, 0
 			before := heapAllocs()
-			err := walkTree(context.Background(), depth, root, anyLength, load, func(e ListEntry) error {
+			err := walkTree(context.Background(), depth, root, anyLength, load, func(e listEntry) error {
 				if n++; n > maxEntries {
 					return errTooManyLoads
 				}
@@ -424,7 +424,7 @@ func FuzzWalkTree(f *testing.F) {
 			}
 			var total uint64
 			for r := bytes.NewReader(c); r.Len() > 0; {
-				var e ListEntry
+				var e listEntry
 				r.Read(e.ID[:])
 				if d == 1 {
 					binary.Read(r, binary.LittleEndian, &e.Len)
@@ -478,7 +478,7 @@ func FuzzLockFile(f *testing.F) {
 		live, dead, bare := backend.Handle{Type: backend.TypeLock, Name: fuzzLockName}, backend.Handle{Type: backend.TypeLock, Name: "00000000000000bb"}, backend.Handle{Type: backend.TypeLock, Name: "00000000000000cc"}
 		liveAt := now.Add(-time.Minute)
 		be.PutAt(live, signed, liveAt)
-		be.PutAt(dead, signed, now.Add(-LockStale-time.Minute))
+		be.PutAt(dead, signed, now.Add(-staleAfter-time.Minute))
 		be.PutAt(bare, data, liveAt)
 		r := fuzzRepo(t, be)
 		r.cfg.Version = repoVersion

@@ -164,7 +164,7 @@ var seedSucceeds = map[string]func(t *testing.T, in []byte) bool{
 				}
 			}
 			return nil, backend.ErrNotFound
-		}, func(ListEntry) error { n++; return nil })
+		}, func(listEntry) error { n++; return nil })
 		return err == nil && n > 0
 	},
 	"FuzzLockFile": func(t *testing.T, in []byte) bool {
@@ -470,7 +470,7 @@ func fuzzSeedCorpora(t *testing.T) map[string][][]byte {
 				b, err := br.load(ctx, pack.BlobList, id, nil)
 				ids, chunks = append(ids, id), append(chunks, bytes.Clone(b))
 				return b, err
-			}, func(ListEntry) error { return nil })
+			}, func(listEntry) error { return nil })
 			if err != nil {
 				t.Fatal(err)
 			}

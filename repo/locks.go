@@ -20,7 +20,7 @@ import (
 
 // Locks are objects in locks/ that writers only add (a writer's storage
 // credential need not allow deleting): a lock "<id>" is taken by writing
-// locks/<id>, kept alive by locks/<id>.r<N> every LockRefresh, and
+// locks/<id>, kept alive by locks/<id>.r<N> every lockRefresh, and
 // released by locks/<id>.done. Ingests, restores, drills and checks take
 // shared locks, forget and prune an exclusive one; both sides write their
 // lock first and then look for the other kind, so two cannot both go
@@ -33,15 +33,15 @@ import (
 //     provider cannot lock anyone out;
 //   - an exclusive lock counts only when the master signed it: no writer
 //     can hold off a restore;
-//   - a lock is stale when its newest object is older than LockStale (by
+//   - a lock is stale when its newest object is older than staleAfter (by
 //     the storage's clock), or at once when its process is gone from this
 //     very machine;
 //   - a key's shared locks hold off the master for at most MaxLockWait
 //     after the master first found them in its way (its own record), and
 //     a writer whose lock is that old refuses to commit.
 const (
-	LockRefresh = 5 * time.Minute
-	LockStale   = 30 * time.Minute
+	lockRefresh = 5 * time.Minute
+	staleAfter  = 30 * time.Minute
 	// MaxLockWait bounds how long one key's shared locks hold off forget
 	// and prune.
 	MaxLockWait = 12 * time.Hour
@@ -212,7 +212,7 @@ func (r *Repo) boundLockWait(blocking map[string][]ActiveLock) {
 
 func (l *Lock) refresh() {
 	defer l.done.Done()
-	t := time.NewTicker(LockRefresh)
+	t := time.NewTicker(lockRefresh)
 	defer t.Stop()
 	for {
 		select {
@@ -261,7 +261,7 @@ func (l *Lock) Held() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.r.now()
-	if since := now.Sub(l.alive); since >= LockStale-LockRefresh {
+	if since := now.Sub(l.alive); since >= staleAfter-lockRefresh {
 		return fmt.Errorf("%s: the lock %s may have lapsed: no sign of life stored for %s (%v)",
 			l.r.be.Location(), l.id, since.Round(time.Second), l.err)
 	}
@@ -392,7 +392,7 @@ func (l *lockState) state(now time.Time) int {
 		return lockJunk
 	case l.done:
 		return lockDone
-	case now.Sub(l.Last) >= LockStale || processGone(l.Info):
+	case now.Sub(l.Last) >= staleAfter || processGone(l.Info):
 		return lockStale
 	}
 	return lockActive

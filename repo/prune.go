@@ -81,7 +81,7 @@ type PruneResult struct {
 
 // keeper is the copy of a live chunk that stays.
 type keeper struct {
-	copy Copy
+	copy blobCopy
 }
 
 // packFacts is what prune knows of one pack.
@@ -101,15 +101,15 @@ type frameFacts struct {
 	claims      map[ID]bool   // chunks claimed in it
 	live        map[ID]bool   // of which keepers
 	raw         map[ID]uint32 // chunk lengths, where known
-	keeperBlobs []Copy
+	keeperBlobs []blobCopy
 	// verified lists copies in it the master verified (live or not): they
 	// go into the verified index with the pack.
-	verified map[ID]Copy
+	verified map[ID]blobCopy
 	read     bool // opened and every chunk in it checked by this prune
 }
 
 func newFrameFacts(length uint32) *frameFacts {
-	return &frameFacts{length: length, claims: map[ID]bool{}, live: map[ID]bool{}, raw: map[ID]uint32{}, verified: map[ID]Copy{}}
+	return &frameFacts{length: length, claims: map[ID]bool{}, live: map[ID]bool{}, raw: map[ID]uint32{}, verified: map[ID]blobCopy{}}
 }
 
 // weight is a chunk's share of its frame: its length where known, else 1.
@@ -120,9 +120,9 @@ func (ff *frameFacts) weight(id ID) float64 {
 	return 1
 }
 
-// PrunePlan is what a prune decided from the facts it verified; Execute
+// prunePlan is what a prune decided from the facts it verified; Execute
 // carries it out.
-type PrunePlan struct {
+type prunePlan struct {
 	res      PruneResult
 	now      time.Time
 	live     map[ID]pack.BlobType
@@ -167,12 +167,12 @@ func (r *Repo) Prune(ctx context.Context, opts PruneOptions) (*PruneResult, erro
 
 // planPrune finds the live chunks, a verified keeper for each, and what
 // happens to every pack.
-func (r *Repo) planPrune(ctx context.Context, opts PruneOptions) (*PrunePlan, error) {
+func (r *Repo) planPrune(ctx context.Context, opts PruneOptions) (*prunePlan, error) {
 	cache, err := r.openCache(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &PrunePlan{now: r.now(), keepers: map[ID]keeper{}, packs: map[ID]*packFacts{}, ripe: map[ID]bool{}}
+	p := &prunePlan{now: r.now(), keepers: map[ID]keeper{}, packs: map[ID]*packFacts{}, ripe: map[ID]bool{}}
 	if err := list(ctx, r.be, backend.TypeIndex, func(name string, _ int64) error {
 		p.indexes = append(p.indexes, name)
 		return nil
@@ -225,7 +225,7 @@ func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult)
 				b, err := br.load(ctx, pack.BlobList, id, buf)
 				buf = b
 				return b, err
-			}, func(e ListEntry) error {
+			}, func(e listEntry) error {
 				live[e.ID] = pack.BlobData
 				return nil
 			})
@@ -243,7 +243,7 @@ func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult)
 
 // packListing reads the storage's list of packs and every claim of the
 // cache (the index files and scanned trailers) into p.packs.
-func (r *Repo) packListing(ctx context.Context, cache *Cache, p *PrunePlan) error {
+func (r *Repo) packListing(ctx context.Context, cache *localCache, p *prunePlan) error {
 	err := list(ctx, r.be, backend.TypeData, func(name string, size int64) error {
 		id, err := ParseID(name)
 		if err != nil {
@@ -257,7 +257,7 @@ func (r *Repo) packListing(ctx context.Context, cache *Cache, p *PrunePlan) erro
 		return err
 	}
 	p.res.Packs = len(p.packs)
-	return cache.forEachCopy(func(c Copy) error {
+	return cache.forEachCopy(func(c blobCopy) error {
 		pf := p.packs[c.Pack]
 		if pf == nil {
 			return nil // named by a claim, not stored: nothing to prune
@@ -281,7 +281,7 @@ func (r *Repo) packListing(ctx context.Context, cache *Cache, p *PrunePlan) erro
 // findKeepers picks, for every live chunk, a copy the master verified: one
 // a verified index names (in a pack that is there), else the first claimed
 // copy that opens and matches its ID. Chunks with none are missing.
-func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *Cache, p *PrunePlan) error {
+func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *localCache, p *prunePlan) error {
 	unverified, err := p.keepVerified(cache)
 	if err != nil {
 		return err
@@ -313,11 +313,11 @@ func (r *Repo) findKeepers(ctx context.Context, br *blobReader, cache *Cache, p 
 type keeperTodo struct {
 	id     ID
 	t      pack.BlobType
-	copies []Copy
+	copies []blobCopy
 }
 
 // present reports whether a copy lies inside a pack that is stored.
-func (p *PrunePlan) present(c Copy) bool {
+func (p *prunePlan) present(c blobCopy) bool {
 	pf := p.packs[c.Pack]
 	return pf != nil && int64(c.Offset)+int64(c.Length) <= pf.size
 }
@@ -325,14 +325,14 @@ func (p *PrunePlan) present(c Copy) bool {
 // keepVerified keeps, for every live chunk, a copy a verified index names,
 // and returns the chunks that have none, in pack order (so that a frame's
 // chunks are read one after another; the reader keeps recent frames).
-func (p *PrunePlan) keepVerified(cache *Cache) ([]keeperTodo, error) {
+func (p *prunePlan) keepVerified(cache *localCache) ([]keeperTodo, error) {
 	var unverified []keeperTodo
 	for id, t := range p.live {
 		copies, err := cache.Copies(id)
 		if err != nil {
 			return nil, err
 		}
-		i := slices.IndexFunc(copies, func(c Copy) bool { return c.Verified && c.Type == t && p.present(c) })
+		i := slices.IndexFunc(copies, func(c blobCopy) bool { return c.Verified && c.Type == t && p.present(c) })
 		if i >= 0 {
 			p.keep(id, copies[i])
 		} else {
@@ -361,14 +361,14 @@ type keeperSearch struct {
 	ctx context.Context
 	r   *Repo
 	br  *blobReader
-	p   *PrunePlan
+	p   *prunePlan
 	buf []byte
 }
 
 // verifyAll looks for an intact copy of every chunk of todo, among the
 // copies listed (cache nil) or those the cache has now, and returns the
 // chunks with none.
-func (ks *keeperSearch) verifyAll(todo []keeperTodo, cache *Cache) ([]keeperTodo, error) {
+func (ks *keeperSearch) verifyAll(todo []keeperTodo, cache *localCache) ([]keeperTodo, error) {
 	var missing []keeperTodo
 	for _, td := range todo {
 		copies := td.copies
@@ -391,7 +391,7 @@ func (ks *keeperSearch) verifyAll(todo []keeperTodo, cache *Cache) ([]keeperTodo
 
 // verify keeps the first of copies that opens and matches the chunk's ID
 // (and the frame it is in, when framed); it reports whether there was one.
-func (ks *keeperSearch) verify(td keeperTodo, copies []Copy) (bool, error) {
+func (ks *keeperSearch) verify(td keeperTodo, copies []blobCopy) (bool, error) {
 	for _, c := range copies {
 		if c.Type != td.t || !ks.p.present(c) {
 			continue
@@ -420,7 +420,7 @@ func (ks *keeperSearch) verify(td keeperTodo, copies []Copy) (bool, error) {
 
 // markMissing reports the live chunks without an intact copy and marks
 // the packs that claim them: those are kept.
-func (p *PrunePlan) markMissing(cache *Cache, missing []keeperTodo) error {
+func (p *prunePlan) markMissing(cache *localCache, missing []keeperTodo) error {
 	for _, td := range missing {
 		p.res.Missing++
 		p.res.Problems = append(p.res.Problems, Problem{"chunk " + td.id.Short(), "no intact copy of this chunk, which a snapshot needs, is stored; the packs that claim it are kept"})
@@ -438,7 +438,7 @@ func (p *PrunePlan) markMissing(cache *Cache, missing []keeperTodo) error {
 }
 
 // keep makes c the keeper of live chunk id.
-func (p *PrunePlan) keep(id ID, c Copy) {
+func (p *prunePlan) keep(id ID, c blobCopy) {
 	p.keepers[id] = keeper{copy: c}
 	pf := p.packs[c.Pack]
 	if pf == nil {
@@ -462,7 +462,7 @@ func (p *PrunePlan) keep(id ID, c Copy) {
 // keeper (what a version 3 frame's header lists, or the claims in it): the
 // verified copies, live or not, go into the verified index, and the chunks'
 // lengths weigh the frame's dead share.
-func (r *Repo) verifyFrame(br *blobReader, p *PrunePlan, c Copy) error {
+func (r *Repo) verifyFrame(br *blobReader, p *prunePlan, c blobCopy) error {
 	pf := p.packs[c.Pack]
 	if pf == nil {
 		return nil
@@ -511,7 +511,7 @@ func (r *Repo) verifyFrame(br *blobReader, p *PrunePlan, c Copy) error {
 
 // readMarks reads the prune marks: those older than the grace period are
 // ripe.
-func (r *Repo) readMarks(ctx context.Context, opts PruneOptions, p *PrunePlan) error {
+func (r *Repo) readMarks(ctx context.Context, opts PruneOptions, p *prunePlan) error {
 	marks, err := r.pruneMarks(ctx)
 	if err != nil {
 		return err
@@ -533,7 +533,7 @@ func (r *Repo) readMarks(ctx context.Context, opts PruneOptions, p *PrunePlan) e
 // holds a keeper (kept, perhaps repacked); it claims a chunk with no
 // intact copy, or something is missing and its trailer cannot be read
 // (kept); a ripe mark names it (deleted); else it is marked.
-func (r *Repo) decidePacks(opts PruneOptions, p *PrunePlan) {
+func (r *Repo) decidePacks(opts PruneOptions, p *prunePlan) {
 	ids := make([]ID, 0, len(p.packs))
 	for id := range p.packs {
 		ids = append(ids, id)
@@ -598,7 +598,7 @@ const maxEntryLen = 1 + 32 + 5*5
 // stays, the old index files removed, ripe packs deleted, new ones marked.
 // A crash at any point leaves every keeper indexed (the verified index is
 // stored before anything it replaces goes).
-func (r *Repo) executePrune(ctx context.Context, p *PrunePlan, lock *Lock) error {
+func (r *Repo) executePrune(ctx context.Context, p *prunePlan, lock *Lock) error {
 	cache, err := r.openCache(ctx)
 	if err != nil {
 		return err
@@ -643,7 +643,7 @@ func (r *Repo) executePrune(ctx context.Context, p *PrunePlan, lock *Lock) error
 	// holds the exclusive lock), but one whose lock went stale might still
 	// be finishing a save, so only old ones go.
 	if tc, ok := backend.Find[backend.TempCleaner](r.be); ok {
-		n, err := tc.CleanTemp(ctx, r.now().Add(-LockStale))
+		n, err := tc.CleanTemp(ctx, r.now().Add(-staleAfter))
 		if err != nil {
 			return fmt.Errorf("%s: removing temporary objects: %w", r.be.Location(), err)
 		}
@@ -656,9 +656,9 @@ func (r *Repo) executePrune(ctx context.Context, p *PrunePlan, lock *Lock) error
 // the other copies the master verified in the packs that stay, by pack,
 // replacing every index file there is (those of the repack too), which
 // are then removed.
-func (r *Repo) saveVerifiedIndex(ctx context.Context, p *PrunePlan) error {
+func (r *Repo) saveVerifiedIndex(ctx context.Context, p *prunePlan) error {
 	byPack := map[ID]map[pack.Blob]bool{}
-	add := func(c Copy) {
+	add := func(c blobCopy) {
 		if byPack[c.Pack] == nil {
 			byPack[c.Pack] = map[pack.Blob]bool{}
 		}
@@ -740,7 +740,7 @@ func (r *Repo) pruneMarks(ctx context.Context) (map[string]pruneMark, error) {
 // repack copies the keepers of the packs to repack into new packs of a
 // master session (indexed as verified at once), and makes those copies the
 // keepers: the old packs then hold none and are marked.
-func (r *Repo) repack(ctx context.Context, cache *Cache, p *PrunePlan) error {
+func (r *Repo) repack(ctx context.Context, cache *localCache, p *prunePlan) error {
 	br, err := r.newBlobReader(ctx)
 	if err != nil {
 		return err

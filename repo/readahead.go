@@ -76,8 +76,8 @@ type rangeKey struct {
 func (k rangeKey) end() uint64 { return uint64(k.offset) + uint64(k.length) }
 
 type aheadEntry struct {
-	e      ListEntry
-	copies []Copy // as the cache has them: the reader's load takes them
+	e      listEntry
+	copies []blobCopy // as the cache has them: the reader's load takes them
 	key    rangeKey
 	has    bool // key is read ahead
 }
@@ -109,7 +109,7 @@ func newReadAhead(ctx context.Context, br *blobReader, t pack.BlobType, n int) *
 // fetch for its chunk: its first copy (the one blobReader.load tries
 // first), unless the reader holds that frame already or its claimed length
 // is too large to read ahead.
-func (ra *readAhead) entry(e ListEntry) aheadEntry {
+func (ra *readAhead) entry(e listEntry) aheadEntry {
 	// A cache that cannot be read leaves copies nil: the load asks it
 	// again and reports the error then.
 	copies, _ := ra.br.cache.Copies(e.ID)
@@ -367,7 +367,7 @@ func (ra *readAhead) loaded(id ID) {
 
 func (ra *readAhead) fill() {
 	for len(ra.pending) > 0 {
-		ae := ra.entry(ListEntry{ID: ra.pending[0]})
+		ae := ra.entry(listEntry{ID: ra.pending[0]})
 		if ra.full(ae) {
 			return
 		}

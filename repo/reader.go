@@ -347,13 +347,13 @@ func (r *Repo) FindSnapshot(ctx context.Context, prefix string) (*Snapshot, erro
 }
 
 // WalkStream calls fn for each data chunk of a stream (master or audit).
-func (r *Repo) WalkStream(ctx context.Context, ref StreamRef, fn func(ListEntry) error) error {
+func (r *Repo) WalkStream(ctx context.Context, ref StreamRef, fn func(listEntry) error) error {
 	return r.walkStream(ctx, ref, 0, fn)
 }
 
 // walkStream is WalkStream that fetches the list chunks ahead of the walk,
 // ahead at once (0: none).
-func (r *Repo) walkStream(ctx context.Context, ref StreamRef, ahead int, fn func(ListEntry) error) error {
+func (r *Repo) walkStream(ctx context.Context, ref StreamRef, ahead int, fn func(listEntry) error) error {
 	br, err := r.newBlobReader(ctx)
 	if err != nil {
 		return err
@@ -413,7 +413,7 @@ func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, er
 			return err
 		}
 		var readErr error
-		err := r.walkStream(ctx, ref, r.readAheadSlots(), func(e ListEntry) error {
+		err := r.walkStream(ctx, ref, r.readAheadSlots(), func(e listEntry) error {
 			ae := ra.entry(e)
 			for ra.full(ae) {
 				if readErr = next(); readErr != nil {

@@ -135,7 +135,7 @@ func TestLockOfWriterWithSlowClock(t *testing.T) {
 
 // TestLockOfKilledWriterWithFastClock: a writer whose clock ran a year
 // ahead and that was killed left a lock that stayed "active" for a year,
-// refusing every forget and prune. It is stale LockStale after it was
+// refusing every forget and prune. It is stale staleAfter after it was
 // stored.
 func TestLockOfKilledWriterWithFastClock(t *testing.T) {
 	be, k := newRepo(t)
@@ -149,9 +149,9 @@ func TestLockOfKilledWriterWithFastClock(t *testing.T) {
 	if active, err := m.ActiveLocks(ctx); err != nil || len(active) != 1 || active[0].Info.Exclusive {
 		t.Fatalf("right after the kill: %+v %v, want one shared lock", active, err)
 	}
-	m.now = func() time.Time { return time.Now().Add(LockStale + time.Minute) }
+	m.now = func() time.Time { return time.Now().Add(staleAfter + time.Minute) }
 	if active, err := m.ActiveLocks(ctx); err != nil || len(active) != 0 {
-		t.Fatalf("%v after the kill: active locks %+v %v", LockStale, active, err)
+		t.Fatalf("%v after the kill: active locks %+v %v", staleAfter, active, err)
 	}
 	x, err := m.Lock(ctx, true)
 	if err != nil {
@@ -181,7 +181,7 @@ func TestOversizedLockObject(t *testing.T) {
 	w := open(t, be, k.write)
 	ingest(t, w, "after a big lock object", randBytes(1, 10_000))
 	m := open(t, be, k.master)
-	m.now = func() time.Time { return time.Now().Add(LockStale + time.Minute) }
+	m.now = func() time.Time { return time.Now().Add(staleAfter + time.Minute) }
 	if _, err := m.CleanLocks(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -635,7 +635,7 @@ func TestConcurrentCommitsOfOneKey(t *testing.T) {
 }
 
 // TestPruneRemovesOldTempFiles: the temporary files of saves interrupted
-// by a crash were never removed. Prune removes those older than LockStale
+// by a crash were never removed. Prune removes those older than staleAfter
 // (a writer whose lock went stale may still be saving a young one).
 func TestPruneRemovesOldTempFiles(t *testing.T) {
 	be, k := newRepo(t)
@@ -650,7 +650,7 @@ func TestPruneRemovesOldTempFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	past := time.Now().Add(-LockStale - time.Minute)
+	past := time.Now().Add(-staleAfter - time.Minute)
 	if err := os.Chtimes(old, past, past); err != nil {
 		t.Fatal(err)
 	}
@@ -668,15 +668,15 @@ func TestPruneRemovesOldTempFiles(t *testing.T) {
 
 // TestOpenCacheRemovesDeadPrivateCaches: a process that found the shared
 // cache busy and died left its private cache-*.db behind for good.
-// OpenCache removes those no process holds, and keeps one in use.
+// openCacheDir removes those no process holds, and keeps one in use.
 func TestOpenCacheRemovesDeadPrivateCaches(t *testing.T) {
 	dir := t.TempDir()
-	shared, err := OpenCache(dir)
+	shared, err := openCacheDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer shared.Close()
-	busy, err := OpenCache(dir) // the shared one is held: a private one
+	busy, err := openCacheDir(dir) // the shared one is held: a private one
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -688,7 +688,7 @@ func TestOpenCacheRemovesDeadPrivateCaches(t *testing.T) {
 	if err := os.WriteFile(dead, []byte("left by a dead process"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	third, err := OpenCache(dir)
+	third, err := openCacheDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,8 +716,8 @@ func TestLapsedLockRefusesCommit(t *testing.T) {
 	if _, _, err := w.Add(ctx, pack.BlobData, randBytes(3, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	// No sign of life stored for LockStale: the refreshes failed.
-	r.now = func() time.Time { return time.Now().Add(LockStale) }
+	// No sign of life stored for staleAfter: the refreshes failed.
+	r.now = func() time.Time { return time.Now().Add(staleAfter) }
 	if _, err := w.Commit(ctx, &Manifest{Name: "late"}, [32]byte{3}); err == nil || !strings.Contains(err.Error(), "may have lapsed") {
 		t.Fatalf("commit after the lock lapsed: %v", err)
 	}
@@ -761,7 +761,7 @@ func TestHostileTreeWalkIsBounded(t *testing.T) {
 		}
 		return nil, backend.ErrNotFound
 	}
-	count := func(ListEntry) error { return nil }
+	count := func(listEntry) error { return nil }
 
 	// The honest reading of a level-2 tree: 1024 chunks of 100 bytes.
 	if err := walkTree(ctx, 2, innerID, 1024*100, load, count); err != nil {

@@ -54,7 +54,7 @@ func (r *Repo) RepairIndex(ctx context.Context) (*RepairResult, error) {
 		return nil, err
 	}
 	claims := map[ID][]pack.Blob{}
-	if err := br.cache.forEachCopy(func(c Copy) error {
+	if err := br.cache.forEachCopy(func(c blobCopy) error {
 		claims[c.Pack] = append(claims[c.Pack], c.Blob)
 		return nil
 	}); err != nil {

@@ -68,9 +68,9 @@ const (
 	ClassBulk = "bulk"
 )
 
-// DefaultChunking is the chunking of new repositories: the sizes chosen by
+// defaultChunking is the chunking of new repositories: the sizes chosen by
 // measurement in package chunk.
-func DefaultChunking() map[string]ChunkSizes {
+func defaultChunking() map[string]ChunkSizes {
 	sizes := func(p chunk.Params) ChunkSizes { return ChunkSizes{Min: p.Min, Max: p.Max, AvgBits: p.AvgBits} }
 	return map[string]ChunkSizes{
 		ClassText: sizes(chunk.TextParams(validPol)),
@@ -88,10 +88,10 @@ const (
 	// (a version 1 repository keeps one blob per chunk).
 	repoVersion    = 3
 	minRepoVersion = 1
-	// MaxConfig bounds the config object.
-	MaxConfig = 1 << 20
-	// DefaultPackSize is the target size of a pack.
-	DefaultPackSize = 16 << 20
+	// maxConfig bounds the config object.
+	maxConfig = 1 << 20
+	// defaultPackSize is the target size of a pack.
+	defaultPackSize = 16 << 20
 	configContext   = crypto.SigContext("larder config v1")
 )
 
@@ -115,7 +115,7 @@ type Repo struct {
 	master   *crypto.MasterKey
 	write    *crypto.WriteKey
 	audit    *crypto.AuditKey
-	cache    *Cache
+	cache    *localCache
 	cacheDir string
 	now      func() time.Time
 
@@ -304,7 +304,7 @@ func Init(ctx context.Context, be backend.Backend, master *crypto.MasterKey, key
 		return nil, err
 	}
 	cfg := &Config{Version: repoVersion, ID: fmt.Sprintf("%x", id), Created: time.Now().UTC().Truncate(time.Second),
-		Master: recBytes, Chunking: DefaultChunking(), PackSize: DefaultPackSize}
+		Master: recBytes, Chunking: defaultChunking(), PackSize: defaultPackSize}
 	body, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -341,7 +341,7 @@ type signedConfig struct {
 // ReadConfig reads and verifies the config (no key needed: the master's
 // record in it is self-certified).
 func ReadConfig(ctx context.Context, be backend.Backend) (*Config, error) {
-	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeConfig, Name: "config"}, MaxConfig)
+	b, err := loadAll(ctx, be, backend.Handle{Type: backend.TypeConfig, Name: "config"}, maxConfig)
 	if errors.Is(err, backend.ErrNotFound) {
 		return nil, fmt.Errorf("%s: %w (no config)", be.Location(), ErrNoRepository)
 	}
@@ -455,9 +455,9 @@ func (r *Repo) localDir() string {
 
 // localCache opens the cache on first use, without bringing its copy of
 // the index up to date.
-func (r *Repo) localCache() (*Cache, error) {
+func (r *Repo) localCache() (*localCache, error) {
 	if r.cache == nil {
-		c, err := OpenCache(r.localDir())
+		c, err := openCacheDir(r.localDir())
 		if err != nil {
 			return nil, err
 		}
@@ -467,7 +467,7 @@ func (r *Repo) localCache() (*Cache, error) {
 }
 
 // openCache opens the cache on first use and brings it up to date.
-func (r *Repo) openCache(ctx context.Context) (*Cache, error) {
+func (r *Repo) openCache(ctx context.Context) (*localCache, error) {
 	if _, err := r.localCache(); err != nil {
 		return nil, err
 	}

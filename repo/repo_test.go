@@ -75,7 +75,7 @@ func TestRoles(t *testing.T) {
 		t.Fatalf("audit key could not open the manifest: %v", err)
 	}
 	n := 0
-	if err := a.WalkStream(ctx, as.Manifest.Streams[0], func(ListEntry) error { n++; return nil }); err != nil || n == 0 {
+	if err := a.WalkStream(ctx, as.Manifest.Streams[0], func(listEntry) error { n++; return nil }); err != nil || n == 0 {
 		t.Fatalf("audit key walked %d chunks: %v", n, err)
 	}
 	if _, err := a.OpenStream(ctx, as.Manifest.Streams[0]); !errors.Is(err, ErrPermission) {

@@ -110,7 +110,7 @@ func indexedPacks(t testing.TB, r *Repo) []index.Pack {
 	}
 	byPack := map[ID][]pack.Blob{}
 	var order []ID
-	if err := c.forEachCopy(func(cp Copy) error {
+	if err := c.forEachCopy(func(cp blobCopy) error {
 		if _, ok := byPack[cp.Pack]; !ok {
 			order = append(order, cp.Pack)
 		}

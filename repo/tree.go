@@ -112,8 +112,8 @@ func (t *treeBuilder) Finish(ctx context.Context) (uint8, ID, error) {
 	}
 }
 
-// ListEntry is a data chunk of a stream.
-type ListEntry struct {
+// listEntry is a data chunk of a stream.
+type listEntry struct {
 	ID  ID
 	Len uint32
 }
@@ -134,7 +134,7 @@ const anyLength = ^uint64(0)
 // byte, and each list entry exactly the bytes of its subtree, so the work
 // of a walk is bounded by the stream's length, whatever the tree's writer
 // put in it.
-func walkTree(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), fn func(ListEntry) error) error {
+func walkTree(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), fn func(listEntry) error) error {
 	return walkTreeAhead(ctx, depth, root, length, load, nil, fn)
 }
 
@@ -142,7 +142,7 @@ func walkTree(ctx context.Context, depth uint8, root ID, length uint64, load fun
 // level 1 list chunks under each level 2 list chunk: the walk loads them
 // next, in that order, and nothing else between (OpenStream fetches them
 // ahead).
-func walkTreeAhead(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), ahead func([]ID), fn func(ListEntry) error) error {
+func walkTreeAhead(ctx context.Context, depth uint8, root ID, length uint64, load func(ID) ([]byte, error), ahead func([]ID), fn func(listEntry) error) error {
 	if depth == 0 {
 		if length != 0 && length != anyLength {
 			return fmt.Errorf("%w: an empty tree for a stream of %d bytes", ErrCorrupt, length)
@@ -164,7 +164,7 @@ func walkTreeAhead(ctx context.Context, depth uint8, root ID, length uint64, loa
 
 // walkNode walks the subtree of list chunk id, at most budget bytes of
 // stream, and returns the bytes it covers.
-func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(ID) ([]byte, error), ahead func([]ID), fn func(ListEntry) error) (uint64, error) {
+func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(ID) ([]byte, error), ahead func([]ID), fn func(listEntry) error) (uint64, error) {
 	b, err := load(id)
 	if err != nil {
 		return 0, err
@@ -175,7 +175,7 @@ func walkNode(ctx context.Context, depth uint8, id ID, budget uint64, load func(
 			return 0, fmt.Errorf("%w: list chunk %s has %d bytes", ErrCorrupt, id.Short(), len(b))
 		}
 		for i := 0; i < len(b); i += entry0Size {
-			var e ListEntry
+			var e listEntry
 			copy(e.ID[:], b[i:])
 			e.Len = binary.LittleEndian.Uint32(b[i+32:])
 			if e.Len == 0 || uint64(e.Len) > budget-sum {

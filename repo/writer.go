@@ -26,7 +26,7 @@ type Writer struct {
 	r       *Repo
 	lock    *Lock
 	session *crypto.Session
-	cache   *Cache
+	cache   *localCache
 	tmp     string // packs being written (Repo.tempDir)
 	tmpDone func()
 	key     crypto.KeyID
