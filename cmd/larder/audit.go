@@ -45,10 +45,10 @@ func runAudit(c *cli.Context) error {
 		}
 		out(c, "\n")
 		for _, w := range rep.Warnings {
-			fmt.Fprintf(c.App.ErrWriter, "larder: warning: %s\n", w)
+			warn(c, "%s", w)
 		}
 		for _, p := range rep.Problems {
-			fmt.Fprintf(c.App.ErrWriter, "larder: %s\n", p)
+			problem(c, "%s", p)
 		}
 	}
 	if !rep.OK() {

@@ -81,7 +81,7 @@ func runCheck(c *cli.Context) error {
 			out(c, "%d packs are in no index (left by an interrupted ingest; prune removes them)\n", res.Unindexed)
 		}
 		for _, p := range res.Problems {
-			fmt.Fprintf(c.App.ErrWriter, "larder: %s\n", p)
+			problem(c, "%s", p)
 		}
 	}
 	if len(res.Problems) > 0 {

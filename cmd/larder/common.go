@@ -59,20 +59,35 @@ func checkPassphraseLength(c *cli.Context, role crypto.Role, pass []byte) error 
 // errNoKey: no key could be found for an operation that needs one.
 var errNoKey = errors.New("no key")
 
-// out prints to the command's output unless --quiet.
+// out prints to the command's output unless --quiet. Its error is not
+// returned: the output writer keeps the first one and run reports it (see
+// stickyWriter), so that a failed write fails the command.
 func out(c *cli.Context, format string, a ...any) {
 	if c.Bool("quiet") || c.Bool("json") {
 		return
 	}
-	fmt.Fprintf(c.App.Writer, format, a...)
+	_, _ = fmt.Fprintf(c.App.Writer, format, a...) // kept by stickyWriter
+}
+
+// printErr prints to stderr. A failure to write there is dropped: stderr
+// is where failures are reported, so there is nowhere left to report it.
+func printErr(c *cli.Context, format string, a ...any) {
+	_, _ = fmt.Fprintf(c.App.ErrWriter, format, a...)
+}
+
+// problem prints one "larder: ..." line to stderr: a problem found, the
+// command goes on.
+func problem(c *cli.Context, format string, a ...any) {
+	printErr(c, "larder: "+format+"\n", a...)
 }
 
 // warn prints a warning line to stderr.
 func warn(c *cli.Context, format string, a ...any) {
-	fmt.Fprintf(c.App.ErrWriter, "larder: warning: "+format+"\n", a...)
+	printErr(c, "larder: warning: "+format+"\n", a...)
 }
 
-// emit writes one JSON object (with --json).
+// emit writes one JSON object (with --json). Callers return its error: a
+// consumer that stopped reading ends the command.
 func emit(c *cli.Context, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -152,11 +167,15 @@ func promptPassphrase(prompt string, confirm bool) ([]byte, error) {
 	if err != nil {
 		return nil, errNoTerminal
 	}
-	defer tty.Close()
+	defer func() { _ = tty.Close() }() // a terminal: nothing written to lose
 	read := func(p string) ([]byte, error) {
-		fmt.Fprint(tty, p)
+		if _, err := fmt.Fprint(tty, p); err != nil {
+			return nil, err
+		}
 		b, err := term.ReadPassword(int(tty.Fd()))
-		fmt.Fprintln(tty)
+		// The newline after the hidden input is cosmetic: an error
+		// writing it changes nothing.
+		_, _ = fmt.Fprintln(tty)
 		return b, err
 	}
 	pw, err := read(prompt)
@@ -199,7 +218,7 @@ func loadKey(c *cli.Context, be backend.Backend) (repo.Key, []byte, error) {
 	var err error
 	if path != "" {
 		if data, err = os.ReadFile(path); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", errNoKey, err)
+			return nil, nil, fmt.Errorf("%w: %w", errNoKey, err)
 		}
 	} else {
 		data, err = repo.MasterKeyFile(c.Context, be)
@@ -207,7 +226,7 @@ func loadKey(c *cli.Context, be backend.Backend) (repo.Key, []byte, error) {
 			return nil, nil, err
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: give --key or set LARDER_KEY (the repository holds no master key file: %v)", errNoKey, err)
+			return nil, nil, fmt.Errorf("%w: give --key or set LARDER_KEY (the repository holds no master key file: %w)", errNoKey, err)
 		}
 		path = "the repository's master key"
 	}
@@ -279,17 +298,23 @@ func openRepoKey(c *cli.Context) (*repo.Repo, repo.Key, error) {
 }
 
 // closeRepo prints the warnings about objects the command passed by (junk,
-// damage, forgeries) and closes the repository.
+// damage, forgeries) and closes the repository. It runs deferred, after
+// the command's result: a failure to close the local cache (a copy of
+// what the repository holds, rebuilt when needed) is a warning.
 func closeRepo(c *cli.Context, r *repo.Repo) {
 	printWarnings(c, r)
-	r.Close()
+	if err := r.Close(); err != nil {
+		warn(c, "closing the local cache: %v", err)
+	}
 }
 
 // printWarnings prints what the repository passed by since the last call.
 func printWarnings(c *cli.Context, r *repo.Repo) {
 	for _, w := range r.Warnings() {
 		if c.Bool("json") {
-			emit(c, map[string]any{"event": "warning", "object": w.Object, "warning": w.What})
+			// Deferred, with no error to return to: stickyWriter keeps
+			// a failed write and run reports it.
+			_ = emit(c, map[string]any{"event": "warning", "object": w.Object, "warning": w.What})
 			continue
 		}
 		warn(c, "%s", w)

@@ -32,7 +32,7 @@ func runCopy(c *cli.Context) error {
 	if err != nil {
 		return usagef("--to: %v", err)
 	}
-	defer dst.Close()
+	defer func() { _ = dst.Close() }() // releases connections only: nothing to lose
 	if s3, ok := backend.Find[*backend.S3](dst); ok {
 		if err := s3.MakeBucket(c.Context); err != nil {
 			return err

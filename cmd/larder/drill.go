@@ -32,14 +32,8 @@ func drillCommand() *cli.Command {
 }
 
 func runDrill(c *cli.Context) error {
-	chosen := 0
-	for _, f := range []bool{c.NArg() == 1, c.Bool("latest"), c.Int("random") > 0, c.Bool("all")} {
-		if f {
-			chosen++
-		}
-	}
-	if chosen != 1 || c.NArg() > 1 {
-		return usagef("drill needs exactly one of SNAPSHOT, --latest, --random N, --all")
+	if err := checkDrillArgs(c); err != nil {
+		return err
 	}
 	r, err := openRepo(c)
 	if err != nil {
@@ -54,46 +48,11 @@ func runDrill(c *cli.Context) error {
 		return err
 	}
 	defer unlock()
-	var snaps []*repo.Snapshot
-	if c.NArg() == 1 {
-		s, err := r.FindSnapshot(c.Context, c.Args().First())
-		if err != nil {
-			return err
-		}
-		s.AllowRejected = c.Bool("allow-rejected")
-		if err := s.Usable(); err != nil {
-			return err
-		}
-		snaps = []*repo.Snapshot{s}
-	} else {
-		listed, err := r.Snapshots(c.Context, true)
-		if err != nil {
-			return err
-		}
-		// Rejected snapshots (a revoked key's) are not drilled unless asked.
-		var all []*repo.Snapshot
-		for _, s := range listed {
-			s.AllowRejected = c.Bool("allow-rejected")
-			if s.Usable() == nil {
-				all = append(all, s)
-			} else if !c.Bool("json") {
-				warn(c, "%v", s.Usable())
-			}
-		}
-		if len(all) == 0 {
-			return &statusError{exitNothingToDo, "no snapshots to drill"}
-		}
-		switch {
-		case c.Bool("latest"):
-			snaps = all[len(all)-1:]
-		case c.Bool("all"):
-			snaps = all
-		default:
-			rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
-			snaps = all[:min(c.Int("random"), len(all))]
-		}
+	snaps, err := drillSnapshots(c, r)
+	if err != nil {
+		return err
 	}
-	host, _ := os.Hostname()
+	host, _ := os.Hostname() // empty when unknown: the record goes without
 	failed := 0
 	var recordErr error
 	for _, s := range snaps {
@@ -116,38 +75,100 @@ func runDrill(c *cli.Context) error {
 			}
 			continue
 		}
-		name := ""
-		if s.Manifest != nil {
-			name = s.Manifest.Name
-		}
-		status := "ok"
-		if !rec.OK {
-			status = "FAILED"
-		}
-		line := fmt.Sprintf("drill %s %s: %s, %s restored", s.ID.Short(), name, status, human(rec.Bytes))
-		if rec.SHA256OK {
-			line += ", sha256 verified"
-		}
-		if pg := rec.Postgres; pg != nil {
-			line += fmt.Sprintf(", %s: %d tables, %d rows", pgVersion(pg.Version), pg.Tables, pg.Rows)
-			if len(pg.Mismatches) == 0 {
-				line += " match"
-			}
-		}
-		out(c, "%s\n", line)
-		if rec.Error != "" {
-			fmt.Fprintf(c.App.ErrWriter, "larder: drill %s: %s\n", s.ID.Short(), oneLine(rec.Error))
-		}
-		if rec.Postgres != nil {
-			for _, m := range rec.Postgres.Mismatches {
-				fmt.Fprintf(c.App.ErrWriter, "larder: drill %s: %s\n", s.ID.Short(), m)
-			}
-		}
+		printDrill(c, s, rec)
 	}
 	if failed > 0 {
 		return &statusError{exitVerify, fmt.Sprintf("%d of %d drills failed", failed, len(snaps))}
 	}
 	return recordErr
+}
+
+// checkDrillArgs accepts exactly one way of choosing the snapshots:
+// SNAPSHOT, --latest, --random N or --all.
+func checkDrillArgs(c *cli.Context) error {
+	chosen := 0
+	for _, f := range []bool{c.NArg() == 1, c.Bool("latest"), c.Int("random") > 0, c.Bool("all")} {
+		if f {
+			chosen++
+		}
+	}
+	if chosen != 1 || c.NArg() > 1 {
+		return usagef("drill needs exactly one of SNAPSHOT, --latest, --random N, --all")
+	}
+	return nil
+}
+
+// drillSnapshots returns the snapshots the arguments choose: the one
+// named, or the newest, N random or all of the usable ones.
+func drillSnapshots(c *cli.Context, r *repo.Repo) ([]*repo.Snapshot, error) {
+	if c.NArg() == 1 {
+		s, err := r.FindSnapshot(c.Context, c.Args().First())
+		if err != nil {
+			return nil, err
+		}
+		s.AllowRejected = c.Bool("allow-rejected")
+		if err := s.Usable(); err != nil {
+			return nil, err
+		}
+		return []*repo.Snapshot{s}, nil
+	}
+	listed, err := r.Snapshots(c.Context, true)
+	if err != nil {
+		return nil, err
+	}
+	// Rejected snapshots (a revoked key's) are not drilled unless asked.
+	var all []*repo.Snapshot
+	for _, s := range listed {
+		s.AllowRejected = c.Bool("allow-rejected")
+		if s.Usable() == nil {
+			all = append(all, s)
+		} else if !c.Bool("json") {
+			warn(c, "%v", s.Usable())
+		}
+	}
+	if len(all) == 0 {
+		return nil, &statusError{exitNothingToDo, "no snapshots to drill"}
+	}
+	switch {
+	case c.Bool("latest"):
+		return all[len(all)-1:], nil
+	case c.Bool("all"):
+		return all, nil
+	}
+	rand.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+	return all[:min(c.Int("random"), len(all))], nil
+}
+
+// printDrill prints one drill's result line, and its error and row count
+// mismatches to stderr.
+func printDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord) {
+	name := ""
+	if s.Manifest != nil {
+		name = s.Manifest.Name
+	}
+	status := "ok"
+	if !rec.OK {
+		status = "FAILED"
+	}
+	line := fmt.Sprintf("drill %s %s: %s, %s restored", s.ID.Short(), name, status, human(rec.Bytes))
+	if rec.SHA256OK {
+		line += ", sha256 verified"
+	}
+	if pg := rec.Postgres; pg != nil {
+		line += fmt.Sprintf(", %s: %d tables, %d rows", pgVersion(pg.Version), pg.Tables, pg.Rows)
+		if len(pg.Mismatches) == 0 {
+			line += " match"
+		}
+	}
+	out(c, "%s\n", line)
+	if rec.Error != "" {
+		problem(c, "drill %s: %s", s.ID.Short(), oneLine(rec.Error))
+	}
+	if rec.Postgres != nil {
+		for _, m := range rec.Postgres.Mismatches {
+			problem(c, "drill %s: %s", s.ID.Short(), m)
+		}
+	}
 }
 
 // pgVersion shortens "postgres (PostgreSQL) 15.18 (Debian ...)".

@@ -61,7 +61,9 @@ func runForget(c *cli.Context) error {
 			removed++
 		}
 		if c.Bool("json") {
-			emit(c, map[string]any{"snapshot": d.Snapshot.ID.String(), "keep": d.Keep, "reasons": d.Reasons, "time": d.Snapshot.Envelope.Claimed})
+			if err := emit(c, map[string]any{"snapshot": d.Snapshot.ID.String(), "keep": d.Keep, "reasons": d.Reasons, "time": d.Snapshot.Envelope.Claimed}); err != nil {
+				return err
+			}
 			continue
 		}
 		out(c, "%s %s  %s  %s\n", verb, d.Snapshot.ID.Short(), d.Snapshot.Envelope.Claimed.Local().Format(time.DateTime), strings.Join(d.Reasons, ", "))
@@ -103,7 +105,9 @@ func runForgetIDs(c *cli.Context) error {
 	}
 	for _, id := range ids {
 		if c.Bool("json") {
-			emit(c, map[string]any{"snapshot": id.String(), "keep": false})
+			if err := emit(c, map[string]any{"snapshot": id.String(), "keep": false}); err != nil {
+				return err
+			}
 			continue
 		}
 		out(c, "removed %s\n", id.Short())

@@ -10,6 +10,7 @@ import (
 
 	"github.com/larder/larder"
 	"github.com/larder/larder/recompress"
+	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -59,68 +60,30 @@ func runIngest(c *cli.Context) error {
 	defer closeRepo(c, r)
 	host := c.String("host")
 	if host == "" {
-		host, _ = os.Hostname()
+		host, _ = os.Hostname() // empty when unknown: snapshots go without
 	}
-	progress := isTerminal(c.App.ErrWriter) && !c.Bool("quiet") && !c.Bool("json")
-	var failed, damaged, stored int
-	var firstErr error
+	var t ingestTally
 	for _, f := range files {
-		opts := larder.IngestOptions{DryRun: c.Bool("dry-run"), Force: c.Bool("force"), Host: host}
-		if progress {
-			name := filepath.Base(f)
-			opts.Progress = func(phase string, done, total int64) {
-				fmt.Fprintf(c.App.ErrWriter, "\r%s: %s %s of %s ", name, phase, human(uint64(done)), human(uint64(total)))
-			}
-		}
-		res, err := larder.Ingest(c.Context, r, f, opts)
-		if progress {
-			fmt.Fprint(c.App.ErrWriter, "\r\033[K")
-		}
+		res, err := ingestFile(c, r, f, host)
 		if err != nil {
 			if errors.Is(err, c.Context.Err()) && c.Context.Err() != nil {
 				return err
 			}
-			failed++
-			if firstErr == nil {
-				firstErr = err
+			t.failed++
+			if t.firstErr == nil {
+				t.firstErr = err
 			}
-			ev := ingestEvent{Event: "failed", File: f, Error: err.Error()}
-			if c.Bool("json") {
-				emit(c, ev)
-			} else if len(files) > 1 {
-				// With one file, run prints the returned error: once.
-				fmt.Fprintf(c.App.ErrWriter, "larder: %s: %s\n", f, oneLine(err.Error()))
+			if err := reportFailure(c, f, err, len(files)); err != nil {
+				return err
 			}
 			continue
 		}
-		ev := ingestEvent{File: f, Size: res.Size, SHA256: fmt.Sprintf("%x", res.SHA256)}
-		switch {
-		case res.Existing != "":
-			ev.Event = "skipped"
-			ev.Snapshot = res.Existing
-		case c.Bool("dry-run"):
-			ev.Event = "would-ingest"
-		default:
-			ev.Event = "ingested"
-			ev.Snapshot = res.Snapshot.String()
-			stored++
+		ev := newIngestEvent(f, res, c.Bool("dry-run"))
+		if ev.Event == "ingested" {
+			t.stored++
 		}
-		if res.Summary != nil {
-			ev.Exact, ev.Layers = res.Summary.Exact, res.Summary.Layers
-			for _, s := range res.Summary.Streams {
-				ev.Canonical += s.Bytes
-			}
-			ev.NewBytes = res.Stats.NewStored
-			if res.Size > 0 {
-				ev.DedupRatio = float64(res.Size) / float64(max(res.Stats.NewStored, 1))
-			}
-			for _, w := range res.Warnings {
-				ev.Warnings = append(ev.Warnings, w.Error())
-			}
-			ev.Damaged = res.Damaged()
-			if ev.Damaged {
-				damaged++
-			}
+		if ev.Damaged {
+			t.damaged++
 		}
 		if c.Bool("json") {
 			if err := emit(c, ev); err != nil {
@@ -130,18 +93,90 @@ func runIngest(c *cli.Context) error {
 		}
 		printIngest(c, ev)
 	}
+	return t.result(files, c.Bool("dry-run"))
+}
+
+// ingestTally counts the outcomes of an ingest's files.
+type ingestTally struct {
+	failed, damaged, stored int
+	firstErr                error
+}
+
+// result is the command's error for the tally: the failure (the first
+// one's cause), damage stored, or nothing to do.
+func (t ingestTally) result(files []string, dryRun bool) error {
 	switch {
-	case failed > 0:
-		if failed == 1 && len(files) == 1 {
-			return fmt.Errorf("%s: %w", files[0], firstErr)
+	case t.failed > 0:
+		if t.failed == 1 && len(files) == 1 {
+			return fmt.Errorf("%s: %w", files[0], t.firstErr)
 		}
-		return fmt.Errorf("%d of %d files failed (first: %v)", failed, len(files), oneLine(firstErr.Error()))
-	case damaged > 0:
-		return &statusError{exitDamaged, fmt.Sprintf("%d damaged files stored exactly, flagged", damaged)}
-	case stored == 0 && !c.Bool("dry-run"):
+		return fmt.Errorf("%d of %d files failed (first: %s)", t.failed, len(files), oneLine(t.firstErr.Error()))
+	case t.damaged > 0:
+		return &statusError{exitDamaged, fmt.Sprintf("%d damaged files stored exactly, flagged", t.damaged)}
+	case t.stored == 0 && !dryRun:
 		return &statusError{exitNothingToDo, "nothing to do: every file is stored already"}
 	}
 	return nil
+}
+
+// ingestFile ingests one file, showing progress on a terminal stderr.
+func ingestFile(c *cli.Context, r *repo.Repo, f, host string) (*larder.IngestResult, error) {
+	opts := larder.IngestOptions{DryRun: c.Bool("dry-run"), Force: c.Bool("force"), Host: host}
+	progress := isTerminal(c.App.ErrWriter) && !c.Bool("quiet") && !c.Bool("json")
+	if progress {
+		name := filepath.Base(f)
+		opts.Progress = func(phase string, done, total int64) {
+			printErr(c, "\r%s: %s %s of %s ", name, phase, human(uint64(done)), human(uint64(total)))
+		}
+	}
+	res, err := larder.Ingest(c.Context, r, f, opts)
+	if progress {
+		printErr(c, "\r\033[K")
+	}
+	return res, err
+}
+
+// reportFailure reports a file that failed: a "failed" event with --json,
+// else a line on stderr when there are several files (with one, run prints
+// the returned error: once).
+func reportFailure(c *cli.Context, f string, err error, files int) error {
+	if c.Bool("json") {
+		return emit(c, ingestEvent{Event: "failed", File: f, Error: err.Error()})
+	}
+	if files > 1 {
+		problem(c, "%s: %s", f, oneLine(err.Error()))
+	}
+	return nil
+}
+
+// newIngestEvent describes the result of ingesting file f.
+func newIngestEvent(f string, res *larder.IngestResult, dryRun bool) ingestEvent {
+	ev := ingestEvent{File: f, Size: res.Size, SHA256: fmt.Sprintf("%x", res.SHA256)}
+	switch {
+	case res.Existing != "":
+		ev.Event = "skipped"
+		ev.Snapshot = res.Existing
+	case dryRun:
+		ev.Event = "would-ingest"
+	default:
+		ev.Event = "ingested"
+		ev.Snapshot = res.Snapshot.String()
+	}
+	if res.Summary != nil {
+		ev.Exact, ev.Layers = res.Summary.Exact, res.Summary.Layers
+		for _, s := range res.Summary.Streams {
+			ev.Canonical += s.Bytes
+		}
+		ev.NewBytes = res.Stats.NewStored
+		if res.Size > 0 {
+			ev.DedupRatio = float64(res.Size) / float64(max(res.Stats.NewStored, 1))
+		}
+		for _, w := range res.Warnings {
+			ev.Warnings = append(ev.Warnings, w.Error())
+		}
+		ev.Damaged = res.Damaged()
+	}
+	return ev
 }
 
 func printIngest(c *cli.Context, ev ingestEvent) {
@@ -163,7 +198,7 @@ func printIngest(c *cli.Context, ev ingestEvent) {
 		out(c, "  %s: %s, %s\n", l.Where, l.Mode, engine)
 	}
 	for _, w := range ev.Warnings {
-		fmt.Fprintf(c.App.ErrWriter, "larder: warning: %s\n", w)
+		warn(c, "%s", w)
 	}
 }
 

@@ -112,7 +112,12 @@ func runNewKey(c *cli.Context, role crypto.Role) error {
 		return err
 	}
 	if err := r.AddKey(c.Context, rec); err != nil {
-		os.Remove(c.String("out"))
+		// The key file is of no use without its record: remove it, and
+		// say so when that fails (run prints only the first line of the
+		// error, so it is a warning).
+		if rerr := os.Remove(c.String("out")); rerr != nil {
+			warn(c, "the key was not added, and its key file could not be removed: %v", rerr)
+		}
 		return err
 	}
 	if len(pass) == 0 {

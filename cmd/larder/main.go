@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/larder/larder"
@@ -52,13 +53,47 @@ const defaultMemoryLimit = 80 << 20
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	app := newApp(stdin, stdout, stderr)
+	output := &stickyWriter{w: stdout}
+	app := newApp(stdin, output, stderr)
 	err := app.RunContext(ctx, interspersed(app, args))
+	if werr := output.Err(); err == nil && werr != nil {
+		err = fmt.Errorf("writing the output: %w", werr)
+	}
 	code := exitCode(err)
 	if err != nil && code != exitNothingToDo && code != exitDamaged {
-		fmt.Fprintf(stderr, "larder: %s\n", oneLine(err.Error()))
+		// The last word goes to stderr; if that fails too, the exit code
+		// still tells.
+		_, _ = fmt.Fprintf(stderr, "larder: %s\n", oneLine(err.Error()))
 	}
 	return code
+}
+
+// stickyWriter is the commands' standard output: it keeps the first write
+// error (a full disk, a closed pipe), so that run fails a command whose
+// output was lost even where the printing helpers (out) return nothing.
+// After an error it writes nothing more.
+type stickyWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
+}
+
+// Err returns the first write error, or nil.
+func (s *stickyWriter) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // statusError carries an exit code that is not a failure (nothing to do,

@@ -29,7 +29,7 @@ func repairCommand() *cli.Command {
 				}
 				out(c, "read %d packs: %d chunks verified, %d claims failed; the index replaces %d index files\n", res.Packs, res.Verified, res.Failed, res.Removed)
 				for _, p := range res.Problems {
-					fmt.Fprintf(c.App.ErrWriter, "larder: %s\n", p)
+					problem(c, "%s", p)
 				}
 				if res.Failed > 0 {
 					return &statusError{exitVerify, fmt.Sprintf("%d claims of chunks did not verify", res.Failed)}

@@ -71,7 +71,9 @@ func runRestore(c *cli.Context) error {
 	if path == "-" {
 		w := bufio.NewWriterSize(c.App.Writer, 1<<20)
 		if _, err := larder.Restore(c.Context, r, snap, w); err != nil {
-			w.Flush()
+			// Pass on what was restored; the restore's error is the one
+			// to report.
+			_ = w.Flush()
 			return err
 		}
 		return w.Flush()

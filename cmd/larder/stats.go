@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+
 	"github.com/larder/larder/repo/backend"
 	"github.com/urfave/cli/v2"
 )
@@ -21,7 +23,9 @@ func runStats(c *cli.Context) error {
 	defer closeRepo(c, r)
 	var stored int64
 	for _, t := range []backend.Type{backend.TypeData, backend.TypeIndex, backend.TypeSnapshot, backend.TypeDrill, backend.TypeForget, backend.TypePrune, backend.TypeKey} {
-		r.Backend().List(c.Context, t, func(fi backend.FileInfo) error { stored += fi.Size; return nil })
+		if err := r.Backend().List(c.Context, t, func(fi backend.FileInfo) error { stored += fi.Size; return nil }); err != nil {
+			return fmt.Errorf("listing the repository's %s objects: %w", t, err)
+		}
 	}
 	snaps, err := r.Snapshots(c.Context, true)
 	if err != nil {
@@ -32,8 +36,10 @@ func runStats(c *cli.Context) error {
 		if m := s.Manifest; m != nil {
 			original += m.Size
 			if c.Bool("json") {
-				emit(c, map[string]any{"snapshot": s.ID.String(), "name": m.Name, "size": m.Size, "new_bytes": m.Stats.NewStored,
-					"chunks": m.Stats.Chunks, "new_chunks": m.Stats.NewChunks})
+				if err := emit(c, map[string]any{"snapshot": s.ID.String(), "name": m.Name, "size": m.Size, "new_bytes": m.Stats.NewStored,
+					"chunks": m.Stats.Chunks, "new_chunks": m.Stats.NewChunks}); err != nil {
+					return err
+				}
 			} else {
 				out(c, "%s  %-48s  %9s  %9s new\n", s.ID.Short(), m.Name, human(m.Size), human(m.Stats.NewStored))
 			}
