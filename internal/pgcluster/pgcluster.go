@@ -143,49 +143,10 @@ func (c *Cluster) LogTail() string { return readTail(c.logFile, maxLogTail) }
 // left running and the folder is removed; the error includes the end of the
 // server log when the server was started.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
-	binDir, err := FindBinDir(opts.BinDir)
+	c, timeout, err := newCluster(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
-	port := opts.Port
-	if port == 0 {
-		port = DefaultPort
-	}
-	if port < 1 || port > 65535 {
-		return nil, fmt.Errorf("pgcluster: port %d out of range 1..65535", port)
-	}
-	timeout := opts.StartTimeout
-	if timeout == 0 {
-		timeout = DefaultStartTimeout
-	}
-	if timeout < 0 {
-		return nil, fmt.Errorf("pgcluster: negative start timeout %v", timeout)
-	}
-	for k := range opts.Settings {
-		if !validSettingName(k) {
-			return nil, fmt.Errorf("pgcluster: invalid setting name %q", k)
-		}
-	}
-
-	c := &Cluster{binDir: binDir, port: port}
-	if os.Geteuid() == 0 {
-		name := opts.ServerUser
-		if name == "" {
-			name = "postgres"
-		}
-		cred, err := lookupCredential(name)
-		if err != nil {
-			return nil, fmt.Errorf("pgcluster: running as root, so the server must run as another user: %w", err)
-		}
-		c.cred = cred
-	}
-
-	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").Output()
-	if err != nil {
-		return nil, fmt.Errorf("pgcluster: %s --version: %w", filepath.Join(binDir, "postgres"), err)
-	}
-	c.version = strings.TrimSpace(string(out))
-
 	root, err := os.MkdirTemp(opts.Dir, "pgcluster-")
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: create cluster folder: %w", err)
@@ -197,27 +158,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			_ = c.Stop()
+			_ = c.Stop() // the error that stopped Start is the one to report
 		}
 	}()
-
-	if n := len(c.socketPath()); n > maxSocketPath {
-		return nil, fmt.Errorf("pgcluster: socket path %s is %d bytes, over the limit of %d; use a temporary folder with a shorter path", c.socketPath(), n, maxSocketPath)
+	if err := c.prepareFolders(); err != nil {
+		return nil, err
 	}
-	if err := os.Mkdir(c.socketDir, 0o700); err != nil {
-		return nil, fmt.Errorf("pgcluster: create socket folder: %w", err)
-	}
-	if c.cred != nil {
-		for _, p := range []string{root, c.socketDir} {
-			if err := os.Chown(p, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-				return nil, fmt.Errorf("pgcluster: give %s to the server user: %w", p, err)
-			}
-		}
-		if err := checkSearchable(filepath.Dir(root), c.cred); err != nil {
-			return nil, err
-		}
-	}
-
 	initdb := c.serverCommand(ctx, "initdb",
 		"--pgdata="+c.dataDir,
 		"--username="+Superuser,
@@ -229,11 +175,86 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("pgcluster: initdb: %w\n%s", contextErr(ctx, err), tail(out, maxLogTail))
 	}
-
 	if err := c.writeConfig(opts.Settings); err != nil {
 		return nil, err
 	}
+	if err := c.startServer(ctx, timeout); err != nil {
+		return nil, err
+	}
+	ok = true
+	return c, nil
+}
 
+// newCluster checks the options and returns the Cluster to start (bin
+// folder, port, server user and version filled in) and the start timeout.
+func newCluster(ctx context.Context, opts Options) (*Cluster, time.Duration, error) {
+	binDir, err := FindBinDir(opts.BinDir)
+	if err != nil {
+		return nil, 0, err
+	}
+	port := opts.Port
+	if port == 0 {
+		port = DefaultPort
+	}
+	if port < 1 || port > 65535 {
+		return nil, 0, fmt.Errorf("pgcluster: port %d out of range 1..65535", port)
+	}
+	timeout := opts.StartTimeout
+	if timeout == 0 {
+		timeout = DefaultStartTimeout
+	}
+	if timeout < 0 {
+		return nil, 0, fmt.Errorf("pgcluster: negative start timeout %v", timeout)
+	}
+	for k := range opts.Settings {
+		if !validSettingName(k) {
+			return nil, 0, fmt.Errorf("pgcluster: invalid setting name %q", k)
+		}
+	}
+	c := &Cluster{binDir: binDir, port: port}
+	if os.Geteuid() == 0 {
+		name := opts.ServerUser
+		if name == "" {
+			name = "postgres"
+		}
+		cred, err := lookupCredential(name)
+		if err != nil {
+			return nil, 0, fmt.Errorf("pgcluster: running as root, so the server must run as another user: %w", err)
+		}
+		c.cred = cred
+	}
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").Output()
+	if err != nil {
+		return nil, 0, fmt.Errorf("pgcluster: %s --version: %w", filepath.Join(binDir, "postgres"), err)
+	}
+	c.version = strings.TrimSpace(string(out))
+	return c, timeout, nil
+}
+
+// prepareFolders checks the socket path's length, creates the socket
+// folder and, when the server runs as another user, gives it the cluster
+// folder and checks that it can reach it.
+func (c *Cluster) prepareFolders() error {
+	if n := len(c.socketPath()); n > maxSocketPath {
+		return fmt.Errorf("pgcluster: socket path %s is %d bytes, over the limit of %d; use a temporary folder with a shorter path", c.socketPath(), n, maxSocketPath)
+	}
+	if err := os.Mkdir(c.socketDir, 0o700); err != nil {
+		return fmt.Errorf("pgcluster: create socket folder: %w", err)
+	}
+	if c.cred == nil {
+		return nil
+	}
+	for _, p := range []string{c.root, c.socketDir} {
+		if err := os.Chown(p, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			return fmt.Errorf("pgcluster: give %s to the server user: %w", p, err)
+		}
+	}
+	return checkSearchable(filepath.Dir(c.root), c.cred)
+}
+
+// startServer starts the server with pg_ctl and waits until it accepts
+// connections; errors carry the end of the server log.
+func (c *Cluster) startServer(ctx context.Context, timeout time.Duration) error {
 	secs := int((timeout + time.Second - 1) / time.Second)
 	pgctl := c.serverCommand(ctx, "pg_ctl", "start",
 		"--pgdata="+c.dataDir,
@@ -246,13 +267,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		// Killed by ctx, pg_ctl may have launched a server that has not
 		// written postmaster.pid yet; Stop waits for it.
 		c.mayBeStarting = ctx.Err() != nil
-		return nil, fmt.Errorf("pgcluster: pg_ctl start: %w\n%s\nserver log:\n%s", contextErr(ctx, err), tail(out, maxLogTail), c.LogTail())
+		return fmt.Errorf("pgcluster: pg_ctl start: %w\n%s\nserver log:\n%s", contextErr(ctx, err), tail(out, maxLogTail), c.LogTail())
 	}
 	if err := c.waitReady(ctx, timeout); err != nil {
-		return nil, fmt.Errorf("%w\nserver log:\n%s", err, c.LogTail())
+		return fmt.Errorf("%w\nserver log:\n%s", err, c.LogTail())
 	}
-	ok = true
-	return c, nil
+	return nil
 }
 
 // socketPath is the path of the server's socket file.
