@@ -255,9 +255,60 @@ func (c config) isEveryNight(kind string) bool {
 
 // run builds the series and writes the outputs.
 func run(ctx context.Context, c config, stdout io.Writer) error {
-	opts, err := fixture.Preset(c.preset)
+	opts, err := c.options()
 	if err != nil {
 		return err
+	}
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return fmt.Errorf("create output folder: %w", err)
+	}
+	stampPath := filepath.Join(c.out, stampName)
+	want := c.stamp(opts)
+	done, err := c.checkStamp(stampPath, want, stdout)
+	if err != nil || done {
+		return err
+	}
+	if err := os.WriteFile(stampPath, []byte(want+"\n"), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", stampPath, err)
+	}
+
+	work, err := os.MkdirTemp("", "mkfixtures-")
+	if err != nil {
+		return fmt.Errorf("create working folder: %w", err)
+	}
+	defer func() { _ = os.RemoveAll(work) }() // a temporary folder: at worst it is left behind
+	opts.Dir = work
+
+	s, err := fixture.NewSeries(ctx, opts)
+	if err != nil {
+		return err
+	}
+	// After an error, that error is the one to report; on success Close
+	// runs below (and a second Close does nothing).
+	defer func() { _ = s.Close() }()
+	if versions, err := s.ToolVersions(ctx); err == nil {
+		if _, err := fmt.Fprintf(stdout, "tools: %s\n", strings.Join(versions, "; ")); err != nil {
+			return err
+		}
+	}
+	if err := c.writeNights(ctx, s, opts.Nights, stdout); err != nil {
+		return err
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+	if err := os.WriteFile(stampPath, []byte(want+" complete\n"), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", stampPath, err)
+	}
+	return nil
+}
+
+// options returns the series options the flags ask for: the preset's,
+// changed by -nights, -seed, -upload-bytes, -site, -pg-bin and -v.
+func (c config) options() (fixture.Options, error) {
+	opts, err := fixture.Preset(c.preset)
+	if err != nil {
+		return opts, err
 	}
 	if c.nights > 0 {
 		opts.Nights = c.nights
@@ -281,76 +332,69 @@ func run(ctx context.Context, c config, stdout io.Writer) error {
 	if c.verbose {
 		opts.Log = os.Stderr
 	}
+	return opts, nil
+}
 
-	if err := os.MkdirAll(c.out, 0o755); err != nil {
-		return fmt.Errorf("create output folder: %w", err)
+// checkStamp compares the output folder's stamp with want: done when a run
+// with the same flags completed, an error when other flags made the folder.
+func (c config) checkStamp(stampPath, want string, stdout io.Writer) (done bool, err error) {
+	old, err := os.ReadFile(stampPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
 	}
-	stampPath := filepath.Join(c.out, stampName)
-	want := c.stamp(opts)
-	if old, err := os.ReadFile(stampPath); err == nil {
-		got, complete := strings.CutSuffix(strings.TrimSpace(string(old)), " complete")
-		if got != want {
-			return fmt.Errorf("%s holds fixtures made with other flags (%s); use another -out or remove it", c.out, got)
-		}
-		if complete {
-			fmt.Fprintf(stdout, "%s is up to date (%s)\n", c.out, want)
-			return nil
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("read %s: %w", stampPath, err)
-	}
-	if err := os.WriteFile(stampPath, []byte(want+"\n"), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", stampPath, err)
-	}
-
-	work, err := os.MkdirTemp("", "mkfixtures-")
 	if err != nil {
-		return fmt.Errorf("create working folder: %w", err)
+		return false, fmt.Errorf("read %s: %w", stampPath, err)
 	}
-	defer os.RemoveAll(work)
-	opts.Dir = work
+	got, complete := strings.CutSuffix(strings.TrimSpace(string(old)), " complete")
+	if got != want {
+		return false, fmt.Errorf("%s holds fixtures made with other flags (%s); use another -out or remove it", c.out, got)
+	}
+	if !complete {
+		return false, nil
+	}
+	_, err = fmt.Fprintf(stdout, "%s is up to date (%s)\n", c.out, want)
+	return true, err
+}
 
-	s, err := fixture.NewSeries(ctx, opts)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	if versions, err := s.ToolVersions(ctx); err == nil {
-		fmt.Fprintf(stdout, "tools: %s\n", strings.Join(versions, "; "))
-	}
+// writeNights moves the series through its nights, writing each night's
+// outputs (all of them on the last night).
+func (c config) writeNights(ctx context.Context, s *fixture.Series, nights int, stdout io.Writer) error {
 	outs := c.outputs()
-	for night := 1; night <= opts.Nights; night++ {
+	for night := 1; night <= nights; night++ {
 		if night > 1 {
 			if err := s.Night(ctx); err != nil {
 				return err
 			}
 		}
-		last := night == opts.Nights
+		last := night == nights
 		for _, o := range outs {
 			if !last && !c.isEveryNight(o.kind) {
 				continue
 			}
-			dir := filepath.Join(c.out, o.kind)
-			if _, err := os.Stat(filepath.Join(dir, o.name(s))); err == nil {
-				fmt.Fprintf(stdout, "night %d: %s exists, skipped\n", night, filepath.Join(dir, o.name(s)))
-				continue
-			}
-			path, err := o.write(ctx, s, dir)
-			if err != nil {
+			if err := c.writeOutput(ctx, s, o, night, stdout); err != nil {
 				return err
 			}
-			fi, err := os.Stat(path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "night %d: wrote %s (%d bytes)\n", night, path, fi.Size())
 		}
 	}
-	if err := s.Close(); err != nil {
+	return nil
+}
+
+// writeOutput writes one night's file of one kind, unless a resumed run
+// wrote it already.
+func (c config) writeOutput(ctx context.Context, s *fixture.Series, o output, night int, stdout io.Writer) error {
+	dir := filepath.Join(c.out, o.kind)
+	if _, err := os.Stat(filepath.Join(dir, o.name(s))); err == nil {
+		_, err := fmt.Fprintf(stdout, "night %d: %s exists, skipped\n", night, filepath.Join(dir, o.name(s)))
 		return err
 	}
-	if err := os.WriteFile(stampPath, []byte(want+" complete\n"), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", stampPath, err)
+	path, err := o.write(ctx, s, dir)
+	if err != nil {
+		return err
 	}
-	return nil
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "night %d: wrote %s (%d bytes)\n", night, path, fi.Size())
+	return err
 }
