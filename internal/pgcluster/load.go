@@ -27,8 +27,8 @@ func (c *Cluster) LoadBackup(ctx context.Context, db, path, work string) (map[st
 	if err != nil {
 		return nil, err
 	}
-	n, _ := io.ReadFull(f, head)
-	f.Close()
+	n, _ := io.ReadFull(f, head) // a short file has a short head; tar and the loaders judge it
+	_ = f.Close()                // read-only: nothing to lose
 	head = head[:n]
 	gz := len(head) >= 2 && head[0] == 0x1f && head[1] == 0x8b
 	x := filepath.Join(work, "x")
@@ -83,29 +83,34 @@ func (c *Cluster) LoadBackup(ctx context.Context, db, path, work string) (map[st
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // loadSQL pipes a plain-format dump into psql in one transaction, as
-// Discourse's restore does; a gzip dump is read through gzip -dc.
+// Discourse's restore does; a gzip dump is read through gzip -dc, and
+// gzip's failure (a damaged dump ends early) fails the load when psql's
+// did not.
 func (c *Cluster) loadSQL(ctx context.Context, db, path string, gz bool) error {
-	var in io.Reader
-	if gz {
-		cmd := exec.CommandContext(ctx, "gzip", "-dc", path)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		defer cmd.Wait()
-		in = out
-	} else {
+	if !gz {
 		f, err := os.Open(path)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		in = f
+		defer func() { _ = f.Close() }() // read-only: nothing to lose
+		return c.ExecScript(ctx, db, bufio.NewReaderSize(f, 1<<20), "--single-transaction")
 	}
-	return c.ExecScript(ctx, db, bufio.NewReaderSize(in, 1<<20), "--single-transaction")
+	cmd := exec.CommandContext(ctx, "gzip", "-dc", path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	err = c.ExecScript(ctx, db, bufio.NewReaderSize(out, 1<<20), "--single-transaction")
+	// psql read to the end, or stopped early: then closing the pipe ends a
+	// gzip still writing to it (which would otherwise block on it).
+	_ = out.Close() // a read end: nothing to lose
+	if werr := cmd.Wait(); werr != nil && err == nil {
+		return fmt.Errorf("gzip -dc %s: %w", path, werr)
+	}
+	return err
 }
 
 func (c *Cluster) run(ctx context.Context, name string, args ...string) error {
