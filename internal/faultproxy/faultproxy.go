@@ -283,9 +283,9 @@ func (l *link) cut(reset bool, count func()) {
 			continue
 		}
 		if tc, ok := c.(*net.TCPConn); ok && reset {
-			tc.SetLinger(0)
+			_ = tc.SetLinger(0) // best effort: failing, the close is a FIN, not a reset
 		}
-		c.Close()
+		_ = c.Close() // the link is over: a failed close changes nothing for it
 	}
 }
 
@@ -335,9 +335,9 @@ func logUniform(rnd *rand.Rand, n int64) int64 {
 
 func resetConn(c net.Conn) {
 	if tc, ok := c.(*net.TCPConn); ok {
-		tc.SetLinger(0)
+		_ = tc.SetLinger(0) // best effort: failing, the close is a FIN, not a reset
 	}
-	c.Close()
+	_ = c.Close() // refused: nothing was sent on it
 }
 
 func (p *Proxy) run(l *link, pl plan) {
@@ -357,7 +357,7 @@ func (p *Proxy) run(l *link, pl plan) {
 	l.mu.Lock()
 	if l.over {
 		l.mu.Unlock()
-		server.Close()
+		_ = server.Close() // never used: nothing to lose
 		return
 	}
 	l.server = server
@@ -412,7 +412,9 @@ func (p *Proxy) pump(l *link, dir Direction, src, dst net.Conn, at int64, pl pla
 			if cutNow && werr == nil && pl.stall {
 				p.stalls.Add(1)
 				l.stalled.Store(true)
-				io.Copy(io.Discard, src)
+				// Swallow what the source sends until it ends; how it
+				// ends does not matter to a stall.
+				_, _ = io.Copy(io.Discard, src)
 				l.hold(dir)
 				return
 			}
@@ -432,7 +434,9 @@ func (p *Proxy) pump(l *link, dir Direction, src, dst net.Conn, at int64, pl pla
 			}
 			if errors.Is(rerr, io.EOF) {
 				if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-					cw.CloseWrite()
+					// Passes the end on; should it fail, the link ends
+					// when the other pump's side does.
+					_ = cw.CloseWrite()
 				}
 				return
 			}

@@ -311,7 +311,7 @@ func (c *Cluster) writeConfig(extra map[string]string) error {
 		return fmt.Errorf("pgcluster: open %s: %w", path, err)
 	}
 	if _, err := io.WriteString(f, b.String()); err != nil {
-		f.Close()
+		_ = f.Close() // the write failed already: that is the error to report
 		return fmt.Errorf("pgcluster: write %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
@@ -496,7 +496,7 @@ func quoteConf(v string) string {
 // contextErr prefers the context's error when it ended the command.
 func contextErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+		return fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
 	return err
 }
@@ -508,7 +508,7 @@ func readTail(path string, n int64) string {
 	if err != nil {
 		return "(no server log: " + err.Error() + ")"
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
 	fi, err := f.Stat()
 	if err != nil {
 		return "(server log: " + err.Error() + ")"

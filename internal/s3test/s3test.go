@@ -104,7 +104,7 @@ func Binary() (string, error) {
 		cmd := exec.Command("go", "install", Module+"@"+Version)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("s3test: building the S3 server (go install %s@%s): %v\n%s", Module, Version, err, out)
+			buildErr = fmt.Errorf("s3test: building the S3 server (go install %s@%s): %w\n%s", Module, Version, err, out)
 			return
 		}
 		builtPath = bin
@@ -124,7 +124,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port number was wanted
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -189,11 +189,17 @@ func (s *Server) start() error {
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		log.Close()
+		_ = log.Close() // nothing ran to write to it
 		return fmt.Errorf("s3test: starting %s: %w", s.bin, err)
 	}
 	exited := make(chan struct{})
-	go func() { cmd.Wait(); log.Close(); close(exited) }()
+	go func() {
+		// The server ends when stopped or killed on purpose; an exit at
+		// start is reported below with its log.
+		_ = cmd.Wait()
+		_ = log.Close() // written by the server only: nothing buffered here
+		close(exited)
+	}()
 	s.mu.Lock()
 	s.cmd, s.exited = cmd, exited
 	s.mu.Unlock()
@@ -205,7 +211,7 @@ func (s *Server) start() error {
 	for {
 		resp, err := hc.Get(s.scheme() + "://" + s.Endpoint + "/health")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // a health check: its body does not matter
 			return nil
 		}
 		select {
@@ -216,7 +222,7 @@ func (s *Server) start() error {
 		}
 		if time.Now().After(deadline) {
 			s.Kill()
-			return fmt.Errorf("s3test: the S3 server did not answer within 20 s: %v", err)
+			return fmt.Errorf("s3test: the S3 server did not answer within 20 s: %w", err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -231,7 +237,7 @@ func (s *Server) setup() error {
 	}
 	out, err := exec.Command(s.bin, append(admin, "create-user", "--access", s.WriterKey, "--secret", s.WriterSecret, "--role", "user")...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("s3test: creating the writer's user: %v: %s", err, out)
+		return fmt.Errorf("s3test: creating the writer's user: %w: %s", err, out)
 	}
 	c, err := s.client(s.RootKey, s.RootSecret)
 	if err != nil {
@@ -395,7 +401,8 @@ func (s *Server) Kill() {
 	if cmd == nil {
 		return
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	// Fails only when the group is gone already; exited says when it is.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
 }
 
@@ -421,7 +428,8 @@ func (s *Server) Stop() {
 	if cmd == nil {
 		return
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	// Fails only when the group is gone already; exited says when it is.
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-exited:
 	case <-time.After(5 * time.Second):

@@ -6,7 +6,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -80,13 +82,18 @@ func stop(dir string) error {
 	if err != nil {
 		return err
 	}
-	syscall.Kill(-pid, syscall.SIGTERM)
+	// A signal fails only when the server is gone already, which the
+	// checks with signal 0 find out too.
+	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	for i := 0; i < 50 && syscall.Kill(pid, 0) == nil; i++ {
 		time.Sleep(100 * time.Millisecond)
 	}
 	if syscall.Kill(pid, 0) == nil {
-		syscall.Kill(-pid, syscall.SIGKILL)
+		_ = syscall.Kill(-pid, syscall.SIGKILL)
 	}
-	os.Remove(filepath.Join(dir, "server.env"))
-	return os.Remove(filepath.Join(dir, "server.pid"))
+	envErr := os.Remove(filepath.Join(dir, "server.env"))
+	if errors.Is(envErr, fs.ErrNotExist) {
+		envErr = nil // start failed before writing it
+	}
+	return errors.Join(envErr, os.Remove(filepath.Join(dir, "server.pid")))
 }
