@@ -129,7 +129,7 @@ func openBackend(c *cli.Context) (backend.Backend, error) {
 	}
 	be, err := backend.Open(loc, opts)
 	if err != nil {
-		return nil, usagef("%v", err)
+		return nil, usagef("%w", err)
 	}
 	return be, nil
 }

@@ -30,7 +30,7 @@ func runCopy(c *cli.Context) error {
 	defer closeRepo(c, r)
 	dst, err := backend.Open(c.String("to"), backend.OpenOptions{Connections: c.Int("connections"), CACertFile: c.String("cacert")})
 	if err != nil {
-		return usagef("--to: %v", err)
+		return usagef("--to: %w", err)
 	}
 	defer func() { _ = dst.Close() }() // releases connections only: nothing to lose
 	if s3, ok := backend.Find[*backend.S3](dst); ok {

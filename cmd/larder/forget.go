@@ -32,7 +32,7 @@ func runForget(c *cli.Context) error {
 	p := repo.Policy{Last: c.Int("keep-last"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly"),
 		Monthly: c.Int("keep-monthly"), Yearly: c.Int("keep-yearly"), AllowRemoveAll: c.Bool("unsafe-allow-remove-all")}
 	if err := p.Valid(); err != nil {
-		return usagef("%v", err)
+		return usagef("%w", err)
 	}
 	if c.NArg() > 0 {
 		if !p.Empty() {

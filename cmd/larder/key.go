@@ -92,7 +92,7 @@ func runNewKey(c *cli.Context, role crypto.Role) error {
 	case crypto.RoleWrite:
 		k, err := master.NewWriteKey(c.String("name"), now)
 		if err != nil {
-			return usagef("%v", err)
+			return usagef("%w", err)
 		}
 		rec = k.Record()
 		if data, err = k.MarshalKeyFile(pass, nil); err != nil {
@@ -101,7 +101,7 @@ func runNewKey(c *cli.Context, role crypto.Role) error {
 	case crypto.RoleAudit:
 		k, err := master.NewAuditKey(c.String("name"), now)
 		if err != nil {
-			return usagef("%v", err)
+			return usagef("%w", err)
 		}
 		rec = k.Record()
 		if data, err = k.MarshalKeyFile(pass, nil); err != nil {
@@ -238,7 +238,7 @@ func runKeyRevoke(c *cli.Context) error {
 	}
 	id, err := crypto.ParseKeyID(c.Args().First())
 	if err != nil {
-		return usagef("%v", err)
+		return usagef("%w", err)
 	}
 	if c.String("last") != "" && c.Bool("reject-all") {
 		return usagef("key revoke: --last and --reject-all exclude each other")

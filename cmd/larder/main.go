@@ -105,12 +105,15 @@ type statusError struct {
 
 func (e *statusError) Error() string { return e.msg }
 
-// usageError marks a misuse of the command line.
-type usageError struct{ msg string }
+// usageError marks a misuse of the command line (exit code 2, whatever
+// error it wraps).
+type usageError struct{ err error }
 
-func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
 
-func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+// usagef makes a usageError; %w keeps a cause, as with fmt.Errorf.
+func usagef(format string, a ...any) error { return &usageError{fmt.Errorf(format, a...)} }
 
 // exitCode is the one table from errors to exit codes.
 func exitCode(err error) int {
@@ -284,5 +287,5 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 // onUsageError turns urfave/cli's usage errors into one line (no help
 // dump) with the usage exit code.
 func onUsageError(c *cli.Context, err error, isSub bool) error {
-	return &usageError{err.Error()}
+	return &usageError{err}
 }
