@@ -78,6 +78,7 @@ type stickyWriter struct {
 	err error
 }
 
+// Write writes p to the output, or fails with the first error at once.
 func (s *stickyWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
