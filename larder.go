@@ -4,6 +4,9 @@
 // into the same file, verified by SHA-256; Drill proves a snapshot
 // restores, and with PostgreSQL that its dump loads. The command line
 // (cmd/larder) drives these functions.
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package larder
 
 import (

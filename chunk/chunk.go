@@ -20,6 +20,9 @@
 // 4 KiB: 371 356 373 489 687 MB). Text uses a 2 KiB average (the best),
 // bulk a 64 KiB average (within 6 % of the best with a fifth of its
 // chunks: the index and the chunk lists grow with the number of chunks).
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package chunk
 
 import (

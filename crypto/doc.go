@@ -87,4 +87,7 @@
 // Errors wrap exported sentinels ([ErrAuthFailed], [ErrWrongPassphrase],
 // [ErrMalformed], ...) with "crypto: <context>:" in front; test them with
 // errors.Is. [Open] returns [ErrAuthFailed] bare.
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package crypto

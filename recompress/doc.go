@@ -33,4 +33,7 @@
 // the exact prefix followed by its remaining compressed bytes. Damaged
 // input (bad CRC, truncation, corrupt deflate, bad tar checksums) is never
 // refused: the damaged part is kept verbatim and reported as a [Warning].
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package recompress

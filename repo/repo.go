@@ -18,6 +18,9 @@
 // files before the snapshots that need them. A crash at any point leaves
 // a valid repository: at worst packs no index names, which the next ingest
 // does not use and prune removes.
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package repo
 
 import (

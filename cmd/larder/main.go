@@ -1,5 +1,7 @@
 // Command larder archives forum backups: deduplicated, encrypted, and
-// restored bit for bit. See README.md for the commands and exit codes.
+// restored bit for bit. See README.md for the commands and exit codes, and
+// docs/DESIGN.md for the packages this command drives; it holds flags,
+// output and exit codes only.
 package main
 
 import (

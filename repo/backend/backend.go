@@ -20,6 +20,9 @@
 // [ErrReadOnly] (the storage refuses writes or deletes: a credential
 // without those rights, a read-only mount), [ErrNoSpace]. Anything else may
 // be transient; [Retry] retries it, except errors marked [Permanent].
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package backend
 
 import (

@@ -1,6 +1,9 @@
 // Package index is the format of index files: lists of packs and their
 // blob entries, sealed with the index key, and (verified ones) signed by
 // the master. What to believe of them is package repo's business.
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package index
 
 import (

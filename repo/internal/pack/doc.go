@@ -8,4 +8,7 @@
 // package repo decides what to seal with which key and whom to trust.
 // docs/FORMAT.md ("Packs", "Frames") is the specification; values written
 // here are stored and never reused.
+//
+// docs/DESIGN.md shows where this package sits: the data path, what each
+// package owns, and the trust rules.
 package pack
