@@ -10,6 +10,65 @@ import (
 
 const tarBlock = 512
 
+// The fields of a tar header block, as offset and length in bytes. POSIX
+// ustar and GNU tar share the fields up to devminor:
+//
+//	offset len  field
+//	     0 100  name      NUL-terminated unless it fills the field
+//	   100   8  mode      octal
+//	   108   8  uid       octal
+//	   116   8  gid       octal
+//	   124  12  size      octal, or GNU base-256 (high bit set) for big files
+//	   136  12  mtime     octal
+//	   148   8  chksum    octal sum of the block, taken with chksum as spaces
+//	   156   1  typeflag  '0' file, '5' folder, 'L' GNU long name, 'x' pax, ...
+//	   157 100  linkname
+//	   257   6  magic     "ustar\x00" (POSIX) or "ustar " (GNU)
+//	   263   2  version   "00" (POSIX) or " \x00" (GNU)
+//	   265  32  uname
+//	   297  32  gname
+//	   329   8  devmajor  octal
+//	   337   8  devminor  octal
+//	   345 155  prefix    POSIX only: the name's leading folders
+//	   500  12  (padding)
+//
+// Old GNU headers use the bytes from 345 for atime, ctime, offset and
+// longnames, then the first sparse map entries (386, 4 of 24 bytes each),
+// isextended (482: set when a sparse extension block follows) and
+// realsize (483). A sparse extension block holds 21 more entries and its
+// own isextended byte at 504.
+const (
+	hdrNameOff, hdrNameLen         = 0, 100
+	hdrModeOff, hdrModeLen         = 100, 8
+	hdrUIDOff, hdrUIDLen           = 108, 8
+	hdrGIDOff, hdrGIDLen           = 116, 8
+	hdrSizeOff, hdrSizeLen         = 124, 12
+	hdrMtimeOff, hdrMtimeLen       = 136, 12
+	hdrChksumOff, hdrChksumLen     = 148, 8
+	hdrTypeflagOff                 = 156
+	hdrLinknameOff, hdrLinknameLen = 157, 100
+	hdrMagicOff, hdrMagicLen       = 257, 6
+	hdrVersionOff, hdrVersionLen   = 263, 2
+	hdrUnameOff, hdrUnameLen       = 265, 32
+	hdrGnameOff, hdrGnameLen       = 297, 32
+	hdrDevmajorOff, hdrDevmajorLen = 329, 8
+	hdrDevminorOff, hdrDevminorLen = 337, 8
+	hdrPrefixOff, hdrPrefixLen     = 345, 155
+
+	gnuSparseOff, gnuSparseLen     = 386, 4 * 24
+	gnuIsExtendedOff               = 482
+	gnuRealsizeOff, gnuRealsizeLen = 483, 12
+
+	extSparseOff, extSparseLen = 0, 21 * 24
+	extIsExtendedOff           = 504
+)
+
+// ustarMagic is the magic field of a POSIX ustar header.
+const ustarMagic = "ustar\x00"
+
+// hdrField returns the field of header block h at off, n bytes long.
+func hdrField(h []byte, off, n int) []byte { return h[off : off+n] }
+
 // Limits of the tar walker.
 const (
 	// maxTarMeta bounds the data of a pax header or GNU long name that
@@ -23,14 +82,14 @@ func isTarHeader(b []byte) bool {
 	if len(b) < tarBlock {
 		return false
 	}
-	stored, ok := parseOctal(b[148:156])
+	stored, ok := parseOctal(hdrField(b, hdrChksumOff, hdrChksumLen))
 	if !ok {
 		return false
 	}
 	var u, s int64
 	for i := 0; i < tarBlock; i++ {
 		c := b[i]
-		if i >= 148 && i < 156 {
+		if i >= hdrChksumOff && i < hdrChksumOff+hdrChksumLen {
 			c = ' '
 		}
 		u += int64(c)
@@ -214,12 +273,12 @@ func (t *tarWalk) walk(stats *tarStats) error {
 		if err := t.skel(hdr); err != nil {
 			return err
 		}
-		size, ok := tarSize(hdr[124:136])
+		size, ok := tarSize(hdrField(hdr, hdrSizeOff, hdrSizeLen))
 		if !ok {
 			t.u.warn(t.c, off, "tar header has an invalid size field")
 			return nil
 		}
-		typ := hdr[156]
+		typ := hdr[hdrTypeflagOff]
 		name := tarName(hdr)
 		if longName != "" {
 			name, longName = longName, ""
@@ -263,7 +322,7 @@ func (t *tarWalk) walk(stats *tarStats) error {
 			}
 			continue
 		}
-		if typ == 'S' && hdr[482] != 0 {
+		if typ == 'S' && hdr[gnuIsExtendedOff] != 0 {
 			// Old GNU sparse files: extension blocks of the sparse map
 			// follow the header while their last byte is set.
 			for {
@@ -278,7 +337,7 @@ func (t *tarWalk) walk(stats *tarStats) error {
 					t.u.warn(t.c, off, "tar archive truncated in a sparse map")
 					return nil
 				}
-				if b[504] == 0 {
+				if b[extIsExtendedOff] == 0 {
 					break
 				}
 			}
@@ -346,9 +405,9 @@ func (t *tarWalk) copyRest() error {
 
 // tarName returns the ustar name (prefix/name).
 func tarName(h []byte) string {
-	name := cstr(h[0:100])
-	if string(h[257:263]) == "ustar\x00" {
-		if p := cstr(h[345:500]); p != "" {
+	name := cstr(hdrField(h, hdrNameOff, hdrNameLen))
+	if string(hdrField(h, hdrMagicOff, hdrMagicLen)) == ustarMagic {
+		if p := cstr(hdrField(h, hdrPrefixOff, hdrPrefixLen)); p != "" {
 			name = p + "/" + name
 		}
 	}
