@@ -146,7 +146,7 @@ func zeroBlock(b []byte) bool {
 // out and unpacked as a child layer. Bytes the walker cannot parse stay in
 // the skeleton: the layer is always rebuilt exactly.
 func (u *unpacker) tarNode(r *bufio.Reader, depth int, c nodeCtx) (Node, uint64, error) {
-	t := &tarWalk{u: u, r: r, c: c.child("tar"), depth: depth, node: &Tar{}}
+	t := &tarWalk{u: u, r: r, c: c.child("tar"), depth: depth, node: &Tar{}, meta: tarMeta{paxSize: -1}}
 	if !c.discard {
 		si, err := u.sharedStream(KindTar)
 		if err != nil {
@@ -178,6 +178,9 @@ type tarWalk struct {
 	pending uint64 // skeleton bytes since the last part
 	total   uint64 // bytes read
 	block   [tarBlock]byte
+	meta    tarMeta // what extended headers said about the next member
+	ended   bool    // an end-of-archive block was seen
+	inMeta  bool    // the last header was a long name or pax header
 }
 
 // skel copies n bytes of the layer into the skeleton.
@@ -226,138 +229,188 @@ func (t *tarWalk) copyN(n int64, obs io.Writer) (short bool, err error) {
 	return false, nil
 }
 
+// walk copies the archive block by block into the skeleton, member after
+// member, until its end or the first block it cannot parse.
 func (t *tarWalk) walk(stats *tarStats) error {
-	var longName string
-	paxSize := int64(-1)
-	var paxPath string
-	ended := false  // an end-of-archive block was seen
-	inMeta := false // the last header was a long name or pax header
 	for {
 		if err := t.u.ctx.Err(); err != nil {
 			return err
 		}
-		head, _ := t.r.Peek(tarBlock)
-		if len(head) < tarBlock {
-			if len(head) > 0 && !ended {
-				t.u.warn(t.c, int64(t.total), "tar archive truncated (%d bytes after the last block)", len(head))
-			}
-			return nil
-		}
-		off := int64(t.total)
-		if zeroBlock(head) {
-			// End-of-archive blocks and record padding; archives joined
-			// end to end carry on after them.
-			ended = true
-			if _, err := t.copyN(tarBlock, nil); err != nil {
-				return err
-			}
-			continue
-		}
-		if !isTarHeader(head) {
-			if !ended {
-				t.u.warn(t.c, off, "tar header checksum error; the rest of the archive is kept as is")
-			}
-			return nil
-		}
-		if !inMeta && !t.c.discard {
-			// A member starts (with its extended headers, if any).
-			if err := t.u.boundary(t.node.Skeleton); err != nil {
-				return err
-			}
-		}
-		b, _, err := t.readBlock()
-		if err != nil {
-			return err
-		}
-		hdr := append([]byte(nil), b...)
-		if err := t.skel(hdr); err != nil {
-			return err
-		}
-		size, ok := tarSize(hdrField(hdr, hdrSizeOff, hdrSizeLen))
-		if !ok {
-			t.u.warn(t.c, off, "tar header has an invalid size field")
-			return nil
-		}
-		typ := hdr[hdrTypeflagOff]
-		name := tarName(hdr)
-		if longName != "" {
-			name, longName = longName, ""
-		}
-		if paxPath != "" {
-			name, paxPath = paxPath, ""
-		}
-		if paxSize >= 0 && typ != 'x' && typ != 'g' {
-			size, paxSize = paxSize, -1
-		}
-		inMeta = typ == 'L' || typ == 'K' || typ == 'x'
-		switch typ {
-		case '1', '2', '3', '4', '5', '6':
-			// Links, devices, folders and FIFOs carry no data.
-			stats.member(name, typ, 0)
-			continue
-		case 'L', 'K', 'x', 'g':
-			if size > maxTarMeta {
-				t.u.warn(t.c, off, "tar extended header of %d bytes is too large", size)
-				return nil
-			}
-			var meta bytes.Buffer
-			if short, err := t.copyN(size, &meta); err != nil || short {
-				if short {
-					t.u.warn(t.c, off, "tar archive truncated")
-				}
-				return err
-			}
-			if short, err := t.pad(size); err != nil || short {
-				return err
-			}
-			switch typ {
-			case 'L':
-				longName = strings.TrimRight(meta.String(), "\x00")
-			case 'x':
-				if s, p, ok := parsePax(meta.Bytes()); ok {
-					paxSize, paxPath = s, p
-				} else {
-					t.u.warn(t.c, off, "tar pax header is malformed")
-				}
-			}
-			continue
-		}
-		if typ == 'S' && hdr[gnuIsExtendedOff] != 0 {
-			// Old GNU sparse files: extension blocks of the sparse map
-			// follow the header while their last byte is set.
-			for {
-				b, short, err := t.readBlock()
-				if err != nil {
-					return err
-				}
-				if err := t.skel(b); err != nil {
-					return err
-				}
-				if short {
-					t.u.warn(t.c, off, "tar archive truncated in a sparse map")
-					return nil
-				}
-				if b[extIsExtendedOff] == 0 {
-					break
-				}
-			}
-		}
-		stats.member(name, typ, size)
-		data, _ := t.r.Peek(3)
-		if size >= 18 && isGzip(data) {
-			if err := t.splice(name, size, off); err != nil {
-				return err
-			}
-		} else if short, err := t.copyN(size, t.u.sum.memberObserver(name)); err != nil || short {
-			if short {
-				t.u.warn(t.c, off, "tar archive truncated in member %s", name)
-			}
-			return err
-		}
-		if short, err := t.pad(size); err != nil || short {
+		more, err := t.next(stats)
+		if err != nil || !more {
 			return err
 		}
 	}
+}
+
+// next handles the block at the read position: an end-of-archive block,
+// or a header with the member data that follows it. It reports false once
+// the archive is over, truncated, or no longer parses; what follows is
+// then left to copyRest.
+func (t *tarWalk) next(stats *tarStats) (more bool, err error) {
+	head, _ := t.r.Peek(tarBlock)
+	if len(head) < tarBlock {
+		if len(head) > 0 && !t.ended {
+			t.u.warn(t.c, int64(t.total), "tar archive truncated (%d bytes after the last block)", len(head))
+		}
+		return false, nil
+	}
+	if zeroBlock(head) {
+		// End-of-archive blocks and record padding; archives joined
+		// end to end carry on after them.
+		t.ended = true
+		if _, err := t.copyN(tarBlock, nil); err != nil {
+			return false, err
+		}
+		return true, nil
+	}
+	if !isTarHeader(head) {
+		if !t.ended {
+			t.u.warn(t.c, int64(t.total), "tar header checksum error; the rest of the archive is kept as is")
+		}
+		return false, nil
+	}
+	return t.member(stats)
+}
+
+// member copies a header block, which the caller checked, and what
+// belongs to it: the data of an extended header, or a member's sparse map
+// and data.
+func (t *tarWalk) member(stats *tarStats) (more bool, err error) {
+	off := int64(t.total)
+	if !t.inMeta && !t.c.discard {
+		// A member starts (with its extended headers, if any).
+		if err := t.u.boundary(t.node.Skeleton); err != nil {
+			return false, err
+		}
+	}
+	b, _, err := t.readBlock()
+	if err != nil {
+		return false, err
+	}
+	hdr := append([]byte(nil), b...)
+	if err := t.skel(hdr); err != nil {
+		return false, err
+	}
+	size, ok := tarSize(hdrField(hdr, hdrSizeOff, hdrSizeLen))
+	if !ok {
+		t.u.warn(t.c, off, "tar header has an invalid size field")
+		return false, nil
+	}
+	typ := hdr[hdrTypeflagOff]
+	name, size := t.meta.apply(tarName(hdr), size, typ)
+	t.inMeta = typ == 'L' || typ == 'K' || typ == 'x'
+	switch typ {
+	case '1', '2', '3', '4', '5', '6':
+		// Links, devices, folders and FIFOs carry no data.
+		stats.member(name, typ, 0)
+		return true, nil
+	case 'L', 'K', 'x', 'g':
+		return t.extended(typ, size, off)
+	}
+	if typ == 'S' && hdr[gnuIsExtendedOff] != 0 {
+		if more, err := t.sparseMap(off); !more {
+			return false, err
+		}
+	}
+	stats.member(name, typ, size)
+	return t.data(name, size, off)
+}
+
+// tarMeta is what extended headers say about the next member.
+type tarMeta struct {
+	longName string // of a GNU long name header, or ""
+	paxPath  string // of a pax header, or ""
+	paxSize  int64  // of a pax header, or -1
+}
+
+// apply returns the name and size of the member whose header has typ,
+// name and size, taking those the extended headers before it gave. The
+// next header, whatever its type, takes a long name or pax path; the pax
+// size waits for a header that is not itself a pax header.
+func (m *tarMeta) apply(name string, size int64, typ byte) (string, int64) {
+	if m.longName != "" {
+		name, m.longName = m.longName, ""
+	}
+	if m.paxPath != "" {
+		name, m.paxPath = m.paxPath, ""
+	}
+	if m.paxSize >= 0 && typ != 'x' && typ != 'g' {
+		size, m.paxSize = m.paxSize, -1
+	}
+	return name, size
+}
+
+// extended copies the data of an extended header (a GNU long name or long
+// link name, a pax header, a pax global header) and notes what it says
+// about the next member.
+func (t *tarWalk) extended(typ byte, size, off int64) (more bool, err error) {
+	if size > maxTarMeta {
+		t.u.warn(t.c, off, "tar extended header of %d bytes is too large", size)
+		return false, nil
+	}
+	var buf bytes.Buffer
+	if short, err := t.copyN(size, &buf); err != nil || short {
+		if short {
+			t.u.warn(t.c, off, "tar archive truncated")
+		}
+		return false, err
+	}
+	if short, err := t.pad(size); err != nil || short {
+		return false, err
+	}
+	switch typ {
+	case 'L':
+		t.meta.longName = strings.TrimRight(buf.String(), "\x00")
+	case 'x':
+		if s, p, ok := parsePax(buf.Bytes()); ok {
+			t.meta.paxSize, t.meta.paxPath = s, p
+		} else {
+			t.u.warn(t.c, off, "tar pax header is malformed")
+		}
+	}
+	return true, nil
+}
+
+// sparseMap copies the extension blocks of an old GNU sparse file's map:
+// they follow the header while their isextended byte is set.
+func (t *tarWalk) sparseMap(off int64) (more bool, err error) {
+	for {
+		b, short, err := t.readBlock()
+		if err != nil {
+			return false, err
+		}
+		if err := t.skel(b); err != nil {
+			return false, err
+		}
+		if short {
+			t.u.warn(t.c, off, "tar archive truncated in a sparse map")
+			return false, nil
+		}
+		if b[extIsExtendedOff] == 0 {
+			return true, nil
+		}
+	}
+}
+
+// data copies a member's data and its padding: gzip data is unpacked as a
+// child layer, anything else goes to the skeleton.
+func (t *tarWalk) data(name string, size, off int64) (more bool, err error) {
+	head, _ := t.r.Peek(3)
+	if size >= 18 && isGzip(head) {
+		if err := t.splice(name, size, off); err != nil {
+			return false, err
+		}
+	} else if short, err := t.copyN(size, t.u.sum.memberObserver(name)); err != nil || short {
+		if short {
+			t.u.warn(t.c, off, "tar archive truncated in member %s", name)
+		}
+		return false, err
+	}
+	if short, err := t.pad(size); err != nil || short {
+		return false, err
+	}
+	return true, nil
 }
 
 // pad copies the padding of a member's data to the block boundary.
