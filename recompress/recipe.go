@@ -315,6 +315,7 @@ func (d *decoder) bytes(max int) []byte {
 	return p
 }
 
+// node decodes a node and the layers below it.
 func (d *decoder) node(depth int) Node {
 	if d.err != nil {
 		return nil
@@ -336,77 +337,99 @@ func (d *decoder) node(depth int) Node {
 		}
 		return &Copy{Stream: int(s), Len: d.uvarint()}
 	case tagGzip:
-		g := &Gzip{}
-		v := d.uvarint()
-		if v > MaxStreams {
-			d.fail("stream %d", v)
-		}
-		g.Verbatim = int(v) - 1
-		g.Trailing = d.uvarint()
-		nm := d.count(MaxNodes)
-		for i := 0; i < nm && d.err == nil; i++ {
-			d.nodes++
-			var m Member
-			m.Header = d.bytes(MaxHeaderSize)
-			m.Mode = d.byte()
-			if m.Mode > ModePartial {
-				d.fail("member mode %d", m.Mode)
-				return nil
-			}
-			if m.Mode != ModeVerbatim {
-				p := d.bytes(1 << 20)
-				if d.err == nil {
-					if err := m.Params.UnmarshalBinary(p); err != nil {
-						d.fail("member %d: %v", i, err)
-					}
-				}
-			}
-			m.ContentLen = d.uvarint()
-			m.Exact = d.uvarint()
-			m.Tail = d.uvarint()
-			switch d.byte() {
-			case 0:
-			case 1:
-				n := int(d.byte())
-				if n > 8 || n > len(d.b) {
-					d.fail("trailer of %d bytes", n)
-					return nil
-				}
-				m.Trailer = bytes.Clone(d.b[:n])
-				d.b = d.b[n:]
-			default:
-				d.fail("bad trailer flag")
-			}
-			g.Members = append(g.Members, m)
-		}
-		if len(d.b) > 0 && d.b[0] == 0 {
-			d.b = d.b[1:]
-		} else {
-			g.Content = d.node(depth + 1)
-		}
-		return g
+		return d.gzip(depth)
 	case tagTar:
-		t := &Tar{}
-		s := d.uvarint()
-		if s >= MaxStreams {
-			d.fail("stream %d", s)
-		}
-		t.Skeleton = int(s)
-		np := d.count(MaxNodes)
-		for i := 0; i < np && d.err == nil; i++ {
-			var p TarPart
-			p.Skip = d.uvarint()
-			p.Len = d.uvarint()
-			p.Name = string(d.bytes(MaxNameSize))
-			p.Child = d.node(depth + 1)
-			t.Parts = append(t.Parts, p)
-		}
-		t.Rest = d.uvarint()
-		return t
+		return d.tar(depth)
 	default:
 		d.fail("node tag %d", tag)
 		return nil
 	}
+}
+
+// gzip decodes a gzip node after its tag: the verbatim stream, the
+// members and the content layer, if it is stored.
+func (d *decoder) gzip(depth int) Node {
+	g := &Gzip{}
+	v := d.uvarint()
+	if v > MaxStreams {
+		d.fail("stream %d", v)
+	}
+	g.Verbatim = int(v) - 1
+	g.Trailing = d.uvarint()
+	nm := d.count(MaxNodes)
+	for i := 0; i < nm && d.err == nil; i++ {
+		d.nodes++
+		m, ok := d.member(i)
+		if !ok {
+			return nil
+		}
+		g.Members = append(g.Members, m)
+	}
+	if len(d.b) > 0 && d.b[0] == 0 {
+		d.b = d.b[1:]
+	} else {
+		g.Content = d.node(depth + 1)
+	}
+	return g
+}
+
+// member decodes gzip member i. It reports false when the member cannot
+// be decoded further (d.err is then set).
+func (d *decoder) member(i int) (Member, bool) {
+	var m Member
+	m.Header = d.bytes(MaxHeaderSize)
+	m.Mode = d.byte()
+	if m.Mode > ModePartial {
+		d.fail("member mode %d", m.Mode)
+		return m, false
+	}
+	if m.Mode != ModeVerbatim {
+		p := d.bytes(1 << 20)
+		if d.err == nil {
+			if err := m.Params.UnmarshalBinary(p); err != nil {
+				d.fail("member %d: %v", i, err)
+			}
+		}
+	}
+	m.ContentLen = d.uvarint()
+	m.Exact = d.uvarint()
+	m.Tail = d.uvarint()
+	switch d.byte() {
+	case 0:
+	case 1:
+		n := int(d.byte())
+		if n > 8 || n > len(d.b) {
+			d.fail("trailer of %d bytes", n)
+			return m, false
+		}
+		m.Trailer = bytes.Clone(d.b[:n])
+		d.b = d.b[n:]
+	default:
+		d.fail("bad trailer flag")
+	}
+	return m, true
+}
+
+// tar decodes a tar node after its tag: the skeleton stream and the
+// members with their child layers.
+func (d *decoder) tar(depth int) Node {
+	t := &Tar{}
+	s := d.uvarint()
+	if s >= MaxStreams {
+		d.fail("stream %d", s)
+	}
+	t.Skeleton = int(s)
+	np := d.count(MaxNodes)
+	for i := 0; i < np && d.err == nil; i++ {
+		var p TarPart
+		p.Skip = d.uvarint()
+		p.Len = d.uvarint()
+		p.Name = string(d.bytes(MaxNameSize))
+		p.Child = d.node(depth + 1)
+		t.Parts = append(t.Parts, p)
+	}
+	t.Rest = d.uvarint()
+	return t
 }
 
 // Validate checks that the recipe adds up: every stream is known, every
@@ -461,116 +484,143 @@ func (r *Recipe) check(n Node, used []uint64, depth int) (uint64, error) {
 	if depth > MaxDepth {
 		return 0, fmt.Errorf("%w: layers nested deeper than %d", ErrRecipe, MaxDepth)
 	}
-	stream := func(i int) error {
-		if i < 0 || i >= len(used) {
-			return fmt.Errorf("%w: stream %d does not exist", ErrRecipe, i)
-		}
-		return nil
-	}
 	switch n := n.(type) {
 	case *Copy:
-		if err := stream(n.Stream); err != nil {
+		if err := checkStream(n.Stream, used); err != nil {
 			return 0, err
 		}
 		u, err := sum(used[n.Stream], n.Len)
 		used[n.Stream] = u
 		return n.Len, err
 	case *Gzip:
-		var out, content uint64
-		needContent := false
-		for i := range n.Members {
-			m := &n.Members[i]
-			if len(m.Header) < 10 || len(m.Header) > MaxHeaderSize {
-				return 0, fmt.Errorf("%w: gzip member %d header of %d bytes", ErrRecipe, i, len(m.Header))
-			}
-			switch m.Mode {
-			case ModeExact:
-				if m.Tail != 0 {
-					return 0, fmt.Errorf("%w: exact member %d with a verbatim tail", ErrRecipe, i)
-				}
-				needContent = true
-			case ModePartial:
-				needContent = true
-			case ModeVerbatim:
-				if m.Exact != 0 {
-					return 0, fmt.Errorf("%w: verbatim member %d with engine bytes", ErrRecipe, i)
-				}
-			default:
-				return 0, fmt.Errorf("%w: member %d mode %d", ErrRecipe, i, m.Mode)
-			}
-			if len(m.Trailer) > 8 {
-				return 0, fmt.Errorf("%w: member %d trailer of %d bytes", ErrRecipe, i, len(m.Trailer))
-			}
-			trailer := uint64(8)
-			if m.Trailer != nil {
-				trailer = uint64(len(m.Trailer))
-			}
-			var err error
-			if content, err = sum(content, m.ContentLen); err != nil {
-				return 0, err
-			}
-			if out, err = sum(out, uint64(len(m.Header)), m.Exact, m.Tail, trailer); err != nil {
-				return 0, err
-			}
-		}
-		if n.Content != nil {
-			got, err := r.check(n.Content, used, depth+1)
-			if err != nil {
-				return 0, err
-			}
-			if got != content {
-				return 0, fmt.Errorf("%w: gzip content makes %d bytes, its members take %d", ErrRecipe, got, content)
-			}
-		} else if needContent && content != 0 {
-			return 0, fmt.Errorf("%w: gzip members need content that is missing", ErrRecipe)
-		}
-		verbatim := n.Trailing
-		for _, m := range n.Members {
-			var err error
-			if verbatim, err = sum(verbatim, m.Tail); err != nil {
-				return 0, err
-			}
-		}
-		if verbatim > 0 {
-			if err := stream(n.Verbatim); err != nil {
-				return 0, err
-			}
-			u, err := sum(used[n.Verbatim], verbatim)
-			if err != nil {
-				return 0, err
-			}
-			used[n.Verbatim] = u
-		}
-		return sum(out, n.Trailing)
+		return r.checkGzip(n, used, depth)
 	case *Tar:
-		if err := stream(n.Skeleton); err != nil {
-			return 0, err
-		}
-		var out uint64
-		for _, p := range n.Parts {
-			got, err := r.check(p.Child, used, depth+1)
-			if err != nil {
-				return 0, err
-			}
-			if got != p.Len {
-				return 0, fmt.Errorf("%w: tar member of %d bytes rebuilt as %d", ErrRecipe, p.Len, got)
-			}
-			if used[n.Skeleton], err = sum(used[n.Skeleton], p.Skip); err != nil {
-				return 0, err
-			}
-			if out, err = sum(out, p.Skip, p.Len); err != nil {
-				return 0, err
-			}
-		}
-		u, err := sum(used[n.Skeleton], n.Rest)
-		if err != nil {
-			return 0, err
-		}
-		used[n.Skeleton] = u
-		return sum(out, n.Rest)
+		return r.checkTar(n, used, depth)
 	case nil:
 		return 0, fmt.Errorf("%w: missing node", ErrRecipe)
 	default:
 		return 0, fmt.Errorf("%w: unknown node %T", ErrRecipe, n)
 	}
+}
+
+// checkStream fails unless stream i is one of the recipe's.
+func checkStream(i int, used []uint64) error {
+	if i < 0 || i >= len(used) {
+		return fmt.Errorf("%w: stream %d does not exist", ErrRecipe, i)
+	}
+	return nil
+}
+
+// checkGzip checks a gzip layer: its members, the content layer they
+// compress and the verbatim bytes they take. It returns the layer's output
+// length.
+func (r *Recipe) checkGzip(n *Gzip, used []uint64, depth int) (uint64, error) {
+	var out, content uint64
+	needContent := false
+	for i := range n.Members {
+		m := &n.Members[i]
+		mout, needs, err := checkMember(i, m)
+		if err != nil {
+			return 0, err
+		}
+		needContent = needContent || needs
+		if content, err = sum(content, m.ContentLen); err != nil {
+			return 0, err
+		}
+		if out, err = sum(out, mout); err != nil {
+			return 0, err
+		}
+	}
+	if n.Content != nil {
+		got, err := r.check(n.Content, used, depth+1)
+		if err != nil {
+			return 0, err
+		}
+		if got != content {
+			return 0, fmt.Errorf("%w: gzip content makes %d bytes, its members take %d", ErrRecipe, got, content)
+		}
+	} else if needContent && content != 0 {
+		return 0, fmt.Errorf("%w: gzip members need content that is missing", ErrRecipe)
+	}
+	verbatim := n.Trailing
+	for _, m := range n.Members {
+		var err error
+		if verbatim, err = sum(verbatim, m.Tail); err != nil {
+			return 0, err
+		}
+	}
+	if verbatim > 0 {
+		if err := checkStream(n.Verbatim, used); err != nil {
+			return 0, err
+		}
+		u, err := sum(used[n.Verbatim], verbatim)
+		if err != nil {
+			return 0, err
+		}
+		used[n.Verbatim] = u
+	}
+	return sum(out, n.Trailing)
+}
+
+// checkMember checks gzip member i on its own. It returns the member's
+// output length (header, engine bytes, verbatim tail, trailer) and whether
+// its mode needs the content layer.
+func checkMember(i int, m *Member) (out uint64, needContent bool, err error) {
+	if len(m.Header) < 10 || len(m.Header) > MaxHeaderSize {
+		return 0, false, fmt.Errorf("%w: gzip member %d header of %d bytes", ErrRecipe, i, len(m.Header))
+	}
+	switch m.Mode {
+	case ModeExact:
+		if m.Tail != 0 {
+			return 0, false, fmt.Errorf("%w: exact member %d with a verbatim tail", ErrRecipe, i)
+		}
+		needContent = true
+	case ModePartial:
+		needContent = true
+	case ModeVerbatim:
+		if m.Exact != 0 {
+			return 0, false, fmt.Errorf("%w: verbatim member %d with engine bytes", ErrRecipe, i)
+		}
+	default:
+		return 0, false, fmt.Errorf("%w: member %d mode %d", ErrRecipe, i, m.Mode)
+	}
+	if len(m.Trailer) > 8 {
+		return 0, false, fmt.Errorf("%w: member %d trailer of %d bytes", ErrRecipe, i, len(m.Trailer))
+	}
+	trailer := uint64(8)
+	if m.Trailer != nil {
+		trailer = uint64(len(m.Trailer))
+	}
+	out, err = sum(uint64(len(m.Header)), m.Exact, m.Tail, trailer)
+	return out, needContent, err
+}
+
+// checkTar checks a tar layer: its skeleton stream and its members'
+// child layers. It returns the layer's output length.
+func (r *Recipe) checkTar(n *Tar, used []uint64, depth int) (uint64, error) {
+	if err := checkStream(n.Skeleton, used); err != nil {
+		return 0, err
+	}
+	var out uint64
+	for _, p := range n.Parts {
+		got, err := r.check(p.Child, used, depth+1)
+		if err != nil {
+			return 0, err
+		}
+		if got != p.Len {
+			return 0, fmt.Errorf("%w: tar member of %d bytes rebuilt as %d", ErrRecipe, p.Len, got)
+		}
+		if used[n.Skeleton], err = sum(used[n.Skeleton], p.Skip); err != nil {
+			return 0, err
+		}
+		if out, err = sum(out, p.Skip, p.Len); err != nil {
+			return 0, err
+		}
+	}
+	u, err := sum(used[n.Skeleton], n.Rest)
+	if err != nil {
+		return 0, err
+	}
+	used[n.Skeleton] = u
+	return sum(out, n.Rest)
 }
