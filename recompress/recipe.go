@@ -263,9 +263,11 @@ type decoder struct {
 	nodes int
 }
 
+// fail notes the first decoding error, formatted as by fmt.Errorf (a %w
+// verb keeps a cause), as an ErrRecipe.
 func (d *decoder) fail(format string, a ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrRecipe, fmt.Sprintf(format, a...))
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrRecipe}, a...)...)
 	}
 }
 
@@ -387,7 +389,7 @@ func (d *decoder) member(i int) (Member, bool) {
 		p := d.bytes(1 << 20)
 		if d.err == nil {
 			if err := m.Params.UnmarshalBinary(p); err != nil {
-				d.fail("member %d: %v", i, err)
+				d.fail("member %d: %w", i, err)
 			}
 		}
 	}
