@@ -305,7 +305,7 @@ func (g *gzLayer) finish(m *gzMember) error {
 	binary.LittleEndian.PutUint32(want[4:], uint32(m.size))
 	got, _ := g.in.Peek(8)
 	got = append([]byte(nil), got...)
-	g.in.Discard(len(got))
+	_, _ = g.in.Discard(len(got)) // peeked: the bytes are buffered, Discard cannot fail
 	if g.src.err != nil && len(got) < 8 {
 		return g.u.readErr(g.src.err)
 	}
@@ -422,7 +422,7 @@ func (t *teeReader) sync() error {
 	if !t.rest {
 		err = t.record(consumed)
 	}
-	t.r.Discard(t.pos)
+	_, _ = t.r.Discard(t.pos) // peeked: the bytes are buffered, Discard cannot fail
 	t.buf, t.pos = nil, 0
 	return err
 }

@@ -112,9 +112,13 @@ func (f *sniffer) Write(p []byte) (int, error) {
 	f.w = io.Discard
 	if bytes.Equal(f.head, sqlMagic) {
 		f.w = &sqlCounter{s: f.s}
-		f.w.Write(f.head)
+		if _, err := f.w.Write(f.head); err != nil {
+			return 0, err
+		}
 	}
-	f.w.Write(p[need:])
+	if _, err := f.w.Write(p[need:]); err != nil {
+		return 0, err
+	}
 	return len(p), nil
 }
 

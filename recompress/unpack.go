@@ -65,7 +65,7 @@ func (p *pipeStream) Write(b []byte) (int, error) { return p.pw.Write(b) }
 
 // Close ends the stream and waits for its consumer, returning its error.
 func (p *pipeStream) Close() error {
-	p.pw.Close()
+	_ = p.pw.Close() // always nil: the consumer's error is p.err
 	<-p.done
 	return p.err
 }
@@ -300,7 +300,7 @@ func (u *unpacker) copyNode(r io.Reader, k Kind, c nodeCtx) (Node, uint64, error
 	for {
 		n, rerr := r.Read(buf)
 		if n > 0 {
-			obs.Write(buf[:n])
+			_, _ = obs.Write(buf[:n]) // observers count for the summary and never fail
 			if err := u.write(si, buf[:n]); err != nil {
 				return nil, 0, err
 			}

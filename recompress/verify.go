@@ -204,7 +204,10 @@ func newVerifierSet(ps []deflate.Params) (*verifierSet, error) {
 	for _, p := range ps {
 		v, err := newVerifier(p)
 		if err != nil {
-			s.finish(true)
+			// Abandon the engines started: aborted verifiers report no
+			// error (their engines only write to memory), and err is
+			// the one that matters.
+			_ = s.finish(true)
 			return nil, err
 		}
 		s.vs = append(s.vs, v)
