@@ -169,110 +169,153 @@ func appendRun(runs []StoredRun, l uint16) []StoredRun {
 // candidates lists the parameter sets that the parsed head does not rule
 // out, most likely first.
 func candidates(pr *parsed, hint Hint) []Params {
-	// Facts of the head.
-	anyMatch, allDist1, allFixed := false, true, true
-	maxDist := 0
-	firstFull := -1 // symbols of the first complete non-final Huffman block
-	finalSyms := -1
+	c := &candList{head: factsOf(pr), levels: levelsByHint(hint)}
+	if hint.PreferGzip {
+		c.gzip()
+		c.zlib()
+	} else {
+		c.zlib()
+		c.gzip()
+	}
+	return c.out
+}
+
+// headFacts is what the parsed head tells about its encoder.
+type headFacts struct {
+	anyMatch  bool // some block has a match
+	allDist1  bool // every block with matches has only distance 1 (RLE)
+	allFixed  bool // every Huffman block uses the fixed code
+	maxDist   int  // the longest match distance
+	firstFull int  // symbols of the first complete non-final Huffman block, or -1
+	finalSyms int  // symbols of the final block, or -1
+}
+
+// factsOf gathers the facts of the Huffman blocks of pr.
+func factsOf(pr *parsed) headFacts {
+	f := headFacts{allDist1: true, allFixed: true, firstFull: -1, finalSyms: -1}
 	for _, b := range pr.blocks {
 		if b.stored {
 			continue
 		}
 		if !b.fixed {
-			allFixed = false
+			f.allFixed = false
 		}
 		if b.maxDist > 0 {
-			anyMatch = true
+			f.anyMatch = true
 			if !b.dist1 {
-				allDist1 = false
+				f.allDist1 = false
 			}
 		}
-		maxDist = max(maxDist, b.maxDist)
-		if !b.final && firstFull < 0 {
-			firstFull = b.nsyms
+		f.maxDist = max(f.maxDist, b.maxDist)
+		if !b.final && f.firstFull < 0 {
+			f.firstFull = b.nsyms
 		}
 		if b.final {
-			finalSyms = b.nsyms
+			f.finalSyms = b.nsyms
 		}
 	}
-	minWBits := 9
-	for minWBits < 15 && maxDist > 1<<minWBits-minLookahead {
-		minWBits++
-	}
+	return f
+}
 
-	// Which zlib memory levels fit the block sizes: zlib ends a block at
-	// exactly 2^(memLevel+6)-1 symbols, and a final block is shorter.
-	memOK := func(m int) bool {
-		full := 1<<(m+6) - 1
-		if firstFull >= 0 {
-			return firstFull == full
-		}
-		return finalSyms < full
+// minWindowBits is the smallest zlib window that holds the head's
+// longest match.
+func (f headFacts) minWindowBits() int {
+	wb := 9
+	for wb < 15 && f.maxDist > 1<<wb-minLookahead {
+		wb++
 	}
-	levelOrder := levelsByHint(hint)
-	var out []Params
-	add := func(p Params) {
-		if p.Validate() == nil {
-			out = append(out, p)
-		}
+	return wb
+}
+
+// memLevelFits reports whether zlib memory level m fits the block sizes:
+// zlib ends a block at exactly 2^(memLevel+6)-1 symbols, and a final
+// block is shorter.
+func (f headFacts) memLevelFits(m int) bool {
+	full := 1<<(m+6) - 1
+	if f.firstFull >= 0 {
+		return f.firstFull == full
 	}
-	gzipCands := func() {
-		if firstFull < 0 && finalSyms >= gnuLitBuf-1 {
-			return
-		}
-		for _, l := range levelOrder {
-			add(GzipParams(l, RsyncOff))
-		}
-		for _, l := range levelOrder {
-			add(GzipParams(l, RsyncUpstream))
-		}
+	return f.finalSyms < full
+}
+
+// The orders in which zlib memory levels and window bits are tried.
+var (
+	zlibMemOrder   = []int{8, 9, 7, 6, 5, 4, 3, 2, 1}
+	zlibWBitsOrder = []int{15, 14, 13, 12, 11, 10, 9}
+)
+
+// candList collects the candidates for a head, in order.
+type candList struct {
+	head   headFacts
+	levels []int // levels 1..9, most likely first
+	out    []Params
+}
+
+// add appends p if it is a valid configuration.
+func (c *candList) add(p Params) {
+	if p.Validate() == nil {
+		c.out = append(c.out, p)
 	}
-	mems := []int{8, 9, 7, 6, 5, 4, 3, 2, 1}
-	wbitsList := []int{15, 14, 13, 12, 11, 10, 9}
-	zlibCands := func() {
-		for _, m := range mems {
-			if !memOK(m) {
+}
+
+// gzip adds the GNU gzip candidates: every level, without and with
+// --rsyncable. None fits a head that is a single final block of
+// gnuLitBuf-1 symbols or more: gzip's literal buffer ends blocks sooner.
+func (c *candList) gzip() {
+	if c.head.firstFull < 0 && c.head.finalSyms >= gnuLitBuf-1 {
+		return
+	}
+	for _, l := range c.levels {
+		c.add(GzipParams(l, RsyncOff))
+	}
+	for _, l := range c.levels {
+		c.add(GzipParams(l, RsyncUpstream))
+	}
+}
+
+// zlib adds the zlib candidates of every memory level that fits the
+// block sizes and every window that holds the matches.
+func (c *candList) zlib() {
+	minWBits := c.head.minWindowBits()
+	for _, m := range zlibMemOrder {
+		if !c.head.memLevelFits(m) {
+			continue
+		}
+		for _, wb := range zlibWBitsOrder {
+			if wb < minWBits {
 				continue
 			}
-			for _, wb := range wbitsList {
-				if wb < minWBits {
-					continue
-				}
-				{
-					for _, l := range levelOrder {
-						add(ZlibParams(l, wb, m, DefaultStrategy))
-						if l >= 4 {
-							add(ZlibParams(l, wb, m, Filtered))
-						}
-						if allFixed {
-							add(ZlibParams(l, wb, m, Fixed))
-							p := ZlibParams(l, wb, m, Fixed)
-							p.Variant |= ZlibFixedBefore1213
-							add(p)
-						}
-					}
-				}
-				if allDist1 {
-					// deflate_rle and deflate_huff ignore the level.
-					lv := levelOrder[0]
-					if anyMatch {
-						add(ZlibParams(lv, wb, m, RLE))
-					} else {
-						add(ZlibParams(lv, wb, m, HuffmanOnly))
-						add(ZlibParams(lv, wb, m, RLE))
-					}
-				}
-			}
+			c.zlibWindow(wb, m)
 		}
 	}
-	if hint.PreferGzip {
-		gzipCands()
-		zlibCands()
-	} else {
-		zlibCands()
-		gzipCands()
+}
+
+// zlibWindow adds the zlib candidates of window bits wb and memory level
+// m: each level with the strategies the head allows, then the run-length
+// and Huffman-only strategies when every match has distance 1.
+func (c *candList) zlibWindow(wb, m int) {
+	for _, l := range c.levels {
+		c.add(ZlibParams(l, wb, m, DefaultStrategy))
+		if l >= 4 {
+			c.add(ZlibParams(l, wb, m, Filtered))
+		}
+		if c.head.allFixed {
+			c.add(ZlibParams(l, wb, m, Fixed))
+			p := ZlibParams(l, wb, m, Fixed)
+			p.Variant |= ZlibFixedBefore1213
+			c.add(p)
+		}
 	}
-	return out
+	if c.head.allDist1 {
+		// deflate_rle and deflate_huff ignore the level.
+		lv := c.levels[0]
+		if c.head.anyMatch {
+			c.add(ZlibParams(lv, wb, m, RLE))
+		} else {
+			c.add(ZlibParams(lv, wb, m, HuffmanOnly))
+			c.add(ZlibParams(lv, wb, m, RLE))
+		}
+	}
 }
 
 // levelsByHint orders the levels 1..9 by what the header suggests.
