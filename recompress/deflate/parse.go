@@ -200,42 +200,35 @@ func parseStream(src []byte, maxOut int) *parsed {
 	}
 }
 
+// parseBlock decodes the block at r, appending its bytes to p.out and its
+// symbols to p.syms. On an error nothing of the block is kept.
 func (p *parsed) parseBlock(r *bitReader, maxOut int) (parsedBlock, error) {
 	symStart, outStart := len(p.syms), len(p.out)
-	fail := func(err error) (parsedBlock, error) {
+	blk, err := p.decodeBlock(r, maxOut)
+	if err != nil {
 		p.syms, p.out = p.syms[:symStart], p.out[:outStart]
 		return parsedBlock{}, err
 	}
+	return blk, nil
+}
+
+// decodeBlock decodes the block header at r, then the block's stored
+// bytes or Huffman-coded symbols. On an error it may leave part of the
+// block in p: parseBlock drops it.
+func (p *parsed) decodeBlock(r *bitReader, maxOut int) (parsedBlock, error) {
 	hdr, ok := r.bits(3)
 	if !ok {
-		return fail(errTruncated)
+		return parsedBlock{}, errTruncated
 	}
-	blk := parsedBlock{final: hdr&1 != 0, symOff: symStart, outOff: outStart, dist1: true}
+	blk := parsedBlock{final: hdr&1 != 0, symOff: len(p.syms), outOff: len(p.out), dist1: true}
 	var lit, dist *huffDecoder
 	switch hdr >> 1 {
 	case storedBlock:
 		blk.stored = true
-		r.acc >>= r.nbits % 8
-		r.nbits -= r.nbits % 8
-		v, ok := r.bits(32)
-		if !ok {
-			return fail(errTruncated)
+		if err := p.storedBytes(r, maxOut); err != nil {
+			return parsedBlock{}, err
 		}
-		n := int(v & 0xffff)
-		if uint16(v>>16) != ^uint16(n) {
-			return fail(fmt.Errorf("%w: stored block length check", ErrCorrupt))
-		}
-		if len(p.out)+n > maxOut {
-			return fail(errOutLimit)
-		}
-		for i := 0; i < n; i++ {
-			b, ok := r.bits(8)
-			if !ok {
-				return fail(errTruncated)
-			}
-			p.out = append(p.out, byte(b))
-		}
-		blk.inLen = n
+		blk.inLen = len(p.out) - blk.outOff
 		blk.bitEnd = r.bitPos()
 		return blk, nil
 	case staticTrees:
@@ -245,34 +238,76 @@ func (p *parsed) parseBlock(r *bitReader, maxOut int) (parsedBlock, error) {
 		var err error
 		lit, dist, err = readDynamicHeader(r)
 		if err != nil {
-			return fail(err)
+			return parsedBlock{}, err
 		}
 	default:
-		return fail(fmt.Errorf("%w: reserved block type", ErrCorrupt))
+		return parsedBlock{}, fmt.Errorf("%w: reserved block type", ErrCorrupt)
 	}
+	var err error
+	if blk.maxDist, blk.dist1, err = p.huffmanSymbols(r, lit, dist, maxOut); err != nil {
+		return parsedBlock{}, err
+	}
+	blk.nsyms = len(p.syms) - blk.symOff
+	blk.inLen = len(p.out) - blk.outOff
+	blk.bitEnd = r.bitPos()
+	return blk, nil
+}
+
+// storedBytes reads a stored block after its header: the length and its
+// complement at the next byte boundary, then the bytes, appended to p.out.
+func (p *parsed) storedBytes(r *bitReader, maxOut int) error {
+	r.acc >>= r.nbits % 8
+	r.nbits -= r.nbits % 8
+	v, ok := r.bits(32)
+	if !ok {
+		return errTruncated
+	}
+	n := int(v & 0xffff)
+	if uint16(v>>16) != ^uint16(n) {
+		return fmt.Errorf("%w: stored block length check", ErrCorrupt)
+	}
+	if len(p.out)+n > maxOut {
+		return errOutLimit
+	}
+	for i := 0; i < n; i++ {
+		b, ok := r.bits(8)
+		if !ok {
+			return errTruncated
+		}
+		p.out = append(p.out, byte(b))
+	}
+	return nil
+}
+
+// huffmanSymbols decodes the symbols of a Huffman block with the codes lit
+// and dist up to its end-of-block code, appending them to p.syms and the
+// bytes they make to p.out. It returns the block's longest match distance
+// and whether every match has distance 1.
+func (p *parsed) huffmanSymbols(r *bitReader, lit, dist *huffDecoder, maxOut int) (maxDist int, dist1 bool, err error) {
+	dist1 = true
 	for {
 		sym, err := lit.decode(r)
 		if err != nil {
-			return fail(err)
+			return 0, false, err
 		}
 		if sym < 256 {
 			if len(p.out) >= maxOut {
-				return fail(errOutLimit)
+				return 0, false, errOutLimit
 			}
 			p.out = append(p.out, byte(sym))
 			p.syms = append(p.syms, uint32(sym))
 			continue
 		}
 		if sym == endBlock {
-			break
+			return maxDist, dist1, nil
 		}
 		sym -= literals + 1
 		if sym >= lengthCodes {
-			return fail(fmt.Errorf("%w: invalid length code", ErrCorrupt))
+			return 0, false, fmt.Errorf("%w: invalid length code", ErrCorrupt)
 		}
 		extra, ok := r.bits(uint(extraLBits[sym]))
 		if !ok {
-			return fail(errTruncated)
+			return 0, false, errTruncated
 		}
 		lc := int(baseLength[sym]) + int(extra)
 		if sym == lengthCodes-1 {
@@ -280,36 +315,32 @@ func (p *parsed) parseBlock(r *bitReader, maxOut int) (parsedBlock, error) {
 		}
 		dsym, err := dist.decode(r)
 		if err != nil {
-			return fail(err)
+			return 0, false, err
 		}
 		if dsym >= dCodes {
-			return fail(fmt.Errorf("%w: invalid distance code", ErrCorrupt))
+			return 0, false, fmt.Errorf("%w: invalid distance code", ErrCorrupt)
 		}
 		dextra, ok := r.bits(uint(extraDBits[dsym]))
 		if !ok {
-			return fail(errTruncated)
+			return 0, false, errTruncated
 		}
 		d := int(baseDist[dsym]) + int(dextra) + 1
 		if d > len(p.out) {
-			return fail(fmt.Errorf("%w: distance too far back", ErrCorrupt))
+			return 0, false, fmt.Errorf("%w: distance too far back", ErrCorrupt)
 		}
 		length := lc + minMatch
 		if len(p.out)+length > maxOut {
-			return fail(errOutLimit)
+			return 0, false, errOutLimit
 		}
 		for i := 0; i < length; i++ {
 			p.out = append(p.out, p.out[len(p.out)-d])
 		}
 		p.syms = append(p.syms, uint32(d)<<16|uint32(lc))
-		blk.maxDist = max(blk.maxDist, d)
+		maxDist = max(maxDist, d)
 		if d != 1 {
-			blk.dist1 = false
+			dist1 = false
 		}
 	}
-	blk.nsyms = len(p.syms) - symStart
-	blk.inLen = len(p.out) - outStart
-	blk.bitEnd = r.bitPos()
-	return blk, nil
 }
 
 func readDynamicHeader(r *bitReader) (lit, dist *huffDecoder, err error) {
