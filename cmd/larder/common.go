@@ -102,6 +102,12 @@ func openBackend(c *cli.Context) (backend.Backend, error) {
 	if loc == "" {
 		return nil, usagef("no repository: give --repo or set LARDER_REPO")
 	}
+	return openBackendAt(c, loc)
+}
+
+// openBackendAt opens the storage at loc with the global options
+// (--connections, --cacert, -o, retry reports).
+func openBackendAt(c *cli.Context, loc string) (backend.Backend, error) {
 	if c.Int("connections") < 1 || c.Int("connections") > 64 {
 		return nil, usagef("--connections %d: give 1 to 64", c.Int("connections"))
 	}

@@ -28,7 +28,7 @@ func runCopy(c *cli.Context) error {
 		return err
 	}
 	defer closeRepo(c, r)
-	dst, err := backend.Open(c.String("to"), backend.OpenOptions{Connections: c.Int("connections"), CACertFile: c.String("cacert")})
+	dst, err := openBackendAt(c, c.String("to"))
 	if err != nil {
 		return usagef("--to: %w", err)
 	}
