@@ -37,6 +37,11 @@ type IngestOptions struct {
 	Force bool
 	// Host names the machine in the manifest.
 	Host string
+	// Site is the forum the backup belongs to (--site); "" derives it
+	// from the path and content (site.go).
+	Site string
+	// Tags are recorded in the manifest (ingest --tag).
+	Tags []string
 	// Progress, when set, is called now and then with the bytes of the
 	// file read so far in each phase ("hash", then "store").
 	Progress func(phase string, done, total int64)
@@ -71,6 +76,9 @@ type IngestResult struct {
 	// Existing is set when the same bytes were stored already (the
 	// snapshot that holds them); nothing was ingested.
 	Existing string
+	// Site and Made: the snapshot's site and when its backup was made.
+	Site     string
+	Made     time.Time
 	Summary  *recompress.Summary
 	Warnings []*recompress.Warning
 	Stats    repo.IngestStats
@@ -158,8 +166,10 @@ func Ingest(ctx context.Context, r *repo.Repo, path string, opts IngestOptions) 
 	m := &repo.Manifest{
 		Name: filepath.Base(path), Size: uint64(fi.Size()), SHA256: hex.EncodeToString(res.SHA256[:]),
 		ModTime: fi.ModTime().UTC(), Ingested: time.Now().UTC(), Host: opts.Host,
+		Site: siteOf(path, opts.Site, up.Summary.Realm), BackupTime: BackupTime(path, fi), Tags: opts.Tags,
 		Recipe: recipe, Summary: summary,
 	}
+	res.Site, res.Made = m.Site, m.BackupTime
 	m.Streams = sink.refs(len(up.Recipe.Streams))
 	for _, wn := range up.Warnings {
 		m.Damaged = append(m.Damaged, wn.Error())

@@ -19,6 +19,9 @@ type Summary struct {
 	// Exact is set when an engine rebuilds every compressed layer, so all
 	// of the backup deduplicates; false when some bytes are verbatim.
 	Exact bool `json:"exact"`
+	// Realm is a Zulip export's realm (string_id in its realm.json), the
+	// site the export belongs to; "" when there is none.
+	Realm string `json:"realm,omitempty"`
 }
 
 // StreamSummary is one canonical stream.
@@ -58,6 +61,7 @@ type TopFolder struct {
 }
 
 type summary struct {
+	realm  *realmWatcher // the first realm.json seen
 	layers []LayerSummary
 	tables map[string]uint64
 	order  []string
@@ -89,7 +93,69 @@ func (s *summary) observer(k Kind, name string) io.Writer {
 // memberObserver watches the data of a plain tar member: a pg_dump SQL
 // file (Discourse before v1.6) is counted like an SQL stream.
 func (s *summary) memberObserver(name string) io.Writer {
+	if path.Base(name) == "realm.json" && s.realm == nil {
+		s.realm = &realmWatcher{}
+		return s.realm
+	}
 	return &sniffer{s: s}
+}
+
+// realmWatcher finds the realm's string_id in a Zulip realm.json: the
+// first "string_id" key within its first maxRealmScan bytes (the realm
+// table comes first), in bounded memory. It keeps the tail of each write
+// so a key split between writes is still found.
+type realmWatcher struct {
+	seen  int64
+	tail  []byte
+	found bool
+	id    string
+}
+
+const (
+	maxRealmScan = 1 << 20
+	maxRealmID   = 64
+)
+
+var realmKey = []byte(`"string_id"`)
+
+func (w *realmWatcher) Write(p []byte) (int, error) {
+	n := len(p)
+	if w.found || w.seen > maxRealmScan {
+		return n, nil
+	}
+	w.seen += int64(n)
+	buf := append(w.tail, p[:min(len(p), maxRealmScan)]...)
+	if i := bytes.Index(buf, realmKey); i >= 0 {
+		if id, ok := jsonStringAfterColon(buf[i+len(realmKey):]); ok {
+			w.found, w.id = true, id
+			w.tail = nil
+			return n, nil
+		}
+		// The value may be in the next write: keep from the key on.
+		w.tail = append([]byte(nil), buf[i:min(len(buf), i+len(realmKey)+maxRealmID+16)]...)
+		return n, nil
+	}
+	keep := min(len(buf), len(realmKey)-1)
+	w.tail = append(w.tail[:0:0], buf[len(buf)-keep:]...)
+	return n, nil
+}
+
+// jsonStringAfterColon reads `: "value"` (simple characters only, at most
+// maxRealmID of them).
+func jsonStringAfterColon(b []byte) (string, bool) {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 || b[0] != ':' {
+		return "", false
+	}
+	b = bytes.TrimLeft(b[1:], " \t\r\n")
+	if len(b) == 0 || b[0] != '"' {
+		return "", false
+	}
+	end := bytes.IndexByte(b[1:], '"')
+	if end < 0 || end > maxRealmID || bytes.IndexByte(b[1:1+end], '\\') >= 0 {
+		return "", false
+	}
+	return string(b[1 : 1+end]), true
 }
 
 // sniffer decides from a member's first bytes whether it is pg_dump SQL.
@@ -235,6 +301,9 @@ func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
 		}
 	}
 	walk(rc.Root)
+	if s.realm != nil && s.realm.found {
+		out.Realm = s.realm.id
+	}
 	for _, t := range s.order {
 		out.Tables = append(out.Tables, TableRows{Table: t, Rows: s.tables[t]})
 	}

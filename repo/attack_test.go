@@ -154,7 +154,7 @@ func (e *attackEnv) night() genuineSnap {
 	}
 	w.SetCacheDir(e.writerCache)
 	defer w.Close()
-	g.id = ingest(e.t, w, g.name, g.streams...)
+	g.id = ingestManifest(e.t, w, &Manifest{Name: g.name, Site: "forum", BackupTime: time.Now().UTC()}, g.streams...)
 	e.genuine = append(e.genuine, g)
 	return g
 }
@@ -574,8 +574,9 @@ func TestAttackBackdatedSnapshot(t *testing.T) {
 		ctx := context.Background()
 		newest := e.genuine[len(e.genuine)-1]
 		thief := e.thief()
-		back := forgeSnapshot(t, thief, time.Now().Add(-3*time.Hour), 0, &Manifest{Name: "backdated"})
-		now := forgeSnapshot(t, thief, time.Now(), 0, &Manifest{Name: "dated now"})
+		back := forgeSnapshot(t, thief, time.Now().Add(-3*time.Hour), 0, &Manifest{Name: "backdated", Site: "forum"})
+		now := forgeSnapshot(t, thief, time.Now(), 0, &Manifest{Name: "dated now", Site: "forum"})
+		made := forgeSnapshot(t, thief, time.Now(), 0, &Manifest{Name: "made yesterday", Site: "forum", BackupTime: time.Now().Add(-24 * time.Hour)})
 		m := e.masterRepo()
 		plan, err := m.Forget(ctx, Policy{Daily: 7}, false)
 		if err != nil {
@@ -588,7 +589,7 @@ func TestAttackBackdatedSnapshot(t *testing.T) {
 		if !kept[newest.id] {
 			t.Fatalf("forget --keep-daily 7 removed the newest genuine snapshot: %+v", plan)
 		}
-		if !kept[back] || !kept[now] {
+		if !kept[back] || !kept[now] || !kept[made] {
 			t.Fatal("forget removed a forgery instead of leaving it for the admin to see")
 		}
 		e.pruneTwice()
@@ -612,6 +613,50 @@ func TestAttackBackdatedSnapshot(t *testing.T) {
 			t.Fatal("no genuine snapshot left")
 		}
 		e.genuine = still
+		e.restoresAll()
+	})
+}
+
+// TestAttackSiteHijack (thief of another forum's write key): with the key
+// of forum B, a thief stores snapshots that name forum A's site, made on
+// each of the last ten days and just after A's newest. Even once the
+// master has known them for days, forget --keep-daily 7 --keep-last 1
+// keeps A's newest genuine snapshot: a lineage is one site as written by
+// one key, and B's key writes only B's lineages.
+func TestAttackSiteHijack(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *attackEnv) {
+		ctx := context.Background()
+		m := e.masterRepo()
+		other, err := e.k.master.NewWriteKey("forum-b", m.now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.AddKey(ctx, other.Record()); err != nil {
+			t.Fatal(err)
+		}
+		thief := e.openOn(e.writer, other)
+		newest := e.genuine[len(e.genuine)-1]
+		now := time.Now()
+		for day := range 10 {
+			forgeSnapshot(t, thief, now, 0,
+				&Manifest{Name: fmt.Sprintf("hijack-%d", day), Site: "forum", BackupTime: now.Add(time.Duration(-day)*24*time.Hour + time.Second)})
+		}
+		// The master sees them, and three days later forgets.
+		if _, err := m.Snapshots(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		m.now = func() time.Time { return now.Add(72 * time.Hour) }
+		plan, err := m.Forget(ctx, Policy{Daily: 7, Last: 1}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range plan {
+			if d.Snapshot.ID == newest.id && !d.Keep {
+				t.Fatalf("forget removed forum A's newest genuine snapshot because of forum B's key: %+v", plan)
+			}
+		}
+		e.pruneTwice()
+		e.genuine = []genuineSnap{newest}
 		e.restoresAll()
 	})
 }

@@ -114,13 +114,18 @@ func randBytes(seed uint64, n int) []byte {
 // ingest stores streams as a snapshot with a write (or master) key.
 func ingest(t testing.TB, r *Repo, name string, streams ...[]byte) ID {
 	t.Helper()
+	return ingestManifest(t, r, &Manifest{Name: name}, streams...)
+}
+
+// ingestManifest stores streams as a snapshot whose manifest starts as m.
+func ingestManifest(t testing.TB, r *Repo, m *Manifest, streams ...[]byte) ID {
+	t.Helper()
 	ctx := context.Background()
 	w, err := r.NewWriter(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close(ctx)
-	m := &Manifest{Name: name}
 	h := sha256.New()
 	for i, s := range streams {
 		h.Write(s)

@@ -121,6 +121,9 @@ func (r *Repo) openManifest(env *Envelope) (*Manifest, error) {
 	if err := json.Unmarshal(plain, &m); err != nil {
 		return nil, fmt.Errorf("%w: manifest: %w", ErrCorrupt, err)
 	}
+	if err := m.checkClaims(); err != nil {
+		return nil, fmt.Errorf("%w: manifest: %w", ErrCorrupt, err)
+	}
 	return &m, nil
 }
 

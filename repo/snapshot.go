@@ -163,17 +163,25 @@ func (s *Snapshot) Usable() error {
 
 // Manifest is the sealed body of a snapshot.
 type Manifest struct {
-	Name     string          `json:"name"`
-	Size     uint64          `json:"size"`
-	SHA256   string          `json:"sha256"`
-	ModTime  time.Time       `json:"mtime"`
-	Ingested time.Time       `json:"ingested"`
-	Host     string          `json:"host,omitempty"`
-	Recipe   []byte          `json:"recipe"`
-	Streams  []StreamRef     `json:"streams"`
-	Summary  json.RawMessage `json:"summary,omitempty"`
-	Damaged  []string        `json:"damaged,omitempty"` // warnings about the original
-	Stats    IngestStats     `json:"stats"`
+	Name     string    `json:"name"`
+	Size     uint64    `json:"size"`
+	SHA256   string    `json:"sha256"`
+	ModTime  time.Time `json:"mtime"`
+	Ingested time.Time `json:"ingested"`
+	Host     string    `json:"host,omitempty"`
+	// Site, BackupTime and Tags (added in repository version 3 without a
+	// version change: older manifests lack them, and readers then use
+	// ModTime and the writer key): the forum the backup belongs to, when it was
+	// made (from its name, else ModTime), and the writer's tags. All three
+	// are the writer's claims: see Plan for how retention uses them.
+	Site       string          `json:"site,omitempty"`
+	BackupTime time.Time       `json:"backup_time,omitzero"`
+	Tags       []string        `json:"tags,omitempty"`
+	Recipe     []byte          `json:"recipe"`
+	Streams    []StreamRef     `json:"streams"`
+	Summary    json.RawMessage `json:"summary,omitempty"`
+	Damaged    []string        `json:"damaged,omitempty"` // warnings about the original
+	Stats      IngestStats     `json:"stats"`
 }
 
 // StreamRef is a canonical stream: its chunk list's tree root.

@@ -506,6 +506,9 @@ func (w *Writer) storeTree() *treeBuilder {
 // Commit flushes the session and stores a snapshot of m, chained to this
 // key's previous snapshot. It returns the snapshot's ID.
 func (w *Writer) Commit(ctx context.Context, m *Manifest, original [32]byte) (ID, error) {
+	if err := m.checkClaims(); err != nil {
+		return ID{}, fmt.Errorf("snapshot of %s: %w", m.Name, err)
+	}
 	if w.dry {
 		m.Stats = w.Stats()
 		w.r.lastStats = m.Stats

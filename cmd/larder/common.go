@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"runtime/debug"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
 	"github.com/larder/larder/repo/backend"
@@ -339,4 +341,64 @@ func writeKeyFile(path string, data []byte) error {
 		return fmt.Errorf("%s exists: not replaced", path)
 	}
 	return crypto.WriteKeyFile(path, data)
+}
+
+// siteFlag is --site for the commands that work per site.
+func siteFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "site", Usage: usage}
+}
+
+// findSnapshot resolves a snapshot argument: an ID prefix, or "latest",
+// the newest usable snapshot (by backup time) of --site, or of the only
+// site there is.
+func findSnapshot(c *cli.Context, r *repo.Repo, arg string) (*repo.Snapshot, error) {
+	if arg != "latest" {
+		s, err := r.FindSnapshot(c.Context, arg)
+		if err != nil {
+			return nil, err
+		}
+		if site := c.String("site"); site != "" && s.Manifest != nil && s.SiteName() != site {
+			return nil, usagef("snapshot %s is of site %q, not %q", s.ID.Short(), s.SiteName(), site)
+		}
+		return s, nil
+	}
+	snaps, err := r.Snapshots(c.Context, true)
+	if err != nil {
+		return nil, err
+	}
+	site := c.String("site")
+	var best *repo.Snapshot
+	sites := map[string]bool{}
+	for _, s := range snaps {
+		s.AllowRejected = c.Bool("allow-rejected")
+		if s.Usable() != nil || site != "" && s.SiteName() != site {
+			continue
+		}
+		sites[s.SiteName()] = true
+		if best == nil || larder.Newer(s, best) {
+			best = s
+		}
+	}
+	switch {
+	case best == nil && site != "":
+		return nil, fmt.Errorf("latest: %w: no snapshot of site %q", backend.ErrNotFound, site)
+	case best == nil:
+		return nil, fmt.Errorf("latest: %w: no snapshot", backend.ErrNotFound)
+	case len(sites) > 1:
+		return nil, usagef("latest: the repository holds %d sites (%s): give --site", len(sites), strings.Join(sortedKeys(sites), ", "))
+	}
+	return best, nil
+}
+
+// sortedKeys returns a set's members in order.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		if k == "" {
+			k = "(none)"
+		}
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -18,7 +18,8 @@ func drillCommand() *cli.Command {
 		Usage:     "prove snapshots restore (and, with --postgres, that their dumps load); records the result (master key)",
 		ArgsUsage: "[SNAPSHOT]",
 		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "latest", Usage: "drill the newest snapshot"},
+			&cli.BoolFlag{Name: "latest", Usage: "drill the newest snapshot of each site"},
+			siteFlag("drill only this site's snapshots"),
 			&cli.IntFlag{Name: "random", Usage: "drill N snapshots chosen at random"},
 			&cli.BoolFlag{Name: "all", Usage: "drill every snapshot"},
 			&cli.BoolFlag{Name: "postgres", Usage: "load the dump into a scratch PostgreSQL and compare row counts"},
@@ -102,7 +103,7 @@ func checkDrillArgs(c *cli.Context) error {
 // named, or the newest, N random or all of the usable ones.
 func drillSnapshots(c *cli.Context, r *repo.Repo) ([]*repo.Snapshot, error) {
 	if c.NArg() == 1 {
-		s, err := r.FindSnapshot(c.Context, c.Args().First())
+		s, err := findSnapshot(c, r, c.Args().First())
 		if err != nil {
 			return nil, err
 		}
@@ -120,6 +121,9 @@ func drillSnapshots(c *cli.Context, r *repo.Repo) ([]*repo.Snapshot, error) {
 	var all []*repo.Snapshot
 	for _, s := range listed {
 		s.AllowRejected = c.Bool("allow-rejected")
+		if site := c.String("site"); site != "" && s.SiteName() != site {
+			continue
+		}
 		if s.Usable() == nil {
 			all = append(all, s)
 		} else if !c.Bool("json") {
@@ -127,11 +131,14 @@ func drillSnapshots(c *cli.Context, r *repo.Repo) ([]*repo.Snapshot, error) {
 		}
 	}
 	if len(all) == 0 {
-		return nil, &statusError{exitNothingToDo, "no snapshots to drill"}
+		if site := c.String("site"); site != "" {
+			return nil, &statusError{exitNotFound, fmt.Sprintf("no snapshot of site %q to drill", site)}
+		}
+		return nil, &statusError{exitNotFound, "no snapshots to drill"}
 	}
 	switch {
 	case c.Bool("latest"):
-		return all[len(all)-1:], nil
+		return newestPerSite(all), nil
 	case c.Bool("all"):
 		return all, nil
 	}
@@ -179,4 +186,26 @@ func pgVersion(v string) string {
 		}
 	}
 	return v
+}
+
+// newestPerSite returns each site's newest snapshot (by backup time), in
+// the order of sites' first appearance.
+func newestPerSite(snaps []*repo.Snapshot) []*repo.Snapshot {
+	newest := map[string]*repo.Snapshot{}
+	var order []string
+	for _, s := range snaps {
+		site := s.SiteName()
+		b, ok := newest[site]
+		if !ok {
+			order = append(order, site)
+		}
+		if !ok || larder.Newer(s, b) {
+			newest[site] = s
+		}
+	}
+	out := make([]*repo.Snapshot, len(order))
+	for i, site := range order {
+		out[i] = newest[site]
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"sort"
 	"strings"
 	"time"
 
@@ -11,15 +12,19 @@ import (
 func forgetCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "forget",
-		Usage:     "remove snapshots a retention policy does not keep, or the snapshots named (master key)",
+		Usage:     "remove snapshots a retention policy does not keep (per site), or the snapshots named (master key)",
 		ArgsUsage: "[SNAPSHOT-ID...]",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "keep-last", Usage: "keep the newest N snapshots of each writer (-1: all)"},
-			&cli.IntFlag{Name: "keep-daily", Usage: "keep the newest snapshot of each of the last N days (-1: every day)"},
-			&cli.IntFlag{Name: "keep-weekly", Usage: "keep the newest snapshot of each of the last N weeks (-1: every week)"},
-			&cli.IntFlag{Name: "keep-monthly", Usage: "keep the newest snapshot of each of the last N months (-1: every month)"},
-			&cli.IntFlag{Name: "keep-yearly", Usage: "keep the newest snapshot of each of the last N years (-1: every year)"},
-			&cli.BoolFlag{Name: "unsafe-allow-remove-all", Usage: "let the policy remove every snapshot of a writer"},
+			&cli.IntFlag{Name: "keep-last", Aliases: []string{"l"}, Usage: "keep the newest N snapshots of each site (-1: all)"},
+			&cli.IntFlag{Name: "keep-hourly", Aliases: []string{"H"}, Usage: "keep the newest snapshot of each of the last N hours (-1: every hour)"},
+			&cli.IntFlag{Name: "keep-daily", Aliases: []string{"d"}, Usage: "keep the newest snapshot of each of the last N days (-1: every day)"},
+			&cli.IntFlag{Name: "keep-weekly", Aliases: []string{"w"}, Usage: "keep the newest snapshot of each of the last N weeks (-1: every week)"},
+			&cli.IntFlag{Name: "keep-monthly", Aliases: []string{"m"}, Usage: "keep the newest snapshot of each of the last N months (-1: every month)"},
+			&cli.IntFlag{Name: "keep-yearly", Aliases: []string{"y"}, Usage: "keep the newest snapshot of each of the last N years (-1: every year)"},
+			&cli.StringFlag{Name: "keep-within", Usage: "keep snapshots made within this span of the site's newest (e.g. 1y6m, 7d, 36h)"},
+			&cli.StringSliceFlag{Name: "keep-tag", Usage: "keep snapshots with this tag (ingest --tag; repeat for more)"},
+			siteFlag("forget only this site's snapshots"),
+			&cli.BoolFlag{Name: "unsafe-allow-remove-all", Usage: "let the policy remove every snapshot of a site"},
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be removed"},
 			&cli.BoolFlag{Name: "prune", Usage: "prune afterwards"},
 			&cli.DurationFlag{Name: "grace", Value: repo.DefaultGrace, Usage: "with --prune: delete packs marked at least this long ago"},
@@ -28,11 +33,41 @@ func forgetCommand() *cli.Command {
 	}
 }
 
-func runForget(c *cli.Context) error {
-	p := repo.Policy{Last: c.Int("keep-last"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly"),
-		Monthly: c.Int("keep-monthly"), Yearly: c.Int("keep-yearly"), AllowRemoveAll: c.Bool("unsafe-allow-remove-all")}
+// policyOf reads the --keep-* options.
+func policyOf(c *cli.Context) (repo.Policy, error) {
+	p := repo.Policy{Last: c.Int("keep-last"), Hourly: c.Int("keep-hourly"), Daily: c.Int("keep-daily"), Weekly: c.Int("keep-weekly"),
+		Monthly: c.Int("keep-monthly"), Yearly: c.Int("keep-yearly"), Tags: c.StringSlice("keep-tag"), Site: c.String("site"),
+		AllowRemoveAll: c.Bool("unsafe-allow-remove-all")}
+	if w := c.String("keep-within"); w != "" {
+		sp, err := repo.ParseSpan(w)
+		if err != nil {
+			return p, usagef("--keep-within: %w", err)
+		}
+		p.Within = sp
+	}
 	if err := p.Valid(); err != nil {
-		return usagef("%w", err)
+		return p, usagef("%w", err)
+	}
+	return p, nil
+}
+
+// forgetJSON is one decision of forget, with --json.
+type forgetJSON struct {
+	MessageType string    `json:"message_type"` // "forget"
+	Snapshot    string    `json:"snapshot"`
+	Site        string    `json:"site,omitempty"`
+	Lineage     string    `json:"lineage,omitempty"`
+	Name        string    `json:"name,omitempty"`
+	BackupTime  time.Time `json:"backup_time"`
+	Keep        bool      `json:"keep"`
+	Reasons     []string  `json:"reasons,omitempty"`
+	DryRun      bool      `json:"dry_run"`
+}
+
+func runForget(c *cli.Context) error {
+	p, err := policyOf(c)
+	if err != nil {
+		return err
 	}
 	if c.NArg() > 0 {
 		if !p.Empty() {
@@ -52,30 +87,60 @@ func runForget(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := printPlan(c, plan); err != nil {
+		return err
+	}
+	if c.Bool("prune") && !c.Bool("dry-run") {
+		return doPrune(c, r, repo.PruneOptions{Grace: c.Duration("grace")})
+	}
+	return nil
+}
+
+// printPlan shows forget's decisions: a table per site of kept and removed
+// snapshots with the reason for each (one JSON object each with --json),
+// then the count.
+func printPlan(c *cli.Context, plan []repo.Decision) error {
+	dry := c.Bool("dry-run")
 	removed := 0
+	table := [][]string{{"SITE", "ID", "MADE", "NAME", "ACTION", "REASON"}}
 	for _, d := range plan {
-		verb := "remove"
-		if d.Keep {
-			verb = "keep  "
-		} else {
+		s := d.Snapshot
+		name := ""
+		if s.Manifest != nil {
+			name = printable(s.Manifest.Name)
+		}
+		if !d.Keep {
 			removed++
 		}
 		if c.Bool("json") {
-			if err := emit(c, map[string]any{"snapshot": d.Snapshot.ID.String(), "keep": d.Keep, "reasons": d.Reasons, "time": d.Snapshot.Envelope.Claimed}); err != nil {
+			j := forgetJSON{MessageType: "forget", Snapshot: s.ID.String(), Site: s.SiteName(), Lineage: d.Lineage, Name: name,
+				BackupTime: s.Made(), Keep: d.Keep, Reasons: d.Reasons, DryRun: dry}
+			if err := emit(c, j); err != nil {
 				return err
 			}
 			continue
 		}
-		out(c, "%s %s  %s  %s\n", verb, d.Snapshot.ID.Short(), d.Snapshot.Envelope.Claimed.Local().Format(time.DateTime), strings.Join(d.Reasons, ", "))
+		action, reason := "keep", strings.Join(d.Reasons, ", ")
+		if !d.Keep {
+			action, reason = "remove", "no rule keeps it"
+			if dry {
+				action = "would remove"
+			}
+		}
+		table = append(table, []string{d.Lineage, s.ID.Short(), s.Made().Local().Format("2006-01-02 15:04"), name, action, reason})
 	}
-	if c.Bool("dry-run") {
-		out(c, "would remove %d of %d snapshots\n", removed, len(plan))
-		return nil
+	if c.Bool("json") {
+		return emit(c, map[string]any{"message_type": "summary", "snapshots": len(plan), "removed": removed, "dry_run": dry})
 	}
-	out(c, "removed %d of %d snapshots\n", removed, len(plan))
-	if c.Bool("prune") {
-		return doPrune(c, r, repo.PruneOptions{Grace: c.Duration("grace")})
+	sort.SliceStable(table[1:], func(i, j int) bool { return table[1+i][0] < table[1+j][0] })
+	if len(plan) > 0 {
+		printTable(c, table, nil)
 	}
+	verb := "removed"
+	if dry {
+		verb = "would remove"
+	}
+	out(c, "%s %d of %s\n", verb, removed, plural(len(plan), "snapshot"))
 	return nil
 }
 
@@ -105,7 +170,7 @@ func runForgetIDs(c *cli.Context) error {
 	}
 	for _, id := range ids {
 		if c.Bool("json") {
-			if err := emit(c, map[string]any{"snapshot": id.String(), "keep": false}); err != nil {
+			if err := emit(c, forgetJSON{MessageType: "forget", Snapshot: id.String(), Reasons: []string{"named"}}); err != nil {
 				return err
 			}
 			continue

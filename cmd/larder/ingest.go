@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/larder/larder"
 	"github.com/larder/larder/recompress"
@@ -23,6 +24,8 @@ func ingestCommand() *cli.Command {
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "show what would be stored, store nothing"},
 			&cli.BoolFlag{Name: "force", Usage: "ingest files even when their bytes are stored already"},
 			&cli.StringFlag{Name: "host", Usage: "name of this machine, recorded in snapshots (default: the hostname)"},
+			&cli.StringFlag{Name: "site", Usage: "the site (forum) the backups belong to (default: the Discourse multisite folder, the Zulip realm, or the name's title)"},
+			&cli.StringSliceFlag{Name: "tag", Usage: "record this tag in the snapshots (repeat for more; forget --keep-tag keeps them)"},
 		},
 		Action: runIngest,
 	}
@@ -33,6 +36,8 @@ type ingestEvent struct {
 	Event      string                    `json:"event"` // ingested, skipped, would-ingest, failed
 	File       string                    `json:"file"`
 	Snapshot   string                    `json:"snapshot,omitempty"`
+	Site       string                    `json:"site,omitempty"`
+	BackupTime *time.Time                `json:"backup_time,omitempty"`
 	Size       int64                     `json:"size"`
 	SHA256     string                    `json:"sha256,omitempty"`
 	Exact      bool                      `json:"exact"`
@@ -49,9 +54,26 @@ func runIngest(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return usagef("ingest needs at least one PATH")
 	}
+	if site := c.String("site"); site != "" {
+		if err := repo.ValidSite(site); err != nil {
+			return usagef("--site %w", err)
+		}
+	}
+	tags := c.StringSlice("tag")
+	if len(tags) > repo.MaxTags {
+		return usagef("--tag: %d tags, at most %d", len(tags), repo.MaxTags)
+	}
+	for _, t := range tags {
+		if err := repo.ValidSite(t); err != nil {
+			return usagef("--tag %w", err)
+		}
+	}
 	files, err := expand(c.Args().Slice())
 	if err != nil {
 		return err
+	}
+	if len(files) == 0 {
+		return &statusError{exitNotFound, fmt.Sprintf("no backup file found in %s", strings.Join(c.Args().Slice(), ", "))}
 	}
 	r, err := openRepo(c)
 	if err != nil {
@@ -79,8 +101,11 @@ func runIngest(c *cli.Context) error {
 			continue
 		}
 		ev := newIngestEvent(f, res, c.Bool("dry-run"))
-		if ev.Event == "ingested" {
+		switch ev.Event {
+		case "ingested", "would-ingest":
 			t.stored++
+		case "skipped":
+			t.skipped++
 		}
 		if ev.Damaged {
 			t.damaged++
@@ -93,35 +118,50 @@ func runIngest(c *cli.Context) error {
 		}
 		printIngest(c, ev)
 	}
-	return t.result(files, c.Bool("dry-run"))
+	return t.result(c, files)
 }
 
 // ingestTally counts the outcomes of an ingest's files.
 type ingestTally struct {
-	failed, damaged, stored int
-	firstErr                error
+	failed, damaged, stored, skipped int
+	firstErr                         error
 }
 
 // result is the command's error for the tally: the failure (the first
-// one's cause), damage stored, or nothing to do.
-func (t ingestTally) result(files []string, dryRun bool) error {
+// one's cause; exit 3 when other files went in), damage stored, or
+// nothing (a night with nothing new is a success, and says so).
+func (t ingestTally) result(c *cli.Context, files []string) error {
 	switch {
-	case t.failed > 0:
-		if t.failed == 1 && len(files) == 1 {
+	case t.failed > 0 && t.failed == len(files):
+		if len(files) == 1 {
 			return fmt.Errorf("%s: %w", files[0], t.firstErr)
 		}
-		return fmt.Errorf("%d of %d files failed (first: %s)", t.failed, len(files), oneLine(t.firstErr.Error()))
+		return fmt.Errorf("all %d files failed (first: %s)", t.failed, oneLine(t.firstErr.Error()))
+	case t.failed > 0:
+		return &statusError{exitPartial, fmt.Sprintf("%s of %d failed (first: %s)", plural(t.failed, "file"), len(files), oneLine(t.firstErr.Error()))}
 	case t.damaged > 0:
-		return &statusError{exitDamaged, fmt.Sprintf("%d damaged files stored exactly, flagged", t.damaged)}
-	case t.stored == 0 && !dryRun:
-		return &statusError{exitNothingToDo, "nothing to do: every file is stored already"}
+		return &statusError{exitDamaged, fmt.Sprintf("%s stored exactly, flagged", plural(t.damaged, "damaged file"))}
+	case t.stored == 0:
+		if c.Bool("json") {
+			return emit(c, map[string]any{"message_type": "summary", "files": len(files), "stored": 0, "skipped": t.skipped})
+		}
+		out(c, "nothing new: %s stored already\n", plural(t.skipped, "file"))
 	}
 	return nil
 }
 
+// plural is "1 file", "2 files".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // ingestFile ingests one file, showing progress on a terminal stderr.
 func ingestFile(c *cli.Context, r *repo.Repo, f, host string) (*larder.IngestResult, error) {
-	opts := larder.IngestOptions{DryRun: c.Bool("dry-run"), Force: c.Bool("force"), Host: host}
+	opts := larder.IngestOptions{DryRun: c.Bool("dry-run"), Force: c.Bool("force"), Host: host,
+		Site: c.String("site"), Tags: c.StringSlice("tag")}
 	progress := isTerminal(c.App.ErrWriter) && !c.Bool("quiet") && !c.Bool("json")
 	if progress {
 		name := filepath.Base(f)
@@ -151,7 +191,10 @@ func reportFailure(c *cli.Context, f string, err error, files int) error {
 
 // newIngestEvent describes the result of ingesting file f.
 func newIngestEvent(f string, res *larder.IngestResult, dryRun bool) ingestEvent {
-	ev := ingestEvent{File: f, Size: res.Size, SHA256: fmt.Sprintf("%x", res.SHA256)}
+	ev := ingestEvent{File: f, Size: res.Size, SHA256: fmt.Sprintf("%x", res.SHA256), Site: res.Site}
+	if !res.Made.IsZero() {
+		ev.BackupTime = &res.Made
+	}
 	switch {
 	case res.Existing != "":
 		ev.Event = "skipped"
@@ -188,7 +231,12 @@ func printIngest(c *cli.Context, ev ingestEvent) {
 	case "would-ingest":
 		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
 	default:
-		out(c, "stored %s as snapshot %s: %s, %s new (%s)\n", name, short(ev.Snapshot), human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
+		made := "?"
+		if ev.BackupTime != nil {
+			made = ev.BackupTime.Local().Format("2006-01-02 15:04")
+		}
+		out(c, "stored %s as snapshot %s (site %s, made %s): %s, %s new (%s)\n", name, short(ev.Snapshot), ev.Site,
+			made, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
 	}
 	for _, l := range ev.Layers {
 		engine := l.Engine
@@ -202,21 +250,30 @@ func printIngest(c *cli.Context, ev ingestEvent) {
 	}
 }
 
-// expand turns folders into the files they hold (sorted; hidden files and
-// partial downloads are left out).
+// foundFile is a file found in a folder, with when its backup was made.
+type foundFile struct {
+	path string
+	made time.Time
+}
+
+// expand turns folders into the files they hold (hidden files and partial
+// downloads are left out), oldest backup first: each site's snapshots are
+// then chained in the order their backups were made, which retention
+// checks (Repo.Plan: a backup made before the one chained before it is
+// kept as suspicious). Ties keep the order given, then path order.
 func expand(paths []string) ([]string, error) {
-	var files []string
+	var found []foundFile
 	for _, p := range paths {
 		fi, err := os.Stat(p)
 		if err != nil {
-			files = append(files, p) // reported by Ingest, one line per file
+			found = append(found, foundFile{path: p}) // reported by Ingest, one line per file
 			continue
 		}
 		if !fi.IsDir() {
-			files = append(files, p)
+			found = append(found, foundFile{p, larder.BackupTime(p, fi)})
 			continue
 		}
-		var found []string
+		var in []foundFile
 		err = filepath.WalkDir(p, func(q string, d os.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -228,15 +285,24 @@ func expand(paths []string) ([]string, error) {
 				return nil
 			}
 			if !d.IsDir() && d.Type().IsRegular() && !strings.HasSuffix(d.Name(), ".part") {
-				found = append(found, q)
+				fi, err := d.Info()
+				if err != nil {
+					return err
+				}
+				in = append(in, foundFile{q, larder.BackupTime(q, fi)})
 			}
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
-		sort.Strings(found)
-		files = append(files, found...)
+		sort.Slice(in, func(i, j int) bool { return in[i].path < in[j].path })
+		found = append(found, in...)
+	}
+	sort.SliceStable(found, func(i, j int) bool { return found[i].made.Before(found[j].made) })
+	files := make([]string, len(found))
+	for i, f := range found {
+		files[i] = f.path
 	}
 	return files, nil
 }

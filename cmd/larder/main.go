@@ -28,8 +28,10 @@ const (
 	exitOK          = 0
 	exitFailure     = 1
 	exitUsage       = 2
-	exitNothingToDo = 3
+	exitPartial     = 3 // some files could not be ingested (restic's 3)
 	exitDamaged     = 4
+	exitNotFound    = 5 // no backup file to ingest, no snapshot to drill
+	exitStale       = 6 // status --max-age: a site is stale or its drill failed
 	exitNoRepo      = 10
 	exitLocked      = 11
 	exitKey         = 12
@@ -62,7 +64,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = fmt.Errorf("writing the output: %w", werr)
 	}
 	code := exitCode(err)
-	if err != nil && code != exitNothingToDo && code != exitDamaged {
+	if err != nil && code != exitDamaged {
 		// The last word goes to stderr; if that fails too, the exit code
 		// still tells.
 		_, _ = fmt.Fprintf(stderr, "larder: %s\n", oneLine(err.Error()))
@@ -271,7 +273,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		Flags:           globalFlags(),
 		Commands: []*cli.Command{
-			initCommand(), keyCommand(), ingestCommand(), snapshotsCommand(), restoreCommand(),
+			initCommand(), keyCommand(), ingestCommand(), snapshotsCommand(), statusCommand(), restoreCommand(),
 			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), unlockCommand(), repairCommand(), copyCommand(), statsCommand(),
 		},
 		OnUsageError: onUsageError,

@@ -69,6 +69,7 @@ func TestScripts(t *testing.T) {
 			}
 			env.Setenv("FIX", fix)
 			env.Setenv("LARDER_CACHE_DIR", filepath.Join(env.WorkDir, "cache"))
+			env.Setenv("TZ", "UTC") // times print in local time
 			return nil
 		},
 		Condition: func(cond string) (bool, error) {

@@ -16,8 +16,9 @@ func restoreCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "restore",
 		Usage:     "rebuild a snapshot's original file, verified by SHA-256 (master key)",
-		ArgsUsage: "SNAPSHOT",
+		ArgsUsage: "SNAPSHOT|latest",
 		Flags: []cli.Flag{
+			siteFlag("with latest: the newest snapshot of this site"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write here (- for standard output; default: the original name in this folder)"},
 			&cli.StringFlag{Name: "canonical", Usage: "write the canonical streams into this folder instead (plain tar, dump.sql)"},
 			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file"},
@@ -29,7 +30,7 @@ func restoreCommand() *cli.Command {
 
 func runRestore(c *cli.Context) error {
 	if c.NArg() != 1 {
-		return usagef("restore needs one SNAPSHOT (an ID or its first digits)")
+		return usagef("restore needs one SNAPSHOT (an ID, its first digits, or latest)")
 	}
 	r, key, err := openRepoKey(c)
 	if err != nil {
@@ -46,7 +47,7 @@ func runRestore(c *cli.Context) error {
 		return err
 	}
 	defer unlock()
-	snap, err := r.FindSnapshot(c.Context, c.Args().First())
+	snap, err := findSnapshot(c, r, c.Args().First())
 	if err != nil {
 		return err
 	}
