@@ -661,6 +661,42 @@ func TestAttackSiteHijack(t *testing.T) {
 	})
 }
 
+// TestAttackHostileSiteName (write-key thief): a snapshot whose manifest
+// names a site (or tag) that is no plain name, markup or escape sequences
+// meant for the admin's terminal or page, does not open: the listing names
+// it and goes on, forget leaves it alone, the genuine ones restore.
+func TestAttackHostileSiteName(t *testing.T) {
+	forEachStorage(t, func(t *testing.T, e *attackEnv) {
+		ctx := context.Background()
+		thief := e.thief()
+		site := forgeSnapshot(t, thief, time.Now(), 0, &Manifest{Name: "x", Site: "<script>alert(1)</script>"})
+		tag := forgeSnapshot(t, thief, time.Now(), 0, &Manifest{Name: "y", Site: "forum", Tags: []string{"\x1b]0;pwned\x07"}})
+		m := e.masterRepo()
+		snaps, err := m.Snapshots(ctx, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range snaps {
+			if s.ID == site || s.ID == tag {
+				t.Fatalf("a manifest with a hostile site or tag opened: %+v", s.Manifest)
+			}
+		}
+		warned := m.Warnings()
+		flagged(t, "the listing", warned, "snapshots/"+site.String())
+		flagged(t, "the listing", warned, "snapshots/"+tag.String())
+		if _, err := m.Forget(ctx, Policy{Last: 1}, false); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []ID{site, tag} {
+			if _, err := m.be.Stat(ctx, backend.Handle{Type: backend.TypeSnapshot, Name: id.String()}); err != nil {
+				t.Errorf("forget removed snapshot %s it could not open: %v", id.Short(), err)
+			}
+		}
+		e.genuine = e.genuine[len(e.genuine)-1:]
+		e.restoresAll()
+	})
+}
+
 // TestAttackWriterBlocksPrune (write-key thief): shared locks taken again
 // and again hold off forget and prune for at most MaxLockWait after the
 // master first found them in its way; they never hold off a restore.
