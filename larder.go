@@ -291,7 +291,7 @@ func Restore(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, w io.Writer
 	open, done := streamOpener(ctx, r, snap)
 	defer done()
 	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(w, h)}
+	cw := &countingWriter{w: io.MultiWriter(w, h), report: r.Report, total: int64(snap.Manifest.Size)}
 	if err := recompress.Pack(ctx, rc, open, cw); err != nil {
 		return cw.n, fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
 	}
@@ -359,10 +359,16 @@ func Export(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, dir string) 
 type countingWriter struct {
 	w io.Writer
 	n uint64
+	// report, when set, hears of the bytes written so far of total.
+	report func(phase string, done, total int64)
+	total  int64
 }
 
 func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += uint64(n)
+	if c.report != nil {
+		c.report("restore", int64(c.n), c.total)
+	}
 	return n, err
 }

@@ -276,14 +276,13 @@ func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID]
 	}
 	slices.SortFunc(packs, compareID)
 	rng := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+	packs = slices.DeleteFunc(packs, func(id ID) bool {
+		_, stored := trailers[id] // a claim about a missing pack is reported
+		return !stored || share < 1 && rng.Float64() >= share
+	})
 	var buf []byte
-	for _, id := range packs {
-		if share < 1 && rng.Float64() >= share {
-			continue
-		}
-		if _, ok := trailers[id]; !ok {
-			continue // a claim about a missing pack, reported
-		}
+	for n, id := range packs {
+		r.Report("read data", int64(n), int64(len(packs)))
 		blobs := claims[id]
 		slices.SortFunc(blobs, func(a, b pack.Blob) int { return int(a.Offset) - int(b.Offset) })
 		bad := 0
@@ -310,6 +309,7 @@ func (r *Repo) checkData(ctx context.Context, res *CheckResult, trailers map[ID]
 			res.add("data/"+id.String(), "%d claimed chunks do not decrypt to their IDs (a forged or damaged pack; first: %v)", bad, first)
 		}
 	}
+	r.Report("read data", int64(len(packs)), int64(len(packs)))
 	return nil
 }
 

@@ -48,9 +48,9 @@ type CopyResult struct {
 	Bytes   int64 // copied
 }
 
-// CopyTo copies the repository to dst (master only), resumably; progress,
-// when set, hears of each object.
-func (r *Repo) CopyTo(ctx context.Context, dst backend.Backend, progress func(h backend.Handle, size int64)) (*CopyResult, error) {
+// CopyTo copies the repository to dst (master only), resumably, reporting
+// each folder's progress (SetProgress).
+func (r *Repo) CopyTo(ctx context.Context, dst backend.Backend) (*CopyResult, error) {
 	if err := r.need("copy the repository", crypto.RoleMaster); err != nil {
 		return nil, err
 	}
@@ -77,13 +77,11 @@ func (r *Repo) CopyTo(ctx context.Context, dst backend.Backend, progress func(h 
 		}); err != nil {
 			return nil, err
 		}
-		for _, fi := range infos {
+		for n, fi := range infos {
+			r.Report("copy "+string(t), int64(n), int64(len(infos)))
 			h := backend.Handle{Type: t, Name: fi.Name}
 			if err := r.copyObject(ctx, dst, h, fi.Size, res); err != nil {
 				return nil, err
-			}
-			if progress != nil {
-				progress(h, fi.Size)
 			}
 			if t == backend.TypeSnapshot && !fi.ModTime.IsZero() {
 				if id, err := ParseID(fi.Name); err == nil {

@@ -60,13 +60,13 @@ func TestCopyFolderToS3(t *testing.T) {
 		return nil
 	}
 	m := open(t, be, k.master)
-	if _, err := m.CopyTo(ctx, broken, nil); !errors.Is(err, stop) {
+	if _, err := m.CopyTo(ctx, broken); !errors.Is(err, stop) {
 		t.Fatalf("the interrupted copy: %v", err)
 	}
 	if _, err := ReadConfig(ctx, s3); !errors.Is(err, ErrNoRepository) {
 		t.Fatalf("an interrupted copy left a repository: %v", err)
 	}
-	res, err := m.CopyTo(ctx, s3, nil)
+	res, err := m.CopyTo(ctx, s3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestCopyFolderToS3(t *testing.T) {
 		t.Fatalf("without the times record %d of %d copied snapshots are suspicious", n, len(ids))
 	}
 	// A copy again finds everything there (and records the times again).
-	again, err := m.CopyTo(ctx, s3, nil)
+	again, err := m.CopyTo(ctx, s3)
 	if err != nil || again.Objects > 1 {
 		t.Fatalf("copying again copied %d objects: %v", again.Objects, err)
 	}

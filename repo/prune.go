@@ -211,7 +211,8 @@ func (r *Repo) liveChunks(ctx context.Context, br *blobReader, res *PruneResult)
 	}
 	live := map[ID]pack.BlobType{}
 	var buf []byte
-	for _, s := range snaps {
+	for n, s := range snaps {
+		r.Report("list chunks", int64(n), int64(len(snaps)))
 		if s.Manifest == nil {
 			continue
 		}
@@ -370,7 +371,8 @@ type keeperSearch struct {
 // chunks with none.
 func (ks *keeperSearch) verifyAll(todo []keeperTodo, cache *localCache) ([]keeperTodo, error) {
 	var missing []keeperTodo
-	for _, td := range todo {
+	for n, td := range todo {
+		ks.r.Report("verify", int64(n), int64(len(todo)))
 		copies := td.copies
 		if cache != nil {
 			var err error
@@ -386,6 +388,7 @@ func (ks *keeperSearch) verifyAll(todo []keeperTodo, cache *localCache) ([]keepe
 			missing = append(missing, td)
 		}
 	}
+	ks.r.Report("verify", int64(len(todo)), int64(len(todo)))
 	return missing, nil
 }
 
@@ -616,7 +619,8 @@ func (r *Repo) executePrune(ctx context.Context, p *prunePlan, lock *Lock) error
 	if err := r.saveVerifiedIndex(ctx, p); err != nil {
 		return err
 	}
-	for _, id := range p.deleteP {
+	for n, id := range p.deleteP {
+		r.Report("delete", int64(n), int64(len(p.deleteP)))
 		if err := r.be.Remove(ctx, backend.Handle{Type: backend.TypeData, Name: id.String()}); err != nil && !errors.Is(err, backend.ErrNotFound) {
 			return err
 		}
@@ -766,7 +770,8 @@ func (r *Repo) repack(ctx context.Context, cache *localCache, p *prunePlan) erro
 	// order in the old packs, which is their order in the streams that
 	// wrote them.
 	var moved []ID
-	for _, pid := range p.repack {
+	for n, pid := range p.repack {
+		r.Report("repack", int64(n), int64(len(p.repack)))
 		pf := p.packs[pid]
 		offs := make([]uint32, 0, len(pf.frames))
 		for off := range pf.frames {

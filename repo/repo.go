@@ -121,6 +121,7 @@ type Repo struct {
 	cache    *localCache
 	cacheDir string
 	now      func() time.Time
+	progress progressState
 
 	lastStats IngestStats // of the last snapshot committed (tests, messages)
 	uploads   int         // packs a writer uploads at once (SetUploads)

@@ -63,7 +63,10 @@ func runCheck(c *cli.Context) error {
 			}
 			defer unlock()
 		}
-		if res, err = r.Check(c.Context, repo.CheckOptions{ReadData: share}); err != nil {
+		stop := showProgress(c, r)
+		res, err = r.Check(c.Context, repo.CheckOptions{ReadData: share})
+		stop()
+		if err != nil {
 			return err
 		}
 	}

@@ -38,7 +38,9 @@ func runCopy(c *cli.Context) error {
 			return err
 		}
 	}
-	res, err := r.CopyTo(c.Context, dst, nil)
+	stop := showProgress(c, r)
+	res, err := r.CopyTo(c.Context, dst)
+	stop()
 	if err != nil {
 		return err
 	}

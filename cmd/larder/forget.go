@@ -204,7 +204,9 @@ func pruneCommand() *cli.Command {
 }
 
 func doPrune(c *cli.Context, r *repo.Repo, opts repo.PruneOptions) error {
+	stop := showProgress(c, r)
 	res, err := r.Prune(c.Context, opts)
+	stop()
 	if err != nil {
 		return err
 	}

@@ -31,23 +31,45 @@ func ingestCommand() *cli.Command {
 	}
 }
 
-// ingestEvent is one line of --json output.
+// ingestEvent is a file's line of --json output (docs/JSON.md).
 type ingestEvent struct {
-	Event      string                    `json:"event"` // ingested, skipped, would-ingest, failed
-	File       string                    `json:"file"`
-	Snapshot   string                    `json:"snapshot,omitempty"`
-	Site       string                    `json:"site,omitempty"`
-	BackupTime *time.Time                `json:"backup_time,omitempty"`
-	Size       int64                     `json:"size"`
-	SHA256     string                    `json:"sha256,omitempty"`
-	Exact      bool                      `json:"exact"`
-	Layers     []recompress.LayerSummary `json:"layers,omitempty"`
-	NewBytes   uint64                    `json:"new_bytes"`
-	Canonical  uint64                    `json:"canonical_bytes"`
-	DedupRatio float64                   `json:"dedup_ratio"`
-	Damaged    bool                      `json:"damaged,omitempty"`
-	Warnings   []string                  `json:"warnings,omitempty"`
-	Error      string                    `json:"error,omitempty"`
+	MessageType string                    `json:"message_type"` // "ingest"
+	Action      string                    `json:"action"`       // stored, skipped, would_store
+	File        string                    `json:"file"`
+	Snapshot    string                    `json:"snapshot,omitempty"`
+	Site        string                    `json:"site,omitempty"`
+	BackupTime  *time.Time                `json:"backup_time,omitempty"`
+	Size        int64                     `json:"size"`
+	SHA256      string                    `json:"sha256"`
+	Exact       *bool                     `json:"exact,omitempty"` // absent for a skipped file
+	Layers      []recompress.LayerSummary `json:"layers,omitempty"`
+	NewBytes    uint64                    `json:"new_bytes"`
+	Canonical   uint64                    `json:"canonical_bytes"`
+	DedupRatio  float64                   `json:"dedup_ratio,omitempty"` // size / new_bytes; absent when nothing new
+	Damaged     bool                      `json:"damaged"`
+	Warnings    []string                  `json:"warnings,omitempty"`
+}
+
+// errorEvent is a --json line for a failure that does not end the
+// command (a file that could not be ingested).
+type errorEvent struct {
+	MessageType string `json:"message_type"` // "error"
+	Action      string `json:"action"`       // the command
+	File        string `json:"file,omitempty"`
+	Message     string `json:"message"`
+}
+
+// ingestSummary is the last --json line of an ingest.
+type ingestSummary struct {
+	MessageType string `json:"message_type"` // "summary"
+	Action      string `json:"action"`       // "ingest"
+	Files       int    `json:"files"`
+	Stored      int    `json:"stored"` // with --dry-run: would be stored
+	Skipped     int    `json:"skipped"`
+	Failed      int    `json:"failed"`
+	Damaged     int    `json:"damaged"`
+	NewBytes    uint64 `json:"new_bytes"`
+	DryRun      bool   `json:"dry_run"`
 }
 
 func runIngest(c *cli.Context) error {
@@ -85,8 +107,10 @@ func runIngest(c *cli.Context) error {
 		host, _ = os.Hostname() // empty when unknown: snapshots go without
 	}
 	var t ingestTally
-	for _, f := range files {
-		res, err := ingestFile(c, r, f, host)
+	m := newMeter(c)
+	for i, f := range files {
+		m.fileStart(i+1, len(files), filepath.Base(f))
+		res, err := ingestFile(c, r, f, host, m)
 		if err != nil {
 			if errors.Is(err, c.Context.Err()) && c.Context.Err() != nil {
 				return err
@@ -101,9 +125,10 @@ func runIngest(c *cli.Context) error {
 			continue
 		}
 		ev := newIngestEvent(f, res, c.Bool("dry-run"))
-		switch ev.Event {
-		case "ingested", "would-ingest":
+		switch ev.Action {
+		case "stored", "would_store":
 			t.stored++
+			t.newBytes += ev.NewBytes
 		case "skipped":
 			t.skipped++
 		}
@@ -124,6 +149,7 @@ func runIngest(c *cli.Context) error {
 // ingestTally counts the outcomes of an ingest's files.
 type ingestTally struct {
 	failed, damaged, stored, skipped int
+	newBytes                         uint64
 	firstErr                         error
 }
 
@@ -131,6 +157,12 @@ type ingestTally struct {
 // one's cause; exit 3 when other files went in), damage stored, or
 // nothing (a night with nothing new is a success, and says so).
 func (t ingestTally) result(c *cli.Context, files []string) error {
+	if c.Bool("json") {
+		if err := emit(c, ingestSummary{MessageType: "summary", Action: "ingest", Files: len(files), Stored: t.stored, Skipped: t.skipped,
+			Failed: t.failed, Damaged: t.damaged, NewBytes: t.newBytes, DryRun: c.Bool("dry-run")}); err != nil {
+			return err
+		}
+	}
 	switch {
 	case t.failed > 0 && t.failed == len(files):
 		if len(files) == 1 {
@@ -142,9 +174,6 @@ func (t ingestTally) result(c *cli.Context, files []string) error {
 	case t.damaged > 0:
 		return &statusError{exitDamaged, fmt.Sprintf("%s stored exactly, flagged", plural(t.damaged, "damaged file"))}
 	case t.stored == 0:
-		if c.Bool("json") {
-			return emit(c, map[string]any{"message_type": "summary", "files": len(files), "stored": 0, "skipped": t.skipped})
-		}
 		out(c, "nothing new: %s stored already\n", plural(t.skipped, "file"))
 	}
 	return nil
@@ -158,21 +187,15 @@ func plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// ingestFile ingests one file, showing progress on a terminal stderr.
-func ingestFile(c *cli.Context, r *repo.Repo, f, host string) (*larder.IngestResult, error) {
+// ingestFile ingests one file, showing its progress on m.
+func ingestFile(c *cli.Context, r *repo.Repo, f, host string, m *meter) (*larder.IngestResult, error) {
 	opts := larder.IngestOptions{DryRun: c.Bool("dry-run"), Force: c.Bool("force"), Host: host,
 		Site: c.String("site"), Tags: c.StringSlice("tag")}
-	progress := isTerminal(c.App.ErrWriter) && !c.Bool("quiet") && !c.Bool("json")
-	if progress {
-		name := filepath.Base(f)
-		opts.Progress = func(phase string, done, total int64) {
-			printErr(c, "\r%s: %s %s of %s ", name, phase, human(uint64(done)), human(uint64(total)))
-		}
+	if m != nil {
+		opts.Progress = m.update
 	}
 	res, err := larder.Ingest(c.Context, r, f, opts)
-	if progress {
-		printErr(c, "\r\033[K")
-	}
+	m.done()
 	return res, err
 }
 
@@ -181,7 +204,7 @@ func ingestFile(c *cli.Context, r *repo.Repo, f, host string) (*larder.IngestRes
 // the returned error: once).
 func reportFailure(c *cli.Context, f string, err error, files int) error {
 	if c.Bool("json") {
-		return emit(c, ingestEvent{Event: "failed", File: f, Error: err.Error()})
+		return emit(c, errorEvent{MessageType: "error", Action: "ingest", File: f, Message: err.Error()})
 	}
 	if files > 1 {
 		problem(c, "%s: %s", f, oneLine(err.Error()))
@@ -191,28 +214,29 @@ func reportFailure(c *cli.Context, f string, err error, files int) error {
 
 // newIngestEvent describes the result of ingesting file f.
 func newIngestEvent(f string, res *larder.IngestResult, dryRun bool) ingestEvent {
-	ev := ingestEvent{File: f, Size: res.Size, SHA256: fmt.Sprintf("%x", res.SHA256), Site: res.Site}
+	ev := ingestEvent{MessageType: "ingest", File: f, Size: res.Size, SHA256: fmt.Sprintf("%x", res.SHA256), Site: res.Site}
 	if !res.Made.IsZero() {
 		ev.BackupTime = &res.Made
 	}
 	switch {
 	case res.Existing != "":
-		ev.Event = "skipped"
+		ev.Action = "skipped"
 		ev.Snapshot = res.Existing
 	case dryRun:
-		ev.Event = "would-ingest"
+		ev.Action = "would_store"
 	default:
-		ev.Event = "ingested"
+		ev.Action = "stored"
 		ev.Snapshot = res.Snapshot.String()
 	}
 	if res.Summary != nil {
-		ev.Exact, ev.Layers = res.Summary.Exact, res.Summary.Layers
+		exact := res.Summary.Exact
+		ev.Exact, ev.Layers = &exact, res.Summary.Layers
 		for _, s := range res.Summary.Streams {
 			ev.Canonical += s.Bytes
 		}
 		ev.NewBytes = res.Stats.NewStored
-		if res.Size > 0 {
-			ev.DedupRatio = float64(res.Size) / float64(max(res.Stats.NewStored, 1))
+		if res.Size > 0 && res.Stats.NewStored > 0 {
+			ev.DedupRatio = float64(res.Size) / float64(res.Stats.NewStored)
 		}
 		for _, w := range res.Warnings {
 			ev.Warnings = append(ev.Warnings, w.Error())
@@ -224,11 +248,11 @@ func newIngestEvent(f string, res *larder.IngestResult, dryRun bool) ingestEvent
 
 func printIngest(c *cli.Context, ev ingestEvent) {
 	name := filepath.Base(ev.File)
-	switch ev.Event {
+	switch ev.Action {
 	case "skipped":
 		out(c, "skipped %s: stored already in snapshot %s\n", name, short(ev.Snapshot))
 		return
-	case "would-ingest":
+	case "would_store":
 		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
 	default:
 		made := "?"

@@ -245,6 +245,7 @@ func cmdJSONLines(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("jsonlines: stdout is empty or does not end in a newline")
 	}
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	results := 0
 	for i, l := range lines {
 		var v map[string]any
 		d := json.NewDecoder(strings.NewReader(l))
@@ -254,12 +255,19 @@ func cmdJSONLines(ts *testscript.TestScript, neg bool, args []string) {
 		if _, err := d.Token(); err != io.EOF {
 			ts.Fatalf("jsonlines: line %d holds more than one JSON value: %q", i+1, l)
 		}
+		mt, ok := v["message_type"].(string)
+		if !ok || mt == "" {
+			ts.Fatalf("jsonlines: line %d has no message_type (docs/JSON.md): %q", i+1, l)
+		}
+		if mt != "status" { // progress lines come with time, not with results
+			results++
+		}
 	}
 	if len(args) == 1 {
 		n, err := strconv.Atoi(args[0])
 		ts.Check(err)
-		if len(lines) != n {
-			ts.Fatalf("jsonlines: %d lines, want %d", len(lines), n)
+		if results != n {
+			ts.Fatalf("jsonlines: %d lines besides status lines, want %d", results, n)
 		}
 	}
 }

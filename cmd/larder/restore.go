@@ -71,6 +71,7 @@ func runRestore(c *cli.Context) error {
 	path := c.String("output")
 	if path == "-" {
 		w := bufio.NewWriterSize(c.App.Writer, 1<<20)
+		defer showProgress(c, r)()
 		if _, err := larder.Restore(c.Context, r, snap, w); err != nil {
 			// Pass on what was restored; the restore's error is the one
 			// to report.
@@ -85,7 +86,9 @@ func runRestore(c *cli.Context) error {
 	if _, err := os.Stat(path); err == nil && !c.Bool("overwrite") {
 		return fmt.Errorf("%s exists (give --overwrite to replace it)", path)
 	}
+	stop := showProgress(c, r)
 	n, err := larder.RestoreFile(c.Context, r, snap, path)
+	stop()
 	if err != nil {
 		return err
 	}
