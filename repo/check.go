@@ -19,8 +19,8 @@ import (
 
 // Problem is something check or audit found wrong.
 type Problem struct {
-	Object string // e.g. "data/3f2a…", "snapshots/…"
-	What   string
+	Object string `json:"object"` // e.g. "data/3f2a…", "snapshots/…"
+	What   string `json:"message"`
 }
 
 func (p Problem) String() string { return p.Object + ": " + p.What }
@@ -34,15 +34,15 @@ type CheckOptions struct {
 
 // CheckResult lists what Check looked at and found.
 type CheckResult struct {
-	Objects    int
-	Bytes      int64
-	Packs      int
-	Blobs      int
-	Snapshots  int
-	ReadBlobs  int
-	Unindexed  int // packs no index names (left by an interrupted ingest)
-	Problems   []Problem
-	Structural bool // only the keyless checks ran
+	Objects    int       `json:"objects"`
+	Bytes      int64     `json:"bytes"`
+	Packs      int       `json:"packs"`
+	Blobs      int       `json:"chunks"`
+	Snapshots  int       `json:"snapshots"`
+	ReadBlobs  int       `json:"chunks_decrypted"`
+	Unindexed  int       `json:"unindexed_packs"` // packs no index names (left by an interrupted ingest)
+	Problems   []Problem `json:"problems"`
+	Structural bool      `json:"keyless"` // only the keyless checks ran
 }
 
 func (res *CheckResult) add(obj, format string, a ...any) {

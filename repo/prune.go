@@ -63,20 +63,20 @@ type PruneOptions struct {
 
 // PruneResult says what Prune did (or, for a dry run, would do).
 type PruneResult struct {
-	Referenced   int   // chunks that snapshots use
-	Packs        int   // packs before
-	Verified     int   // copies decrypted and matched to their IDs by this prune
-	Marked       int   // packs newly marked for deletion
-	Deleted      int   // packs deleted
-	DeletedBytes int64 // their size
-	Repacked     int   // packs whose live chunks were copied
-	Pending      int   // marked packs waiting for the grace period
-	TempRemoved  int   // temporary objects of interrupted saves removed
+	Referenced   int   `json:"chunks_in_use"` // chunks that snapshots use
+	Packs        int   `json:"packs"`         // packs before
+	Verified     int   `json:"verified"`      // copies decrypted and matched to their IDs by this prune
+	Marked       int   `json:"marked"`        // packs newly marked for deletion
+	Deleted      int   `json:"deleted"`       // packs deleted
+	DeletedBytes int64 `json:"deleted_bytes"` // their size
+	Repacked     int   `json:"repacked"`      // packs whose live chunks were copied
+	Pending      int   `json:"pending"`       // marked packs waiting for the grace period
+	TempRemoved  int   `json:"temp_removed"`  // temporary objects of interrupted saves removed
 	// Missing counts live chunks with no intact copy: the snapshots that
 	// need them are damaged; every pack that claims them, or whose trailer
 	// cannot be read, is kept.
-	Missing  int
-	Problems []Problem
+	Missing  int       `json:"missing_chunks"`
+	Problems []Problem `json:"problems"`
 }
 
 // keeper is the copy of a live chunk that stays.

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
 
@@ -25,8 +26,8 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		if err := emit(c, map[string]any{"ok": rep.OK(), "snapshots": rep.Snapshots, "writers": rep.Writers,
-			"drills": rep.Drills, "objects": rep.Check.Objects, "problems": rep.Problems, "warnings": rep.Warnings}); err != nil {
+		if err := emit(c, auditJSON{MessageType: "audit", OK: rep.OK(), Snapshots: rep.Snapshots, Writers: rep.Writers,
+			Drills: len(rep.Drills), DrillsPassed: passed(rep.Drills), Objects: rep.Check.Objects, Problems: nonNil(rep.Problems), Warnings: nonNil(rep.Warnings)}); err != nil {
 			return err
 		}
 	} else {
@@ -56,4 +57,36 @@ func runAudit(c *cli.Context) error {
 	}
 	out(c, "audit: no problems\n")
 	return nil
+}
+
+// auditJSON is audit's --json line.
+type auditJSON struct {
+	MessageType  string         `json:"message_type"` // "audit"
+	OK           bool           `json:"ok"`
+	Snapshots    int            `json:"snapshots"`
+	Writers      int            `json:"writers"`
+	Drills       int            `json:"drills"`
+	DrillsPassed int            `json:"drills_passed"`
+	Objects      int            `json:"objects"`
+	Problems     []repo.Problem `json:"problems"`
+	Warnings     []repo.Problem `json:"warnings"`
+}
+
+// passed counts the drills that passed.
+func passed(ds []*repo.DrillRecord) int {
+	n := 0
+	for _, d := range ds {
+		if d.OK {
+			n++
+		}
+	}
+	return n
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil(p []repo.Problem) []repo.Problem {
+	if p == nil {
+		return []repo.Problem{}
+	}
+	return p
 }

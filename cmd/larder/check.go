@@ -71,7 +71,11 @@ func runCheck(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
-		if err := emit(c, res); err != nil {
+		res.Problems = nonNil(res.Problems)
+		if err := emit(c, struct {
+			MessageType string `json:"message_type"`
+			*repo.CheckResult
+		}{"check", res}); err != nil {
 			return err
 		}
 	} else {

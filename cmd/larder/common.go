@@ -322,7 +322,7 @@ func printWarnings(c *cli.Context, r *repo.Repo) {
 		if c.Bool("json") {
 			// Deferred, with no error to return to: stickyWriter keeps
 			// a failed write and run reports it.
-			_ = emit(c, map[string]any{"event": "warning", "object": w.Object, "warning": w.What})
+			_ = emit(c, map[string]any{"message_type": "warning", "object": w.Object, "message": w.What})
 			continue
 		}
 		warn(c, "%s", w)

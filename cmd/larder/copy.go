@@ -45,7 +45,7 @@ func runCopy(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"event": "copy", "to": dst.Location(), "objects": res.Objects, "kept": res.Kept, "bytes": res.Bytes})
+		return emit(c, map[string]any{"message_type": "copy", "to": dst.Location(), "objects": res.Objects, "kept": res.Kept, "bytes": res.Bytes})
 	}
 	out(c, "copied %d objects (%s) to %s; %d were there already\n", res.Objects, human(uint64(res.Bytes)), dst.Location(), res.Kept)
 	out(c, "check it: larder -r %s check --read-data all\n", dst.Location())

@@ -211,7 +211,12 @@ func doPrune(c *cli.Context, r *repo.Repo, opts repo.PruneOptions) error {
 		return err
 	}
 	if c.Bool("json") {
-		return emit(c, res)
+		res.Problems = nonNil(res.Problems)
+		return emit(c, struct {
+			MessageType string `json:"message_type"`
+			DryRun      bool   `json:"dry_run"`
+			*repo.PruneResult
+		}{"prune", opts.DryRun, res})
 	}
 	out(c, "%d packs, %d chunks in use; %d packs deleted (%s), %d repacked, %d newly marked, %d waiting for the grace period\n",
 		res.Packs, res.Referenced, res.Deleted, human(uint64(res.DeletedBytes)), res.Repacked, res.Marked, res.Pending)

@@ -57,7 +57,7 @@ func runInit(c *cli.Context) error {
 		}
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"event": "init", "repository": r.Config().ID, "location": be.Location(), "master_key": res.Master.String()})
+		return emit(c, map[string]any{"message_type": "init", "repository": r.Config().ID, "location": be.Location(), "master_key": res.Master.String()})
 	}
 	out(c, "created repository %s at %s\n", r.Config().ID, be.Location())
 	out(c, "master key %s, sealed with your passphrase, is stored in the repository (keys/%s.key)\n", res.Master, res.Master)

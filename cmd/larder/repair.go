@@ -24,7 +24,7 @@ func repairCommand() *cli.Command {
 					return err
 				}
 				if c.Bool("json") {
-					return emit(c, map[string]any{"event": "repair-index", "packs": res.Packs, "verified": res.Verified,
+					return emit(c, map[string]any{"message_type": "repair", "what": "index", "packs": res.Packs, "verified": res.Verified,
 						"failed": res.Failed, "replaced": res.Removed, "problems": res.Problems})
 				}
 				out(c, "read %d packs: %d chunks verified, %d claims failed; the index replaces %d index files\n", res.Packs, res.Verified, res.Failed, res.Removed)

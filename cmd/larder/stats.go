@@ -36,8 +36,8 @@ func runStats(c *cli.Context) error {
 		if m := s.Manifest; m != nil {
 			original += m.Size
 			if c.Bool("json") {
-				if err := emit(c, map[string]any{"snapshot": s.ID.String(), "name": m.Name, "size": m.Size, "new_bytes": m.Stats.NewStored,
-					"chunks": m.Stats.Chunks, "new_chunks": m.Stats.NewChunks}); err != nil {
+				if err := emit(c, map[string]any{"message_type": "snapshot_stats", "snapshot": s.ID.String(), "site": s.SiteName(), "name": m.Name,
+					"size": m.Size, "new_bytes": m.Stats.NewStored, "chunks": m.Stats.Chunks, "new_chunks": m.Stats.NewChunks}); err != nil {
 					return err
 				}
 			} else {
@@ -50,7 +50,8 @@ func runStats(c *cli.Context) error {
 		ratio = float64(original) / float64(stored)
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"snapshots": len(snaps), "original_bytes": original, "stored_bytes": stored, "ratio": ratio})
+		return emit(c, map[string]any{"message_type": "summary", "action": "stats", "snapshots": len(snaps), "original_bytes": original,
+			"stored_bytes": stored, "ratio": ratio})
 	}
 	if original > 0 {
 		out(c, "%d snapshots: %s of originals stored in %s (%.1fx)\n", len(snaps), human(original), human(uint64(stored)), ratio)

@@ -22,7 +22,7 @@ func unlockCommand() *cli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return emit(c, map[string]any{"event": "unlock", "removed": n})
+				return emit(c, map[string]any{"message_type": "unlock", "removed": n})
 			}
 			what := "stale locks"
 			switch {
