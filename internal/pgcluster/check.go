@@ -145,14 +145,34 @@ func (c *Cluster) ClientEnv(db string) []string {
 		"PGUSER="+Superuser, "PGDATABASE="+db)
 }
 
+// ConnectCommand returns a shell command line that opens psql (the
+// server's own) on database db, for an operator.
+func (c *Cluster) ConnectCommand(db string) string {
+	return shellQuote(filepath.Join(c.binDir, "psql")) + " -h " + shellQuote(c.socketDir) + " -p " + strconv.Itoa(c.port) +
+		" -U " + Superuser + " " + shellQuote(db)
+}
+
+// ShortVersion shortens a "postgres --version" line, "postgres
+// (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)", to "PostgreSQL 15.18".
+func ShortVersion(v string) string {
+	if _, rest, ok := strings.Cut(v, "(PostgreSQL) "); ok {
+		if f := strings.Fields(rest); len(f) > 0 {
+			return "PostgreSQL " + f[0]
+		}
+	}
+	return v
+}
+
 // StopCommand returns a shell command line that stops the server and
 // removes the cluster's folder, for an operator who keeps a cluster
 // running after this process ends (as root, pg_ctl runs as the server
-// user through runuser).
+// user through runuser, from "/").
 func (c *Cluster) StopCommand() string {
 	pgctl := shellQuote(filepath.Join(c.binDir, "pg_ctl")) + " stop --pgdata=" + shellQuote(c.dataDir) + " --mode=fast --wait"
 	if c.user != "" {
-		pgctl = "runuser -u " + shellQuote(c.user) + " -- " + pgctl
+		// From "/", which the server user can enter wherever the
+		// operator stands.
+		pgctl = "(cd / && runuser -u " + shellQuote(c.user) + " -- " + pgctl + ")"
 	}
 	return pgctl + " && rm -rf " + shellQuote(c.root)
 }

@@ -136,8 +136,12 @@ func TestClientEnvAndStopCommand(t *testing.T) {
 	if want := "rehearsal|postgres\n" + filepath.Join(c.BinDir(), "psql") + "\n"; string(out) != want {
 		t.Errorf("the command printed %q, want %q", out, want)
 	}
+	connect := exec.Command("sh", "-c", c.ConnectCommand("rehearsal")+` -XtAc "SELECT 6*7"`)
+	if out, err := connect.CombinedOutput(); err != nil || string(out) != "42\n" {
+		t.Errorf("%s: %q, %v", c.ConnectCommand("rehearsal"), out, err)
+	}
 	stop := c.StopCommand()
-	if os.Geteuid() == 0 && !strings.HasPrefix(stop, "runuser -u "+c.ServerUser()+" -- ") {
+	if os.Geteuid() == 0 && !strings.HasPrefix(stop, "(cd / && runuser -u "+c.ServerUser()+" -- ") {
 		t.Errorf("as root the stop command must run pg_ctl as the server user: %s", stop)
 	}
 	if out, err := exec.Command("sh", "-c", stop).CombinedOutput(); err != nil {
@@ -161,6 +165,18 @@ func TestShellQuote(t *testing.T) {
 	} {
 		if got := shellQuote(in); got != want {
 			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestShortVersion(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": "PostgreSQL 15.18",
+		"postgres (PostgreSQL) 17.2":                           "PostgreSQL 17.2",
+		"something else":                                       "something else",
+	} {
+		if got := ShortVersion(in); got != want {
+			t.Errorf("ShortVersion(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
