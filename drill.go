@@ -2,6 +2,7 @@ package larder
 
 import (
 	"bufio"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -184,10 +185,21 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 		return fmt.Errorf("snapshot %s: summary: %w", snap.ID.Short(), err)
 	}
 	if len(summary.Tables) == 0 {
-		// No dump was found at ingest: nothing to load, and nothing to
-		// compare. The file itself rebuilt exactly (checked above).
+		// No dump was counted at ingest: nothing to compare. Unless the
+		// file holds one after all, there is no database, which is no
+		// failure: the file itself rebuilt exactly (checked above).
+		held, err := inspectRestored(ctx, orig)
+		if err != nil {
+			return err
+		}
+		if held.dump != "" {
+			return fmt.Errorf("the backup holds a PostgreSQL dump (%s), but ingest counted no tables in it: nothing to compare a load with", held.dump)
+		}
 		rec.NoDatabase = true
-		return drillZulip(ctx, orig, work, rec)
+		if held.zulip {
+			return drillZulip(ctx, orig, work, rec)
+		}
+		return nil
 	}
 	d := &pgDrill{snap: snap, opts: opts, setup: setup, summary: &summary, orig: orig, work: work,
 		pg: &repo.PGDrill{Version: setup.Version}}
@@ -335,14 +347,9 @@ func (k *KeptDatabase) Env() []string { return k.cluster.ClientEnv(k.Database) }
 // Stop stops the server and removes its folder.
 func (k *KeptDatabase) Stop() error { return k.cluster.Stop() }
 
-// drillZulip checks a restored file that holds no dump: when it is a
-// Zulip export (a tar with realm.json at its top), it is unpacked with tar,
-// as an operator restoring it would, and checked (rec.Zulip). Anything
-// else that is no backup is left as it is: it restored exactly.
+// drillZulip unpacks a Zulip export with tar, as an operator restoring it
+// would, and checks it (rec.Zulip).
 func drillZulip(ctx context.Context, orig, work string, rec *repo.DrillRecord) error {
-	if !isZulipExport(ctx, orig) {
-		return ctx.Err()
-	}
 	x := filepath.Join(work, "x")
 	if err := os.Mkdir(x, 0o700); err != nil {
 		return err
@@ -368,33 +375,84 @@ func drillZulip(ctx context.Context, orig, work string, rec *repo.DrillRecord) e
 // maxTarName bounds a member name in tar's listing.
 const maxTarName = 1 << 20
 
-// isZulipExport lists the file with tar and reports whether it is a tar
-// holding a Zulip export's realm.json. A file that is no tar is no export.
-func isZulipExport(ctx context.Context, path string) bool {
-	ctx, cancel := context.WithCancel(ctx)
+// held is what inspectRestored found in a restored file.
+type held struct {
+	zulip bool   // a Zulip export: realm.json at the top of a tar
+	dump  string // a PostgreSQL dump: a Discourse backup's member, or the file itself
+}
+
+// dumpMembers are where Discourse backups keep their dump.
+var dumpMembers = map[string]bool{"dump.sql.gz": true, "dump.sql": true, "db/toc.dat": true}
+
+// inspectRestored looks into a restored file whose summary counted no
+// tables: its tar listing (GNU tar, which sees a gzip itself), else its
+// head, through gzip when it is one.
+func inspectRestored(ctx context.Context, path string) (held, error) {
+	var h held
+	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "tar", "--list", "--file", path)
+	cmd := exec.CommandContext(lctx, "tar", "--list", "--file", path)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return false
+		return h, err
 	}
 	if err := cmd.Start(); err != nil {
-		return false
+		return h, fmt.Errorf("tar: %w", err)
 	}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), maxTarName)
-	found := false
 	for sc.Scan() {
-		if zulip.IsExportMember(sc.Text()) {
-			found = true
+		name := strings.TrimPrefix(sc.Text(), "./")
+		if dumpMembers[name] {
+			h.dump = name
+		}
+		if zulip.IsExportMember(name) {
+			h.zulip = true
+		}
+		if h.dump != "" || h.zulip {
 			cancel() // no need to read the rest
 			break
 		}
 	}
-	_, _ = io.Copy(io.Discard, stdout) // let tar end; its status says no more than found
+	_, _ = io.Copy(io.Discard, stdout) // let tar end: a file that is no tar is no export
 	_ = cmd.Wait()
-	return found
+	if err := ctx.Err(); err != nil {
+		return h, err
+	}
+	if h.dump == "" && !h.zulip && dumpHead(path) {
+		h.dump = "the file itself"
+	}
+	return h, nil
 }
+
+// dumpHead reports whether the file (or the gzip it is) starts as
+// pg_dump's plain or custom format does.
+func dumpHead(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer func() { _ = f.Close() }() // read-only: nothing to lose
+	br := bufio.NewReader(f)
+	var r io.Reader = br
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return false
+		}
+		r = zr
+	}
+	head := make([]byte, len(pgDumpPlain))
+	n, _ := io.ReadFull(r, head) // a short file has a short head
+	head = head[:n]
+	return string(head) == pgDumpPlain || strings.HasPrefix(string(head), pgDumpCustom)
+}
+
+// The heads of pg_dump's plain and custom formats.
+const (
+	pgDumpPlain  = "--\n-- PostgreSQL database dump"
+	pgDumpCustom = "PGDMP"
+)
 
 func firstLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -287,3 +287,35 @@ func TestDrillKeep(t *testing.T) {
 		t.Errorf("after the stop command %s remains: %v", k.Dir, err)
 	}
 }
+
+// TestDrillDumpWithoutTables: a backup that holds a dump in which ingest
+// counted no tables is no "no database": the drill fails and says so.
+func TestDrillDumpWithoutTables(t *testing.T) {
+	needPostgres(t)
+	testenv.NeedTool(t, "tar")
+	d := newDrillRepo(t)
+	stage := t.TempDir()
+	// A schema-only dump (no COPY) in a Discourse-shaped tar, and alone.
+	sql := "--\n-- PostgreSQL database dump\n--\n\nCREATE SCHEMA public;\n" + strings.Repeat("-- padding\n", 60)
+	if err := os.WriteFile(filepath.Join(stage, "dump.sql"), []byte(sql), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runTool(t, "gzip", "-k", filepath.Join(stage, "dump.sql"))
+	if err := os.WriteFile(filepath.Join(stage, "meta.json"), []byte(`{"version":"20251130140459"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(t.TempDir(), "discourse-2026-01-07-000000-v20251130140459.tar.gz")
+	runTool(t, "tar", "-czf", backup, "-C", stage, "meta.json", "dump.sql.gz")
+	for f, says := range map[string]string{
+		backup:                              "holds a PostgreSQL dump (dump.sql.gz), but ingest counted no tables",
+		filepath.Join(stage, "dump.sql.gz"): "holds a PostgreSQL dump (the file itself), but ingest counted no tables",
+	} {
+		rec, err := Drill(context.Background(), d.m, d.ingest(t, f), DrillOptions{Postgres: true, TempDir: drillTempDir(t), NoRecord: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.OK || rec.NoDatabase || !rec.SHA256OK || !strings.Contains(rec.Error, says) {
+			t.Errorf("%s: %+v, want a failure saying %q", filepath.Base(f), rec, says)
+		}
+	}
+}
