@@ -12,9 +12,16 @@ import (
 	"github.com/larder/larder/crypto"
 )
 
+// DrillFormat is the format of the drill records written now. Format 1
+// records have no format field; format 2 adds format, no_database, zulip
+// and exec, and keeps postgres (with the server's version) when a load
+// fails. Readers ignore fields they do not know, so every format parses.
+const DrillFormat = 2
+
 // DrillRecord is the result of a restore drill, signed by the master key
 // and stored in drills/ (visible to audit).
 type DrillRecord struct {
+	Format   int       `json:"format,omitempty"` // DrillFormat; 0 in format 1 records
 	Snapshot ID        `json:"snapshot"`
 	Time     time.Time `json:"time"`
 	Host     string    `json:"host,omitempty"`
@@ -22,16 +29,40 @@ type DrillRecord struct {
 	Bytes    uint64    `json:"bytes"`     // restored
 	SHA256OK bool      `json:"sha256_ok"` // the rebuilt file has the recorded SHA-256
 	Postgres *PGDrill  `json:"postgres,omitempty"`
-	Error    string    `json:"error,omitempty"`
+	// NoDatabase: a PostgreSQL drill found no dump in the snapshot (a
+	// Zulip export, a file that is no backup), so nothing was loaded; that
+	// is no failure.
+	NoDatabase bool        `json:"no_database,omitempty"`
+	Zulip      *ZulipDrill `json:"zulip,omitempty"`
+	Exec       *ExecDrill  `json:"exec,omitempty"`
+	Error      string      `json:"error,omitempty"`
 }
 
 // PGDrill is the PostgreSQL part of a drill: the dump was loaded into a
 // scratch cluster and its row counts compared with the snapshot's summary.
+// When the load fails, Version still names the server and Error says why.
 type PGDrill struct {
-	Version    string   `json:"version"`
+	Version    string   `json:"version"` // "postgres --version"
 	Tables     int      `json:"tables"`
 	Rows       uint64   `json:"rows"`
 	Mismatches []string `json:"mismatches,omitempty"`
+}
+
+// ZulipDrill is the check of a Zulip export: every JSON file parses and
+// every records.json entry's file is in the export, with its size.
+type ZulipDrill struct {
+	JSONFiles int      `json:"json_files"` // parsed
+	Records   int      `json:"records"`    // records.json entries whose file is present
+	Problems  []string `json:"problems,omitempty"`
+}
+
+// ExecDrill is a command run against the loaded scratch database (an
+// upgrade rehearsal's migration, a check query). Its failure does not fail
+// the drill, which is about the snapshot.
+type ExecDrill struct {
+	Command    string `json:"command"`
+	ExitStatus int    `json:"exit_status"`     // -1: not run to an exit (Error says why)
+	Error      string `json:"error,omitempty"` // killed by a signal, could not start
 }
 
 const (

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/larder/larder/crypto"
@@ -46,8 +47,9 @@ const fixtures = "../../testdata/small"
 //	$FIX              a copy of testdata/small (classic-gzip1/, dumponly/, 2026/, ...)
 //	LARDER_CACHE_DIR  $WORK/cache (never the user's cache)
 //
-// and can use the commands of scriptCmds and the condition [nopg] (set
-// LARDER_NO_PG=1 to skip the drills that start PostgreSQL).
+// and can use the commands of scriptCmds and the conditions [nopg] (set
+// LARDER_NO_PG=1 to skip the drills that start PostgreSQL) and [root] (the
+// tests run as root: drills' PostgreSQL runs as another user).
 func TestScripts(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(fixtures, "SHA256SUMS")); err != nil {
 		t.Fatalf("fixtures missing: %v", err)
@@ -76,6 +78,8 @@ func TestScripts(t *testing.T) {
 			switch cond {
 			case "nopg":
 				return os.Getenv("LARDER_NO_PG") == "1", nil
+			case "root":
+				return os.Geteuid() == 0, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -124,6 +128,8 @@ func TestScriptsS3(t *testing.T) {
 			switch cond {
 			case "nopg":
 				return os.Getenv("LARDER_NO_PG") == "1", nil
+			case "root":
+				return os.Geteuid() == 0, nil
 			}
 			return false, fmt.Errorf("unknown condition %q", cond)
 		},
@@ -462,14 +468,36 @@ func umount(ts *testscript.TestScript, dir string) {
 //
 // Sets VAR to a new folder for "drill --postgres --tmp" that the
 // PostgreSQL server user can enter: as root the server runs as an
-// unprivileged user, and $WORK sits in a mode 0700 folder.
+// unprivileged user, and $WORK sits in a mode 0700 folder. When the script
+// ends, a server "drill --keep" left running there is stopped.
 func cmdPGTmp(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 1 {
 		ts.Fatalf("usage: pgtmp VAR")
 	}
 	dir, err := os.MkdirTemp("", "larder-drill-")
 	ts.Check(err)
-	ts.Defer(func() { os.RemoveAll(dir) })
+	ts.Defer(func() {
+		stopKept(ts, dir)
+		os.RemoveAll(dir)
+	})
 	ts.Check(os.Chmod(dir, 0o755))
 	ts.Setenv(args[0], dir)
+}
+
+// stopKept stops (SIGQUIT: immediate shutdown) the servers of clusters
+// left running in dir, so that a script failing after "drill --keep"
+// leaves no process behind.
+func stopKept(ts *testscript.TestScript, dir string) {
+	pids, _ := filepath.Glob(filepath.Join(dir, "pgcluster-*", "data", "postmaster.pid"))
+	for _, p := range pids {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		first, _, _ := strings.Cut(string(b), "\n")
+		if pid, err := strconv.Atoi(strings.TrimSpace(first)); err == nil && pid > 0 {
+			ts.Logf("stopping the server %d that the script kept running", pid)
+			_ = syscall.Kill(pid, syscall.SIGQUIT)
+		}
+	}
 }

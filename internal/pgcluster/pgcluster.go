@@ -13,8 +13,9 @@
 //
 // PostgreSQL refuses to run as root. When the calling process is root, the
 // server programs (initdb, pg_ctl, postgres) run as the unprivileged OS user
-// [Options.ServerUser] ("postgres" by default), and the temporary folder is
-// owned by that user. Client programs (psql, pg_dump, pg_restore) connect over
+// [Options.ServerUser] ([DefaultServerUser]: "postgres" where it exists, else
+// "nobody"), and the temporary folder is owned by that user. [Check] says
+// beforehand whether the options fit the machine. Client programs (psql, pg_dump, pg_restore) connect over
 // the socket as the database superuser "postgres" with trust authentication,
 // so they run as the calling user: the files they read and write belong to the
 // caller and may live in folders the server user cannot enter.
@@ -90,7 +91,8 @@ type Options struct {
 	StartTimeout time.Duration
 
 	// ServerUser is the OS user that runs the server when the calling
-	// process is root; empty means "postgres". It is ignored otherwise.
+	// process is root; empty means [DefaultServerUser]. It is ignored
+	// otherwise.
 	ServerUser string
 
 	// Settings are extra postgresql.conf settings, written after the
@@ -108,6 +110,7 @@ type Cluster struct {
 	logFile   string
 	port      int
 	cred      *syscall.Credential // non-nil when server programs run as another user
+	user      string              // the name of cred's user, or ""
 	version   string
 
 	mu            sync.Mutex
@@ -128,6 +131,10 @@ func (c *Cluster) SocketDir() string { return c.socketDir }
 
 // Port returns the port number that names the socket file.
 func (c *Cluster) Port() int { return c.port }
+
+// ServerUser returns the OS user that runs the server programs when the
+// caller is root, or "" when they run as the caller.
+func (c *Cluster) ServerUser() string { return c.user }
 
 // Version returns the server version as printed by "postgres --version", for
 // example "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)".
@@ -190,7 +197,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 func newCluster(ctx context.Context, opts Options) (*Cluster, time.Duration, error) {
 	binDir, err := FindBinDir(opts.BinDir)
 	if err != nil {
-		return nil, 0, err
+		option := "BinDir"
+		if opts.BinDir == "" {
+			option = "" // nothing installed where we look
+		}
+		return nil, 0, &SetupError{Option: option, Err: err}
 	}
 	port := opts.Port
 	if port == 0 {
@@ -215,17 +226,20 @@ func newCluster(ctx context.Context, opts Options) (*Cluster, time.Duration, err
 	if os.Geteuid() == 0 {
 		name := opts.ServerUser
 		if name == "" {
-			name = "postgres"
+			name = DefaultServerUser()
 		}
 		cred, err := lookupCredential(name)
 		if err != nil {
-			return nil, 0, fmt.Errorf("pgcluster: running as root, so the server must run as another user: %w", err)
+			return nil, 0, &SetupError{Option: "ServerUser", Err: fmt.Errorf("running as root, the server must run as an unprivileged OS user: %w", err)}
 		}
-		c.cred = cred
+		c.cred, c.user = cred, name
 	}
 	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "postgres"), "--version").Output()
 	if err != nil {
-		return nil, 0, fmt.Errorf("pgcluster: %s --version: %w", filepath.Join(binDir, "postgres"), err)
+		if ctx.Err() != nil {
+			return nil, 0, fmt.Errorf("pgcluster: %s --version: %w", filepath.Join(binDir, "postgres"), contextErr(ctx, err))
+		}
+		return nil, 0, &SetupError{Option: "BinDir", Err: fmt.Errorf("%s --version: %w", filepath.Join(binDir, "postgres"), err)}
 	}
 	c.version = strings.TrimSpace(string(out))
 	return c, timeout, nil
@@ -249,7 +263,7 @@ func (c *Cluster) prepareFolders() error {
 			return fmt.Errorf("pgcluster: give %s to the server user: %w", p, err)
 		}
 	}
-	return checkSearchable(filepath.Dir(c.root), c.cred)
+	return checkSearchable(filepath.Dir(c.root), c.user, c.cred)
 }
 
 // startServer starts the server with pg_ctl and waits until it accepts
@@ -425,6 +439,10 @@ func cleanEnv() []string {
 // programs run with.
 func lookupCredential(name string) (*syscall.Credential, error) {
 	u, err := user.Lookup(name)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) {
+		return nil, fmt.Errorf("there is no OS user %q", name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up OS user %q: %w", name, err)
 	}
@@ -442,13 +460,13 @@ func lookupCredential(name string) (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 }
 
-// checkSearchable reports an error when the user of cred cannot enter dir
-// or one of its parents (judged by the permission bits).
-func checkSearchable(dir string, cred *syscall.Credential) error {
+// checkSearchable reports an error when the user of cred (named name)
+// cannot enter dir or one of its parents (judged by the permission bits).
+func checkSearchable(dir, name string, cred *syscall.Credential) error {
 	for p := dir; ; p = filepath.Dir(p) {
 		fi, err := os.Stat(p)
 		if err != nil {
-			return fmt.Errorf("pgcluster: stat %s: %w", p, err)
+			return &SetupError{Option: "Dir", Err: err}
 		}
 		st, ok := fi.Sys().(*syscall.Stat_t)
 		if ok {
@@ -463,7 +481,7 @@ func checkSearchable(dir string, cred *syscall.Credential) error {
 				bit = 0o001
 			}
 			if mode&bit == 0 {
-				return fmt.Errorf("pgcluster: the server user (uid %d) cannot enter %s (mode %v, owner uid %d); use a temporary folder it can enter", cred.Uid, p, mode, st.Uid)
+				return &SetupError{Option: "Dir", Err: fmt.Errorf("the server user %s (uid %d) cannot enter %s (mode %04o, owner uid %d); use a temporary folder it can enter", name, cred.Uid, p, mode, st.Uid)}
 			}
 		}
 		if p == filepath.Dir(p) {
