@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,11 +92,13 @@ func warn(c *cli.Context, format string, a ...any) {
 // emit writes one JSON object (with --json). Callers return its error: a
 // consumer that stopped reading ends the command.
 func emit(c *cli.Context, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // lines for programs, not for pages: "&&" stays "&&"
+	if err := enc.Encode(v); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "%s\n", b)
+	_, err := c.App.Writer.Write(b.Bytes())
 	return err
 }
 

@@ -206,7 +206,7 @@ func drillSnapshots(c *cli.Context, r *repo.Repo) ([]*repo.Snapshot, error) {
 // kept.
 func reportDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord, kept []*larder.KeptDatabase) error {
 	if c.Bool("json") {
-		j := drillJSON{DrillRecord: rec}
+		j := drillJSON{MessageType: "drill", Site: s.SiteName(), DrillRecord: rec}
 		if len(kept) > 0 {
 			k := kept[0]
 			j.Kept = &keptJSON{Host: k.Host, Port: k.Port, User: k.User, Database: k.Database, Dir: k.Dir, Psql: k.Psql, Stop: k.StopCommand}
@@ -232,6 +232,8 @@ func reportDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord, kept [
 // drillJSON is a drill's --json line: the record and, with --keep, the
 // database left running.
 type drillJSON struct {
+	MessageType string `json:"message_type"` // "drill"
+	Site        string `json:"site,omitempty"`
 	*repo.DrillRecord
 	Kept *keptJSON `json:"kept,omitempty"`
 }
