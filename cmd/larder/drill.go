@@ -253,7 +253,10 @@ type keptJSON struct {
 func printDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord) {
 	name := ""
 	if s.Manifest != nil {
-		name = s.Manifest.Name
+		name = printable(s.Manifest.Name)
+		if site := s.SiteName(); site != "" {
+			name += " (site " + site + ")"
+		}
 	}
 	status := "ok"
 	if !rec.OK {
