@@ -69,10 +69,10 @@ func runForget(c *cli.Context) error {
 		out(c, "%s %s  %s  %s\n", verb, d.Snapshot.ID.Short(), d.Snapshot.Envelope.Claimed.Local().Format(time.DateTime), strings.Join(d.Reasons, ", "))
 	}
 	if c.Bool("dry-run") {
-		out(c, "would remove %d of %d snapshots\n", removed, len(plan))
+		out(c, "would remove %d of %s\n", removed, plural(len(plan), "snapshot", "snapshots"))
 		return nil
 	}
-	out(c, "removed %d of %d snapshots\n", removed, len(plan))
+	out(c, "removed %d of %s\n", removed, plural(len(plan), "snapshot", "snapshots"))
 	if c.Bool("prune") {
 		return doPrune(c, r, repo.PruneOptions{Grace: c.Duration("grace")})
 	}
@@ -146,7 +146,8 @@ func doPrune(c *cli.Context, r *repo.Repo, opts repo.PruneOptions) error {
 	if c.Bool("json") {
 		return emit(c, res)
 	}
-	out(c, "%d packs, %d chunks in use; %d packs deleted (%s), %d repacked, %d newly marked, %d waiting for the grace period\n",
-		res.Packs, res.Referenced, res.Deleted, human(uint64(res.DeletedBytes)), res.Repacked, res.Marked, res.Pending)
+	out(c, "%s, %s in use; %s deleted (%s), %d repacked, %d newly marked, %d waiting for the grace period\n",
+		plural(res.Packs, "pack", "packs"), plural(res.Referenced, "chunk", "chunks"), plural(res.Deleted, "pack", "packs"),
+		human(uint64(res.DeletedBytes)), res.Repacked, res.Marked, res.Pending)
 	return nil
 }

@@ -112,7 +112,7 @@ func (t ingestTally) result(files []string, dryRun bool) error {
 		}
 		return fmt.Errorf("%d of %d files failed (first: %s)", t.failed, len(files), oneLine(t.firstErr.Error()))
 	case t.damaged > 0:
-		return &statusError{exitDamaged, fmt.Sprintf("%d damaged files stored exactly, flagged", t.damaged)}
+		return &statusError{exitDamaged, fmt.Sprintf("%s stored exactly, flagged", plural(t.damaged, "damaged file", "damaged files"))}
 	case t.stored == 0 && !dryRun:
 		return &statusError{exitNothingToDo, "nothing to do: every file is stored already"}
 	}
@@ -186,9 +186,9 @@ func printIngest(c *cli.Context, ev ingestEvent) {
 		out(c, "skipped %s: stored already in snapshot %s\n", name, short(ev.Snapshot))
 		return
 	case "would-ingest":
-		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
+		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(uint64(ev.Size), ev.NewBytes))
 	default:
-		out(c, "stored %s as snapshot %s: %s, %s new (%s)\n", name, short(ev.Snapshot), human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
+		out(c, "stored %s as snapshot %s: %s, %s new (%s)\n", name, short(ev.Snapshot), human(uint64(ev.Size)), human(ev.NewBytes), ratioText(uint64(ev.Size), ev.NewBytes))
 	}
 	for _, l := range ev.Layers {
 		engine := l.Engine
@@ -259,13 +259,4 @@ func human(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
-
-// ratioText says how much smaller (or, for small incompressible files with
-// their overhead, larger) the new stored bytes are than the file.
-func ratioText(r float64) string {
-	if r >= 1 || r <= 0 {
-		return fmt.Sprintf("%.1fx smaller", r)
-	}
-	return fmt.Sprintf("%.1fx larger", 1/r)
 }

@@ -55,6 +55,11 @@ const defaultMemoryLimit = 80 << 20
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return runContext(ctx, args, stdin, stdout, stderr)
+}
+
+// runContext is run until ctx is done (Ctrl-C, SIGTERM).
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	output := &stickyWriter{w: stdout}
 	app := newApp(stdin, output, stderr)
 	err := app.RunContext(ctx, interspersed(app, args))
@@ -65,7 +70,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil && code != exitNothingToDo && code != exitDamaged {
 		// The last word goes to stderr; if that fails too, the exit code
 		// still tells.
-		_, _ = fmt.Fprintf(stderr, "larder: %s\n", oneLine(err.Error()))
+		_, _ = fmt.Fprintf(stderr, "larder: %s\n", errorLine(ctx, err))
 	}
 	return code
 }
@@ -158,6 +163,15 @@ func isCLIUsage(err error) bool {
 		}
 	}
 	return false
+}
+
+// errorLine is the line that reports err: "interrupted" when ctx was
+// (a signal) and err is what that did, not Go's "context canceled".
+func errorLine(ctx context.Context, err error) string {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	return oneLine(err.Error())
 }
 
 func oneLine(s string) string {
