@@ -217,7 +217,7 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	if cmd == nil || i >= len(args) {
+	if cmd == nil || i >= len(args) || cmd.SkipFlagParsing {
 		return args
 	}
 	// Global flags given after the command move before it; the command's
@@ -233,7 +233,11 @@ func interspersed(app *cli.App, args []string) []string {
 			dst := &flags
 			f := findFlag(cmd.Flags, a)
 			if f == nil {
-				if f = findFlag(app.Flags, a); f != nil {
+				if f = findFlag(app.Flags, a); f == cli.HelpFlag {
+					// The command's help, whatever else was given.
+					return append(append([]string{}, args[:i]...), a)
+				}
+				if f != nil {
 					dst = &global
 				}
 			}
@@ -298,11 +302,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		}
 	}
 	setHook(app.Commands)
+	app.Version = moduleVersion()
+	app.Action = runNoCommand
+	app.Commands = append(app.Commands, docCommands()...)
+	app.Flags = append(app.Flags, cli.HelpFlag) // urfave/cli adds it only with its own help command
+	setNoSubcommand(app.Commands)
 	return app
 }
 
 // onUsageError turns urfave/cli's usage errors into one line (no help
 // dump) with the usage exit code.
 func onUsageError(c *cli.Context, err error, isSub bool) error {
-	return &usageError{err}
+	return &usageError{suggestFlag(c, err)}
 }

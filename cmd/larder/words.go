@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // integer is any count the output prints.
@@ -47,4 +48,17 @@ func ratioText(original, stored uint64) string {
 		return fmt.Sprintf("%.0f%% smaller", -pct)
 	}
 	return "the same size"
+}
+
+// andList joins "1", "2", "3" as "1, 2 and 3".
+func andList(s []string) string { return joinList(s, "and") }
+
+// orList joins "a", "b" as "a or b".
+func orList(s []string) string { return joinList(s, "or") }
+
+func joinList(s []string, conj string) string {
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " " + conj + " " + s[len(s)-1]
 }
