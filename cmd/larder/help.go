@@ -10,7 +10,7 @@ import (
 // docCommands are the commands about larder itself: help, version,
 // completion scripts and the man page.
 func docCommands() []*cli.Command {
-	return []*cli.Command{helpCommand(), versionCommand()}
+	return []*cli.Command{helpCommand(), versionCommand(), completionCommand(), manCommand(), completeCommand()}
 }
 
 func helpCommand() *cli.Command {
