@@ -4,12 +4,37 @@ PKGS     := ./...
 BIN      := bin/larder
 FIXTURES ?= $(CURDIR)/.cache/fixtures
 
-.PHONY: all build test test-long bench fuzz demo lint tools fixtures clean
+.PHONY: all build install uninstall test test-long bench fuzz demo lint tools fixtures clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/larder
+
+# make install [PREFIX=/usr/local] [DESTDIR=/staging]: the binary, its man
+# page and its bash, zsh and fish completions, the last three made by the
+# binary from its commands (larder man, larder completion SHELL).
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+install: build
+	@set -e; gen=$$(mktemp -d); trap 'rm -rf "$$gen"' EXIT; \
+	"$(abspath $(BIN))" man > "$$gen/larder.1"; \
+	for sh in bash zsh fish; do "$(abspath $(BIN))" completion $$sh > "$$gen/$$sh"; done; \
+	set -x; \
+	install -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(MANDIR)/man1" "$(DESTDIR)$(BASHCOMPDIR)" "$(DESTDIR)$(ZSHCOMPDIR)" "$(DESTDIR)$(FISHCOMPDIR)"; \
+	install -m 0755 "$(BIN)" "$(DESTDIR)$(BINDIR)/larder"; \
+	install -m 0644 "$$gen/larder.1" "$(DESTDIR)$(MANDIR)/man1/larder.1"; \
+	install -m 0644 "$$gen/bash" "$(DESTDIR)$(BASHCOMPDIR)/larder"; \
+	install -m 0644 "$$gen/zsh" "$(DESTDIR)$(ZSHCOMPDIR)/_larder"; \
+	install -m 0644 "$$gen/fish" "$(DESTDIR)$(FISHCOMPDIR)/larder.fish"
+
+uninstall:
+	rm -f "$(DESTDIR)$(BINDIR)/larder" "$(DESTDIR)$(MANDIR)/man1/larder.1" "$(DESTDIR)$(BASHCOMPDIR)/larder" \
+	  "$(DESTDIR)$(ZSHCOMPDIR)/_larder" "$(DESTDIR)$(FISHCOMPDIR)/larder.fish"
 
 # The README's test command: unit and integration tests (needs the packages
 # .ci/run installs: PostgreSQL, gzip, tar, python3, pigz, ...).

@@ -345,15 +345,16 @@ func RestoreFile(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, path st
 	return n, nil
 }
 
-// Export writes a snapshot's canonical form into dir (restore --canonical).
-func Export(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, dir string) ([]string, error) {
+// Export writes a snapshot's canonical form into dir (restore --canonical):
+// see recompress.Export for the files, their modes and opts.
+func Export(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, dir string, opts recompress.ExportOptions) ([]string, error) {
 	rc, err := recipeOf(r, snap)
 	if err != nil {
 		return nil, err
 	}
 	open, done := streamOpener(ctx, r, snap)
 	defer done()
-	return recompress.Export(ctx, rc, open, dir, snap.Manifest.Name)
+	return recompress.Export(ctx, rc, open, dir, snap.Manifest.Name, opts)
 }
 
 type countingWriter struct {

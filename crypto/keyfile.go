@@ -32,6 +32,10 @@ const (
 	labelNoPassphrase = "larder key file v1 without passphrase"
 )
 
+// KeyFileVersion is the version of the key files this release writes and
+// the only one it reads (docs/format/keys.md).
+const KeyFileVersion = keyFileVersion
+
 // noPassphraseKey is the fixed, public key that seals passphrase-less key
 // files: SHA-256 of labelNoPassphrase. It makes the file tamper-evident
 // against accidental damage; it gives no secrecy whatsoever.

@@ -134,6 +134,10 @@ var recipeMagic = []byte("LRCP")
 
 const recipeVersion = 1
 
+// RecipeVersion is the version of the recipes this release writes and the
+// only one it reads (docs/FORMAT.md, "Recipe").
+const RecipeVersion = recipeVersion
+
 const (
 	tagCopy = 1
 	tagGzip = 2

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/larder/larder/repo/backend"
 
@@ -42,6 +43,33 @@ func (r *Repo) Keys(ctx context.Context) ([]*crypto.KeyRecord, map[crypto.KeyID]
 		}
 	}
 	return out, revoked, nil
+}
+
+// FindKey returns the record of the key whose ID starts with prefix (4 hex
+// digits at least, as snapshot IDs for FindSnapshot): the master's or one
+// it certified, revoked or not.
+func (r *Repo) FindKey(ctx context.Context, prefix string) (*crypto.KeyRecord, error) {
+	prefix = strings.ToLower(prefix)
+	if len(prefix) < 4 {
+		return nil, fmt.Errorf("key ID %q is too short (give at least 4 hex digits)", prefix)
+	}
+	recs, err := r.keyRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var found []*crypto.KeyRecord
+	for id, rec := range recs {
+		if strings.HasPrefix(id.String(), prefix) {
+			found = append(found, rec)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, fmt.Errorf("%s: %w: no key %s", r.be.Location(), backend.ErrNotFound, prefix)
+	case 1:
+		return found[0], nil
+	}
+	return nil, fmt.Errorf("%s: key ID %s is ambiguous (%d keys)", r.be.Location(), prefix, len(found))
 }
 
 // Revoke records the master's revocation of a key. It accepts the key's

@@ -81,6 +81,15 @@ func defaultChunking() map[string]ChunkSizes {
 	}
 }
 
+// FormatVersion is the repository format version (the config's version)
+// of new repositories, and MinFormatVersion the oldest one this release
+// reads and writes: each version from MinFormatVersion to FormatVersion
+// in its own format (docs/FORMAT.md). `larder version` prints them.
+const (
+	FormatVersion    = repoVersion
+	MinFormatVersion = minRepoVersion
+)
+
 const (
 	// repoVersion is the version of new repositories. 2 stores data
 	// chunks in frames; 3 keeps chunk lengths out of what writers can read

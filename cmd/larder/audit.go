@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
@@ -31,15 +29,17 @@ func runAudit(c *cli.Context) error {
 			return err
 		}
 	} else {
-		out(c, "%d snapshots from %d writers; %d objects (%s), %d packs, %d chunks checked\n",
-			rep.Snapshots, rep.Writers, rep.Check.Objects, human(uint64(rep.Check.Bytes)), rep.Check.Packs, rep.Check.Blobs)
+		out(c, "%s from %s; %s (%s), %s, %s checked\n",
+			plural(rep.Snapshots, "snapshot", "snapshots"), plural(rep.Writers, "writer", "writers"),
+			plural(rep.Check.Objects, "object", "objects"), human(uint64(rep.Check.Bytes)),
+			plural(rep.Check.Packs, "pack", "packs"), plural(rep.Check.Blobs, "chunk", "chunks"))
 		ok := 0
 		for _, d := range rep.Drills {
 			if d.OK {
 				ok++
 			}
 		}
-		out(c, "%d drill records, %d passed", len(rep.Drills), ok)
+		out(c, "%s, %d passed", plural(len(rep.Drills), "drill record", "drill records"), ok)
 		if n := len(rep.Drills); n > 0 {
 			d := rep.Drills[n-1]
 			out(c, "; last %s of snapshot %s", d.Time.Local().Format("2006-01-02 15:04"), d.Snapshot.Short())
@@ -53,7 +53,7 @@ func runAudit(c *cli.Context) error {
 		}
 	}
 	if !rep.OK() {
-		return &statusError{exitVerify, fmt.Sprintf("audit found %d problems", len(rep.Problems))}
+		return &statusError{exitVerify, "audit found " + plural(len(rep.Problems), "problem", "problems")}
 	}
 	out(c, "audit: no problems\n")
 	return nil

@@ -81,18 +81,19 @@ func runCheck(c *cli.Context) error {
 	} else {
 		what := "keyless: hashes and signatures"
 		if !res.Structural {
-			what = fmt.Sprintf("%d packs, %d chunks, %d snapshots, %d chunks decrypted", res.Packs, res.Blobs, res.Snapshots, res.ReadBlobs)
+			what = fmt.Sprintf("%s, %s, %s, %s", plural(res.Packs, "pack", "packs"), plural(res.Blobs, "chunk", "chunks"),
+				plural(res.Snapshots, "snapshot", "snapshots"), plural(res.ReadBlobs, "chunk decrypted", "chunks decrypted"))
 		}
-		out(c, "checked %d objects (%s); %s\n", res.Objects, human(uint64(res.Bytes)), what)
+		out(c, "checked %s (%s); %s\n", plural(res.Objects, "object", "objects"), human(uint64(res.Bytes)), what)
 		if res.Unindexed > 0 {
-			out(c, "%d packs are in no index (left by an interrupted ingest; prune removes them)\n", res.Unindexed)
+			out(c, "%s in no index (left by an interrupted ingest; prune removes them)\n", plural(res.Unindexed, "pack is", "packs are"))
 		}
 		for _, p := range res.Problems {
 			problem(c, "%s", p)
 		}
 	}
 	if len(res.Problems) > 0 {
-		return &statusError{exitVerify, fmt.Sprintf("check found %d problems", len(res.Problems))}
+		return &statusError{exitVerify, "check found " + plural(len(res.Problems), "problem", "problems")}
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func runCopy(c *cli.Context) error {
 	if c.Bool("json") {
 		return emit(c, map[string]any{"message_type": "copy", "to": dst.Location(), "objects": res.Objects, "kept": res.Kept, "bytes": res.Bytes})
 	}
-	out(c, "copied %d objects (%s) to %s; %d were there already\n", res.Objects, human(uint64(res.Bytes)), dst.Location(), res.Kept)
+	out(c, "copied %s (%s) to %s; %s there already\n", plural(res.Objects, "object", "objects"), human(uint64(res.Bytes)), dst.Location(), plural(res.Kept, "was", "were"))
 	out(c, "check it: larder -r %s check --read-data all\n", dst.Location())
 	return nil
 }

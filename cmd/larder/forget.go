@@ -140,7 +140,7 @@ func printPlan(c *cli.Context, plan []repo.Decision) error {
 	if dry {
 		verb = "would remove"
 	}
-	out(c, "%s %d of %s\n", verb, removed, plural(len(plan), "snapshot"))
+	out(c, "%s %d of %s\n", verb, removed, plural(len(plan), "snapshot", "snapshots"))
 	return nil
 }
 
@@ -218,7 +218,8 @@ func doPrune(c *cli.Context, r *repo.Repo, opts repo.PruneOptions) error {
 			*repo.PruneResult
 		}{"prune", opts.DryRun, res})
 	}
-	out(c, "%d packs, %d chunks in use; %d packs deleted (%s), %d repacked, %d newly marked, %d waiting for the grace period\n",
-		res.Packs, res.Referenced, res.Deleted, human(uint64(res.DeletedBytes)), res.Repacked, res.Marked, res.Pending)
+	out(c, "%s, %s in use; %s deleted (%s), %d repacked, %d newly marked, %d waiting for the grace period\n",
+		plural(res.Packs, "pack", "packs"), plural(res.Referenced, "chunk", "chunks"), plural(res.Deleted, "pack", "packs"),
+		human(uint64(res.DeletedBytes)), res.Repacked, res.Marked, res.Pending)
 	return nil
 }

@@ -170,21 +170,13 @@ func (t ingestTally) result(c *cli.Context, files []string) error {
 		}
 		return fmt.Errorf("all %d files failed (first: %s)", t.failed, oneLine(t.firstErr.Error()))
 	case t.failed > 0:
-		return &statusError{exitPartial, fmt.Sprintf("%s of %d failed (first: %s)", plural(t.failed, "file"), len(files), oneLine(t.firstErr.Error()))}
+		return &statusError{exitPartial, fmt.Sprintf("%s of %d failed (first: %s)", plural(t.failed, "file", "files"), len(files), oneLine(t.firstErr.Error()))}
 	case t.damaged > 0:
-		return &statusError{exitDamaged, fmt.Sprintf("%s stored exactly, flagged", plural(t.damaged, "damaged file"))}
+		return &statusError{exitDamaged, fmt.Sprintf("%s stored exactly, flagged", plural(t.damaged, "damaged file", "damaged files"))}
 	case t.stored == 0:
-		out(c, "nothing new: %s stored already\n", plural(t.skipped, "file"))
+		out(c, "nothing new: %s stored already\n", plural(t.skipped, "file", "files"))
 	}
 	return nil
-}
-
-// plural is "1 file", "2 files".
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // ingestFile ingests one file, showing its progress on m.
@@ -253,14 +245,14 @@ func printIngest(c *cli.Context, ev ingestEvent) {
 		out(c, "skipped %s: stored already in snapshot %s\n", name, short(ev.Snapshot))
 		return
 	case "would_store":
-		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
+		out(c, "would store %s: %s, %s new (%s)\n", name, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(uint64(ev.Size), ev.NewBytes))
 	default:
 		made := "?"
 		if ev.BackupTime != nil {
 			made = ev.BackupTime.Local().Format("2006-01-02 15:04")
 		}
 		out(c, "stored %s as snapshot %s (site %s, made %s): %s, %s new (%s)\n", name, short(ev.Snapshot), ev.Site,
-			made, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(ev.DedupRatio))
+			made, human(uint64(ev.Size)), human(ev.NewBytes), ratioText(uint64(ev.Size), ev.NewBytes))
 	}
 	for _, l := range ev.Layers {
 		engine := l.Engine
@@ -349,13 +341,4 @@ func human(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
-
-// ratioText says how much smaller (or, for small incompressible files with
-// their overhead, larger) the new stored bytes are than the file.
-func ratioText(r float64) string {
-	if r >= 1 || r <= 0 {
-		return fmt.Sprintf("%.1fx smaller", r)
-	}
-	return fmt.Sprintf("%.1fx larger", 1/r)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/larder/larder/crypto"
@@ -51,7 +52,7 @@ func keyCommand() *cli.Command {
 			},
 			{
 				Name:      "revoke",
-				Usage:     "revoke a write or audit key (master key)",
+				Usage:     "revoke a write or audit key, named by its ID or the first 4 or more of its digits (master key)",
 				ArgsUsage: "KEY-ID",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "reason", Usage: "why, recorded with the revocation"},
@@ -217,6 +218,9 @@ func runKeyPasswd(c *cli.Context) error {
 		if err := os.Rename(tmp, path); err != nil {
 			return err
 		}
+		if c.Bool("json") {
+			return emit(c, map[string]any{"message_type": "passphrase_changed", "key": key.KeyID().String(), "role": key.Role().String(), "file": path})
+		}
 		out(c, "changed the passphrase of %s\n", path)
 		return nil
 	}
@@ -228,6 +232,10 @@ func runKeyPasswd(c *cli.Context) error {
 	if err := r.ReplaceMasterKeyFile(c.Context, data); err != nil {
 		return err
 	}
+	if c.Bool("json") {
+		return emit(c, map[string]any{"message_type": "passphrase_changed", "key": key.KeyID().String(), "role": key.Role().String(),
+			"file": "keys/" + key.KeyID().String() + ".key", "in_repository": true})
+	}
 	out(c, "changed the passphrase of the master key stored in the repository\n")
 	return nil
 }
@@ -236,9 +244,9 @@ func runKeyRevoke(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("key revoke needs one KEY-ID")
 	}
-	id, err := crypto.ParseKeyID(c.Args().First())
-	if err != nil {
-		return usagef("%w", err)
+	prefix := c.Args().First()
+	if !isKeyIDPrefix(prefix) {
+		return usagef("key revoke: %q is no key ID: give its 32 hex digits, or the first 4 or more", prefix)
 	}
 	if c.String("last") != "" && c.Bool("reject-all") {
 		return usagef("key revoke: --last and --reject-all exclude each other")
@@ -248,6 +256,11 @@ func runKeyRevoke(c *cli.Context) error {
 		return err
 	}
 	defer closeRepo(c, r)
+	rec, err := r.FindKey(c.Context, prefix)
+	if err != nil {
+		return err
+	}
+	id := rec.ID
 	var last *repo.ID
 	switch {
 	case c.Bool("reject-all"):
@@ -262,6 +275,28 @@ func runKeyRevoke(c *cli.Context) error {
 	if err := r.Revoke(c.Context, id, c.String("reason"), last); err != nil {
 		return err
 	}
+	if c.Bool("json") {
+		ev := map[string]any{"message_type": "key_revoked", "key": id.String(), "role": rec.Role.String(), "name": rec.Name,
+			"reason": c.String("reason"), "reject_all": c.Bool("reject-all")}
+		if last != nil && *last != (repo.ID{}) {
+			ev["last_snapshot"] = last.String()
+		}
+		return emit(c, ev)
+	}
 	out(c, "revoked key %s\n", id)
 	return nil
+}
+
+// isKeyIDPrefix reports whether s may start a key ID: 1 to 32 hex digits
+// (FindKey says when it is too short).
+func isKeyIDPrefix(s string) bool {
+	if s == "" || len(s) > 2*crypto.KeyIDSize {
+		return false
+	}
+	for _, r := range strings.ToLower(s) {
+		if !strings.ContainsRune("0123456789abcdef", r) {
+			return false
+		}
+	}
+	return true
 }

@@ -57,6 +57,11 @@ const defaultMemoryLimit = 80 << 20
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return runContext(ctx, args, stdin, stdout, stderr)
+}
+
+// runContext is run until ctx is done (Ctrl-C, SIGTERM).
+func runContext(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	output := &stickyWriter{w: stdout}
 	app := newApp(stdin, output, stderr)
 	err := app.RunContext(ctx, interspersed(app, args))
@@ -67,7 +72,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil && code != exitDamaged {
 		// The last word goes to stderr; if that fails too, the exit code
 		// still tells.
-		_, _ = fmt.Fprintf(stderr, "larder: %s\n", oneLine(err.Error()))
+		_, _ = fmt.Fprintf(stderr, "larder: %s\n", errorLine(ctx, err))
 	}
 	return code
 }
@@ -162,6 +167,15 @@ func isCLIUsage(err error) bool {
 	return false
 }
 
+// errorLine is the line that reports err: "interrupted" when ctx was
+// (a signal) and err is what that did, not Go's "context canceled".
+func errorLine(ctx context.Context, err error) string {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return "interrupted"
+	}
+	return oneLine(err.Error())
+}
+
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
@@ -205,7 +219,7 @@ func interspersed(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	if cmd == nil || i >= len(args) {
+	if cmd == nil || i >= len(args) || cmd.SkipFlagParsing {
 		return args
 	}
 	// Global flags given after the command move before it; the command's
@@ -221,7 +235,11 @@ func interspersed(app *cli.App, args []string) []string {
 			dst := &flags
 			f := findFlag(cmd.Flags, a)
 			if f == nil {
-				if f = findFlag(app.Flags, a); f != nil {
+				if f = findFlag(app.Flags, a); f == cli.HelpFlag {
+					// The command's help, whatever else was given.
+					return append(append([]string{}, args[:i]...), a)
+				}
+				if f != nil {
 					dst = &global
 				}
 			}
@@ -286,11 +304,16 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		}
 	}
 	setHook(app.Commands)
+	app.Version = moduleVersion()
+	app.Action = runNoCommand
+	app.Commands = append(app.Commands, docCommands()...)
+	app.Flags = append(app.Flags, cli.HelpFlag) // urfave/cli adds it only with its own help command
+	setNoSubcommand(app.Commands)
 	return app
 }
 
 // onUsageError turns urfave/cli's usage errors into one line (no help
 // dump) with the usage exit code.
 func onUsageError(c *cli.Context, err error, isSub bool) error {
-	return &usageError{err}
+	return &usageError{suggestFlag(c, err)}
 }

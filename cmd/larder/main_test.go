@@ -55,7 +55,7 @@ func TestScripts(t *testing.T) {
 		t.Fatalf("fixtures missing: %v", err)
 	}
 	// The scripts run the real tools; a missing one fails here, loudly.
-	for _, tool := range []string{"gzip", "tar", "sh", "cmp", "ls", "touch", "python3"} {
+	for _, tool := range []string{"gzip", "tar", "sh", "cmp", "ls", "touch", "python3", "bash", "zsh", "fish", "groff", "man"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("the scripts need %s: %v", tool, err)
 		}

@@ -27,12 +27,13 @@ func repairCommand() *cli.Command {
 					return emit(c, map[string]any{"message_type": "repair", "what": "index", "packs": res.Packs, "verified": res.Verified,
 						"failed": res.Failed, "replaced": res.Removed, "problems": res.Problems})
 				}
-				out(c, "read %d packs: %d chunks verified, %d claims failed; the index replaces %d index files\n", res.Packs, res.Verified, res.Failed, res.Removed)
+				out(c, "read %s: %s verified, %s failed; the index replaces %s\n", plural(res.Packs, "pack", "packs"), plural(res.Verified, "chunk", "chunks"),
+					plural(res.Failed, "claim", "claims"), plural(res.Removed, "index file", "index files"))
 				for _, p := range res.Problems {
 					problem(c, "%s", p)
 				}
 				if res.Failed > 0 {
-					return &statusError{exitVerify, fmt.Sprintf("%d claims of chunks did not verify", res.Failed)}
+					return &statusError{exitVerify, fmt.Sprintf("%s of chunks did not verify", plural(res.Failed, "claim", "claims"))}
 				}
 				return nil
 			},

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
+	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
 	"github.com/urfave/cli/v2"
 )
@@ -20,8 +22,8 @@ func restoreCommand() *cli.Command {
 		Flags: []cli.Flag{
 			siteFlag("with latest: the newest snapshot of this site"),
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write here (- for standard output; default: the original name in this folder)"},
-			&cli.StringFlag{Name: "canonical", Usage: "write the canonical streams into this folder instead (plain tar, dump.sql)"},
-			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file"},
+			&cli.StringFlag{Name: "canonical", Usage: "write the canonical streams into this folder instead (plain tar, dump.sql; files mode 0600, new folders 0700)"},
+			&cli.BoolFlag{Name: "overwrite", Usage: "replace an existing output file (with --canonical: existing files of the export)"},
 			&cli.BoolFlag{Name: "allow-rejected", Usage: "restore a snapshot the repository rejects (a revoked key's)"},
 		},
 		Action: runRestore,
@@ -59,14 +61,7 @@ func runRestore(c *cli.Context) error {
 		return err
 	}
 	if dir := c.String("canonical"); dir != "" {
-		files, err := larder.Export(c.Context, r, snap, dir)
-		if err != nil {
-			return err
-		}
-		for _, f := range files {
-			out(c, "%s\n", filepath.Join(dir, f))
-		}
-		return nil
+		return runExport(c, r, snap, dir)
 	}
 	path := c.String("output")
 	if path == "-" {
@@ -93,8 +88,32 @@ func runRestore(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"event": "restored", "snapshot": snap.ID.String(), "file": path, "bytes": n, "sha256": snap.Manifest.SHA256})
+		return emit(c, map[string]any{"event": "restored", "message_type": "restored", "snapshot": snap.ID.String(), "file": path, "bytes": n, "sha256": snap.Manifest.SHA256})
 	}
 	out(c, "restored %s (%s), sha256 %s verified\n", path, human(n), snap.Manifest.SHA256)
+	return nil
+}
+
+// runExport writes the snapshot's canonical form into dir (--canonical)
+// and lists the files, or says in one JSON object what was exported.
+func runExport(c *cli.Context, r *repo.Repo, snap *repo.Snapshot, dir string) error {
+	files, err := larder.Export(c.Context, r, snap, dir, recompress.ExportOptions{Overwrite: c.Bool("overwrite")})
+	var ee *recompress.ExistError
+	if errors.As(err, &ee) {
+		return fmt.Errorf("%w (give --overwrite to replace it)", err)
+	}
+	if err != nil {
+		return err
+	}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = filepath.Join(dir, f)
+	}
+	if c.Bool("json") {
+		return emit(c, map[string]any{"message_type": "exported", "snapshot": snap.ID.String(), "folder": dir, "files": paths})
+	}
+	for _, p := range paths {
+		out(c, "%s\n", p)
+	}
 	return nil
 }

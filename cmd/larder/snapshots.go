@@ -173,10 +173,10 @@ func contentText(sum *recompress.Summary) string {
 	}
 	var parts []string
 	if len(sum.Tables) > 0 {
-		parts = append(parts, fmt.Sprintf("%s, %s", plural(len(sum.Tables), "table"), plural(int(rows), "row")))
+		parts = append(parts, fmt.Sprintf("%s, %s", plural(len(sum.Tables), "table", "tables"), plural(int(rows), "row", "rows")))
 	}
 	if sum.Tar != nil {
-		parts = append(parts, plural(sum.Tar.Members, "file"))
+		parts = append(parts, plural(sum.Tar.Members, "file", "files"))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -210,7 +210,7 @@ func printSnapshotTable(c *cli.Context, rows []snapshotJSON) {
 	for _, n := range notes {
 		out(c, "%s\n", n)
 	}
-	out(c, "%s\n", plural(len(rows), "snapshot"))
+	out(c, "%s\n", plural(len(rows), "snapshot", "snapshots"))
 }
 
 // printTable prints rows in columns (right-aligned where right says),

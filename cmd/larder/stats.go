@@ -54,9 +54,9 @@ func runStats(c *cli.Context) error {
 			"stored_bytes": stored, "ratio": ratio})
 	}
 	if original > 0 {
-		out(c, "%d snapshots: %s of originals stored in %s (%.1fx)\n", len(snaps), human(original), human(uint64(stored)), ratio)
+		out(c, "%s: %s of originals stored in %s (%s)\n", plural(len(snaps), "snapshot", "snapshots"), human(original), human(uint64(stored)), ratioText(original, uint64(stored)))
 	} else {
-		out(c, "%d snapshots; the repository holds %s\n", len(snaps), human(uint64(stored)))
+		out(c, "%s; the repository holds %s\n", plural(len(snaps), "snapshot", "snapshots"), human(uint64(stored)))
 	}
 	return nil
 }

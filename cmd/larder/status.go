@@ -102,7 +102,7 @@ func runStatus(c *cli.Context) error {
 		printStatus(c, rows, now)
 	}
 	if bad > 0 {
-		return &statusError{exitStale, fmt.Sprintf("%s of %d need attention", plural(bad, "site"), len(rows))}
+		return &statusError{exitStale, fmt.Sprintf("%s of %d need attention", plural(bad, "site", "sites"), len(rows))}
 	}
 	return nil
 }

@@ -221,6 +221,10 @@ func (p Params) String() string {
 // paramsVersion is the version byte of the binary parameter record.
 const paramsVersion = 1
 
+// ParamsVersion is the version of the deflate parameter records this
+// release writes and the only one it reads (docs/FORMAT.md).
+const ParamsVersion = paramsVersion
+
 // MarshalBinary encodes p as the compact, versioned record of
 // docs/FORMAT.md ("deflate parameter record").
 func (p Params) MarshalBinary() ([]byte, error) {
