@@ -130,7 +130,7 @@ func printPlan(c *cli.Context, plan []repo.Decision) error {
 		table = append(table, []string{d.Lineage, s.ID.Short(), s.Made().Local().Format("2006-01-02 15:04"), name, action, reason})
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"message_type": "summary", "snapshots": len(plan), "removed": removed, "dry_run": dry})
+		return emit(c, map[string]any{"message_type": "summary", "action": "forget", "snapshots": len(plan), "removed": removed, "dry_run": dry})
 	}
 	sort.SliceStable(table[1:], func(i, j int) bool { return table[1+i][0] < table[1+j][0] })
 	if len(plan) > 0 {

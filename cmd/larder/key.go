@@ -125,7 +125,7 @@ func runNewKey(c *cli.Context, role crypto.Role) error {
 		warn(c, "%s holds a write key WITHOUT a passphrase: anyone who reads the file can add snapshots (never read or delete them); keep it mode 0600 on the forum server only", c.String("out"))
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"event": "key", "role": role.String(), "id": rec.ID.String(), "name": rec.Name, "file": c.String("out")})
+		return emit(c, map[string]any{"message_type": "key_created", "role": role.String(), "id": rec.ID.String(), "name": rec.Name, "file": c.String("out")})
 	}
 	out(c, "made %v key %s (%s) in %s\n", role, rec.ID, rec.Name, c.String("out"))
 	return nil
@@ -169,7 +169,7 @@ func runKeyList(c *cli.Context) error {
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Created.Before(recs[j].Created) })
 	for _, k := range recs {
 		if c.Bool("json") {
-			if err := emit(c, map[string]any{"id": k.ID.String(), "role": k.Role.String(), "name": k.Name,
+			if err := emit(c, map[string]any{"message_type": "key", "id": k.ID.String(), "role": k.Role.String(), "name": k.Name,
 				"created": k.Created, "revoked": revoked[k.ID]}); err != nil {
 				return err
 			}
@@ -219,7 +219,7 @@ func runKeyPasswd(c *cli.Context) error {
 			return err
 		}
 		if c.Bool("json") {
-			return emit(c, map[string]any{"message_type": "passphrase_changed", "key": key.KeyID().String(), "role": key.Role().String(), "file": path})
+			return emit(c, map[string]any{"message_type": "passphrase_changed", "id": key.KeyID().String(), "role": key.Role().String(), "file": path, "in_repository": false})
 		}
 		out(c, "changed the passphrase of %s\n", path)
 		return nil
@@ -233,7 +233,7 @@ func runKeyPasswd(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"message_type": "passphrase_changed", "key": key.KeyID().String(), "role": key.Role().String(),
+		return emit(c, map[string]any{"message_type": "passphrase_changed", "id": key.KeyID().String(), "role": key.Role().String(),
 			"file": "keys/" + key.KeyID().String() + ".key", "in_repository": true})
 	}
 	out(c, "changed the passphrase of the master key stored in the repository\n")
@@ -276,7 +276,7 @@ func runKeyRevoke(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		ev := map[string]any{"message_type": "key_revoked", "key": id.String(), "role": rec.Role.String(), "name": rec.Name,
+		ev := map[string]any{"message_type": "key_revoked", "id": id.String(), "role": rec.Role.String(), "name": rec.Name,
 			"reason": c.String("reason"), "reject_all": c.Bool("reject-all")}
 		if last != nil && *last != (repo.ID{}) {
 			ev["last_snapshot"] = last.String()

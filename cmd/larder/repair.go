@@ -25,7 +25,7 @@ func repairCommand() *cli.Command {
 				}
 				if c.Bool("json") {
 					return emit(c, map[string]any{"message_type": "repair", "what": "index", "packs": res.Packs, "verified": res.Verified,
-						"failed": res.Failed, "replaced": res.Removed, "problems": res.Problems})
+						"failed": res.Failed, "replaced": res.Removed, "problems": nonNil(res.Problems)})
 				}
 				out(c, "read %s: %s verified, %s failed; the index replaces %s\n", plural(res.Packs, "pack", "packs"), plural(res.Verified, "chunk", "chunks"),
 					plural(res.Failed, "claim", "claims"), plural(res.Removed, "index file", "index files"))

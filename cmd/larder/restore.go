@@ -88,7 +88,7 @@ func runRestore(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		return emit(c, map[string]any{"event": "restored", "message_type": "restored", "snapshot": snap.ID.String(), "file": path, "bytes": n, "sha256": snap.Manifest.SHA256})
+		return emit(c, map[string]any{"message_type": "restored", "snapshot": snap.ID.String(), "file": path, "bytes": n, "sha256": snap.Manifest.SHA256})
 	}
 	out(c, "restored %s (%s), sha256 %s verified\n", path, human(n), snap.Manifest.SHA256)
 	return nil

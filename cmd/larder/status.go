@@ -95,7 +95,7 @@ func runStatus(c *cli.Context) error {
 				return err
 			}
 		}
-		if err := emit(c, map[string]any{"message_type": "summary", "sites": len(rows), "problems": bad}); err != nil {
+		if err := emit(c, map[string]any{"message_type": "summary", "action": "status", "sites": len(rows), "problems": bad}); err != nil {
 			return err
 		}
 	} else {
