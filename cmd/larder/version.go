@@ -48,7 +48,11 @@ type versionInfo struct {
 	RecipeFormat        int   `json:"recipe_format"`
 	DeflateParamsFormat int   `json:"deflate_params_format"`
 	KeyFileFormat       int   `json:"key_file_format"`
+	JSONVersion         int   `json:"json_version"` // of this output (docs/JSON.md)
 }
+
+// jsonVersion is the version of the --json output, docs/JSON.md's.
+const jsonVersion = 1
 
 func currentVersion() versionInfo {
 	v := versionInfo{
@@ -60,6 +64,7 @@ func currentVersion() versionInfo {
 		RecipeFormat:        recompress.RecipeVersion,
 		DeflateParamsFormat: deflate.ParamsVersion,
 		KeyFileFormat:       int(crypto.KeyFileVersion),
+		JSONVersion:         jsonVersion,
 	}
 	for f := repo.MinFormatVersion; f <= repo.FormatVersion; f++ {
 		v.RepositoryFormats = append(v.RepositoryFormats, f)
