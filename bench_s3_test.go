@@ -3,7 +3,6 @@ package larder
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -60,22 +59,16 @@ func BenchmarkS3Night(b *testing.B) {
 		wkey := filepath.Join(dir, "write.key")
 		run(b, menv, larder, "key", "new-write", "--out", wkey, "--no-passphrase", "--quiet")
 		ingest, out := run(b, wenv, larder, "--key", wkey, "--json", "ingest", night)
-		var ev struct {
-			Snapshot string
-			NewBytes int64 `json:"new_bytes"`
-		}
-		if err := json.Unmarshal(out, &ev); err != nil || ev.Snapshot == "" {
-			b.Fatalf("%s: larder ingest printed no snapshot: %v\n%s", name, err, out)
-		}
+		snap, newBytes := ingestedSnapshot(b, out)
 		restored := filepath.Join(dir, "restored.tar.gz")
-		restore, _ = run(b, menv, larder, "restore", ev.Snapshot, "-o", restored, "--quiet")
+		restore, _ = run(b, menv, larder, "restore", snap, "-o", restored, "--quiet")
 		if got := fileSHA256(b, restored); got != want {
 			b.Fatalf("%s: the restored night has SHA-256 %s, the night %s", name, got, want)
 		}
 		os.Remove(restored)
 		b.Logf("%-7s ingest %6.1fs %6.1f MiB  restore %6.1fs %6.1f MiB", name,
 			ingest.Wall.Seconds(), ingest.PeakMB, restore.Wall.Seconds(), restore.PeakMB)
-		return ingest, restore, ev.NewBytes
+		return ingest, restore, newBytes
 	}
 
 	fIngest, fRestore, fStored := larderRun("folder", filepath.Join(work, "folder", "repo"), nil, nil)

@@ -3,6 +3,7 @@ package larder
 import (
 	"bufio"
 	"context"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -103,9 +104,8 @@ func BenchmarkSeries10(b *testing.B) {
 		fi, _ := os.Stat(f)
 		downloaded += fi.Size()
 		li, out := run(b, env, larder, "--key", wkey, "--json", "ingest", f)
-		var ev struct{ Snapshot string }
-		json.Unmarshal(out, &ev)
-		ids = append(ids, ev.Snapshot)
+		id, _ := ingestedSnapshot(b, out)
+		ids = append(ids, id)
 		rb, _ := run(b, env, "restic", "backup", "--quiet", f)
 		lSize, rSize := repoSize(lrepo), repoSize(rrepo)
 		b.Logf("%-5d %10d %12d %12d %8.1fs %8.1fs %9.1f %9.1f", i+1, fi.Size(), lSize-lPrev, rSize-rPrev,
@@ -302,4 +302,22 @@ func benchChild(job string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown job %q", kind)
+}
+
+// ingestedSnapshot is the snapshot an ingest's --json output names (its
+// "ingest" line; docs/JSON.md).
+func ingestedSnapshot(b *testing.B, out []byte) (snapshot string, newBytes int64) {
+	b.Helper()
+	for _, l := range bytes.Split(out, []byte("\n")) {
+		var ev struct {
+			MessageType string `json:"message_type"`
+			Snapshot    string `json:"snapshot"`
+			NewBytes    int64  `json:"new_bytes"`
+		}
+		if json.Unmarshal(l, &ev) == nil && ev.MessageType == "ingest" && ev.Snapshot != "" {
+			return ev.Snapshot, ev.NewBytes
+		}
+	}
+	b.Fatalf("no ingest line in the output: %s", out)
+	return "", 0
 }
