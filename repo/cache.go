@@ -298,35 +298,82 @@ func packNum(tx *bolt.Tx, id ID) (uint32, error) {
 	return uint32(n), nums.Put(id[:], binary.BigEndian.AppendUint32(nil, uint32(n)))
 }
 
-// addPacks records the blobs of packs with flags (copyOwn is added for
-// packs this machine saved). In an Update.
-func addPacks(tx *bolt.Tx, packs []index.Pack, flags byte) error {
-	// Insert in key order: bbolt fills pages in sequence instead of
-	// splitting them at random places.
-	type entry struct {
-		key []byte
-		val []byte
-		id  ID
-		f   byte
+// cacheEntry is a copy of a blob to record: its key in the blobs bucket
+// (chunk ID, pack number, offset), its location and flags.
+type cacheEntry struct {
+	key []byte
+	val []byte
+	id  ID
+	f   byte
+}
+
+// maxTxEntries bounds the blobs one cache transaction writes. bbolt copies
+// every page a write transaction touches into memory until it commits,
+// and chunk IDs are random, so one transaction for a whole index file (or
+// a night's new chunks) would touch nearly every leaf of the tree: memory
+// that grows with the repository. Sorted and cut into transactions of this
+// many, each touches a bounded stretch of the tree.
+const maxTxEntries = 1024
+
+// addPacks records the copies of packs' blobs, flagged flags (plus copyOwn
+// for packs this cache's writer made), in transactions of at most
+// maxTxEntries blobs; then, in the last one, runs done (nil: nothing). A
+// crash between them leaves copies recorded that done would have marked
+// as seen: the next sync records them again, which changes nothing.
+func (c *localCache) addPacks(packs []index.Pack, flags byte, done func(tx *bolt.Tx) error) error {
+	var all []cacheEntry
+	err := c.db.Update(func(tx *bolt.Tx) error {
+		own := tx.Bucket(bucketOwn)
+		for _, p := range packs {
+			num, err := packNum(tx, p.ID)
+			if err != nil {
+				return err
+			}
+			f := flags
+			if own.Get(p.ID[:]) != nil {
+				f |= copyOwn
+			}
+			for _, bl := range p.Blobs {
+				all = append(all, cacheEntry{key: blobKey(bl.ID, num, bl.Offset), val: encodeLoc(f, bl), id: bl.ID, f: f})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	own := tx.Bucket(bucketOwn)
-	var all []entry
-	for _, p := range packs {
-		num, err := packNum(tx, p.ID)
-		if err != nil {
+	// In key order: bbolt fills pages in sequence instead of splitting
+	// them at random places, and each batch is one stretch of the tree.
+	// (A blob's key starts with its ID, so the dedup bucket's keys come
+	// in the same order.)
+	slices.SortFunc(all, func(a, b cacheEntry) int { return bytes.Compare(a.key, b.key) })
+	for len(all) > 0 || done != nil {
+		batch := all[:min(len(all), maxTxEntries)]
+		all = all[len(batch):]
+		last := len(all) == 0
+		if err := c.db.Update(func(tx *bolt.Tx) error {
+			if err := putEntries(tx, batch); err != nil {
+				return err
+			}
+			if last && done != nil {
+				return done(tx)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
-		f := flags
-		if own.Get(p.ID[:]) != nil {
-			f |= copyOwn
-		}
-		for _, bl := range p.Blobs {
-			all = append(all, entry{key: blobKey(bl.ID, num, bl.Offset), val: encodeLoc(f, bl), id: bl.ID, f: f})
+		if last {
+			break
 		}
 	}
-	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	return nil
+}
+
+// putEntries writes sorted entries into the blobs bucket, and those a
+// writer may deduplicate against into the dedup bucket.
+func putEntries(tx *bolt.Tx, entries []cacheEntry) error {
 	blobs, dedup := tx.Bucket(bucketBlobs), tx.Bucket(bucketDedup)
-	for _, e := range all {
+	for _, e := range entries {
 		if old := blobs.Get(e.key); len(old) > 0 {
 			// The same copy claimed again: keep every source's flags.
 			e.val[0] |= old[0]
@@ -335,8 +382,7 @@ func addPacks(tx *bolt.Tx, packs []index.Pack, flags byte) error {
 			return err
 		}
 	}
-	slices.SortFunc(all, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
-	for _, e := range all {
+	for _, e := range entries {
 		if e.f&(copyVerified|copyOwn) != 0 {
 			if err := dedup.Put(e.id[:], nil); err != nil {
 				return err
@@ -352,10 +398,7 @@ func (c *localCache) addIndex(name string, f *index.File) error {
 	if f.Verified {
 		flags = copyVerified
 	}
-	return c.db.Update(func(tx *bolt.Tx) error {
-		if err := addPacks(tx, f.Packs, flags); err != nil {
-			return err
-		}
+	return c.addPacks(f.Packs, flags, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketIndexes).Put([]byte(name), []byte{indexOK})
 	})
 }
@@ -363,10 +406,7 @@ func (c *localCache) addIndex(name string, f *index.File) error {
 // addTrailer records the claims of a pack's trailer (a scan for copies no
 // index names).
 func (c *localCache) addTrailer(p index.Pack) error {
-	return c.db.Update(func(tx *bolt.Tx) error {
-		if err := addPacks(tx, []index.Pack{p}, copyTrailer); err != nil {
-			return err
-		}
+	return c.addPacks([]index.Pack{p}, copyTrailer, func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketScanned).Put(p.ID[:], nil)
 	})
 }
