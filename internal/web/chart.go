@@ -34,7 +34,7 @@ const (
 	chartTop    = 20
 	chartBase   = 190
 	chartLeft   = 70
-	chartSlot   = 18
+	chartSlot   = 30
 )
 
 func makeChart(snaps []*snapshotInfo) *chart {

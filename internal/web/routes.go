@@ -21,6 +21,7 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	m.Handle("GET /static/", staticHandler())
 	m.HandleFunc("GET /login", s.loginPage)
+	m.HandleFunc("GET /favicon.ico", http.NotFound) // not sent to the login page
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.form(s.logout))
 
@@ -212,7 +213,12 @@ func (s *Server) apiFail(w http.ResponseWriter, err error) {
 // SameSite=Strict).
 func (s *Server) loginPage(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
+	// One token per browser while it signs in: a second login page (a
+	// second tab, a reload) keeps the first page's form valid.
 	tok := randomToken()
+	if c, err := req.Cookie(loginCookie); err == nil && len(c.Value) == len(tok) {
+		tok = c.Value
+	}
 	s.setCookie(w, loginCookie, tok, 30*time.Minute)
 	s.render(w, nil, http.StatusOK, "login", "Sign in", map[string]string{"Token": tok, "Error": loginErrors[req.URL.Query().Get("e")]})
 }
