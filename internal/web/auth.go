@@ -396,9 +396,24 @@ func (id *identity) validCSRF(token string) bool {
 	return token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(id.sess.csrf)) == 1
 }
 
-func (s *Server) setCookie(w http.ResponseWriter, name, value string, maxAge time.Duration) {
+// secure reports whether the request came over TLS: the server's own, or
+// with BehindProxy a proxy's on this machine that says so
+// (X-Forwarded-Proto: https).
+func (s *Server) secure(req *http.Request) bool {
+	if s.opt.Secure || req.TLS != nil {
+		return true
+	}
+	if !s.opt.BehindProxy || req.Header.Get("X-Forwarded-Proto") != "https" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	ip := net.ParseIP(host)
+	return err == nil && ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) setCookie(w http.ResponseWriter, req *http.Request, name, value string, maxAge time.Duration) {
 	c := &http.Cookie{Name: name, Value: value, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
-		Secure: s.opt.Secure, MaxAge: int(maxAge / time.Second)}
+		Secure: s.secure(req), MaxAge: int(maxAge / time.Second)}
 	if maxAge < 0 {
 		c.MaxAge = -1
 	}

@@ -219,7 +219,7 @@ func (s *Server) loginPage(w http.ResponseWriter, req *http.Request) {
 	if c, err := req.Cookie(loginCookie); err == nil && len(c.Value) == len(tok) {
 		tok = c.Value
 	}
-	s.setCookie(w, loginCookie, tok, 30*time.Minute)
+	s.setCookie(w, req, loginCookie, tok, 30*time.Minute)
 	s.render(w, nil, http.StatusOK, "login", "Sign in", map[string]string{"Token": tok, "Error": loginErrors[req.URL.Query().Get("e")]})
 }
 
@@ -249,15 +249,15 @@ func (s *Server) login(w http.ResponseWriter, req *http.Request) {
 	}
 	// A new session ID at every sign-in: no session fixation.
 	id, _ := s.sessions.create(user, now)
-	s.setCookie(w, sessionCookie, id, sessionMaxAge)
-	s.setCookie(w, loginCookie, "", -1)
+	s.setCookie(w, req, sessionCookie, id, sessionMaxAge)
+	s.setCookie(w, req, loginCookie, "", -1)
 	s.log.add(s, entry{Time: now, User: user, Addr: addr, Action: "login", Result: "ok"})
 	http.Redirect(w, req, "/", http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, req *http.Request, id *identity) {
 	s.sessions.remove(id.sessID)
-	s.setCookie(w, sessionCookie, "", -1)
+	s.setCookie(w, req, sessionCookie, "", -1)
 	s.log.add(s, entry{Time: s.now(), User: id.user, Addr: id.addr, Action: "logout", Result: "ok"})
 	http.Redirect(w, req, "/login", http.StatusSeeOther)
 }

@@ -74,6 +74,16 @@ func TestLogin(t *testing.T) {
 	for _, secure := range []bool{false, true} {
 		ts := newServer(t, tr, tr.master, func(o *Options) { o.Secure = secure })
 		c := ts.client(t)
+		if !secure {
+			// A TLS proxy on this machine says so; the header from anyone
+			// else (not BehindProxy) counts for nothing.
+			proxied := newServer(t, tr, tr.master, func(o *Options) { o.BehindProxy = true }).client(t)
+			proxied.hc.Transport = headerTransport{"X-Forwarded-Proto", "https"}
+			if ck := proxied.login(testUser, testPassword).Cookies(); len(ck) == 0 || !ck[0].Secure {
+				t.Fatalf("behind a TLS proxy: cookies %v", ck)
+			}
+			c.hc.Transport = headerTransport{"X-Forwarded-Proto", "https"}
+		}
 		if resp := c.login(testUser, "wrong password!"); resp.Header.Get("Location") != "/login?e=bad" {
 			t.Fatalf("a wrong password: %s to %q", resp.Status, resp.Header.Get("Location"))
 		}
@@ -525,3 +535,10 @@ func TestDownloadDamagedPack(t *testing.T) {
 }
 
 func strconvItoa(n int) string { return strconv.Itoa(n) }
+
+type headerTransport struct{ k, v string }
+
+func (h headerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	req.Header.Set(h.k, h.v)
+	return http.DefaultTransport.RoundTrip(req)
+}
