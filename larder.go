@@ -280,6 +280,20 @@ func streamOpener(ctx context.Context, r *repo.Repo, snap *repo.Snapshot) (func(
 	}
 }
 
+type progressKey struct{}
+
+// WithProgress returns a context under which Restore, RestoreFile and
+// Drill report how far they got to fn instead of to the repository's
+// listener (repo.SetProgress), unthrottled; nil silences them. A server
+// that runs a drill beside downloads on one repository keeps each
+// operation's progress apart this way.
+func WithProgress(ctx context.Context, fn repo.Progress) context.Context {
+	if fn == nil {
+		fn = func(string, int64, int64) {}
+	}
+	return context.WithValue(ctx, progressKey{}, fn)
+}
+
 // Restore writes a snapshot's original file to w and verifies its SHA-256;
 // it returns the number of bytes written. When the hash does not match it
 // returns ErrVerify (the caller must not trust what was written).
@@ -291,7 +305,11 @@ func Restore(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, w io.Writer
 	open, done := streamOpener(ctx, r, snap)
 	defer done()
 	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(w, h), report: r.Report, total: int64(snap.Manifest.Size)}
+	report := r.Report
+	if fn, ok := ctx.Value(progressKey{}).(repo.Progress); ok {
+		report = fn
+	}
+	cw := &countingWriter{w: io.MultiWriter(w, h), report: report, total: int64(snap.Manifest.Size)}
 	if err := recompress.Pack(ctx, rc, open, cw); err != nil {
 		return cw.n, fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -152,5 +153,42 @@ func TestRestoreFileAtomic(t *testing.T) {
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 {
 		t.Fatalf("a failed restore left files: %v", ents)
+	}
+}
+
+// TestWithProgress: a restore under WithProgress reports to its own
+// function, up to the file's size, and not to the repository's listener,
+// which a concurrent operation on the same repository may have set.
+func TestWithProgress(t *testing.T) {
+	tr := newTestRepo(t)
+	ctx := context.Background()
+	w := tr.open(t, tr.write)
+	m := tr.open(t, tr.master)
+	f := committedFixtures(t)[1]
+	res, err := Ingest(ctx, w, f, IngestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := m.FindSnapshot(ctx, res.Snapshot.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	listened := 0
+	m.SetProgress(func(string, int64, int64) { listened++ })
+	var last, total int64
+	own := WithProgress(ctx, func(phase string, done, tot int64) {
+		if phase != "restore" {
+			t.Errorf("phase %q", phase)
+		}
+		last, total = done, tot
+	})
+	if _, err := Restore(own, m, snap, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if last != res.Size || total != res.Size || listened != 0 {
+		t.Fatalf("reported %d of %d (file %d bytes); the repository's listener heard %d reports", last, total, res.Size, listened)
+	}
+	if _, err := Restore(ctx, m, snap, io.Discard); err != nil || listened == 0 {
+		t.Fatalf("without WithProgress the listener heard %d reports (%v)", listened, err)
 	}
 }

@@ -25,6 +25,9 @@ var layerRules = map[string][]string{
 	"internal/pgcluster": {"repo", "cmd"},
 	// The Zulip export check reads an unpacked folder, nothing else.
 	"internal/zulip": {"repo", "crypto", "recompress", "cmd"},
+	// The admin page drives the root package and the repository; the
+	// command line only starts it.
+	"internal/web": {"cmd"},
 	// The repository's object format knows no streams' contents.
 	"repo/internal": {"recompress"},
 }

@@ -69,10 +69,20 @@ func (r *Repo) openRecord(ctx crypto.SigContext, b []byte, v any) error {
 	return nil
 }
 
-// forgotten reads every forget record. Records that are not the master's
-// are reported and skipped; only a failing storage is an error.
-func (r *Repo) forgotten(ctx context.Context) ([]Forgotten, error) {
-	var out []Forgotten
+// ForgetRecord is one signed forget record: when the master removed which
+// snapshots (the admin page's activity log shows them).
+type ForgetRecord struct {
+	Time    time.Time
+	Removed []Forgotten
+}
+
+// ForgetRecords returns the master-signed forget records, oldest first
+// (any key: the records are signed, not sealed). Records that are not the
+// master's are reported (Warnings) and skipped; only a failing storage is
+// an error.
+func (r *Repo) ForgetRecords(ctx context.Context) ([]ForgetRecord, error) {
+	var out []ForgetRecord
+	n := 0
 	err := list(ctx, r.be, backend.TypeForget, func(name string, _ int64) error {
 		obj := "forget/" + name
 		b, err := loadAll(ctx, r.be, backend.Handle{Type: backend.TypeForget, Name: name}, maxForget)
@@ -92,13 +102,25 @@ func (r *Repo) forgotten(ctx context.Context) ([]Forgotten, error) {
 			r.warn(obj, fmt.Sprintf("skipped: not a record the master signed: %v", err))
 			return nil
 		}
-		if len(out)+len(rec.Removed) > maxForgotten {
+		if n+len(rec.Removed) > maxForgotten {
 			r.warn(obj, "skipped: more forgotten snapshots than a repository holds")
 			return nil
 		}
-		out = append(out, rec.Removed...)
+		n += len(rec.Removed)
+		out = append(out, ForgetRecord(rec))
 		return nil
 	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Time.Before(out[j].Time) })
+	return out, err
+}
+
+// forgotten reads every forget record's removed snapshots.
+func (r *Repo) forgotten(ctx context.Context) ([]Forgotten, error) {
+	recs, err := r.ForgetRecords(ctx)
+	var out []Forgotten
+	for _, rec := range recs {
+		out = append(out, rec.Removed...)
+	}
 	return out, err
 }
 

@@ -181,6 +181,12 @@ func TestForgetExplainsGaps(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit after forget: %v %v", err, rep.Problems)
 	}
+	// The record says when and which: the audit key reads it (the admin
+	// page's activity log).
+	recs, err := a.ForgetRecords(ctx)
+	if err != nil || len(recs) != 1 || len(recs[0].Removed) != 3 || recs[0].Time.IsZero() {
+		t.Fatalf("forget records: %+v, %v", recs, err)
+	}
 	// The chain goes on after forget.
 	ingest(t, w, "n6", randBytes(9, 1000))
 	if rep, err := a.Audit(ctx); err != nil || !rep.OK() {

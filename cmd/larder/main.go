@@ -292,7 +292,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:           globalFlags(),
 		Commands: []*cli.Command{
 			initCommand(), keyCommand(), ingestCommand(), snapshotsCommand(), statusCommand(), restoreCommand(),
-			drillCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), unlockCommand(), repairCommand(), copyCommand(), statsCommand(),
+			drillCommand(), serveCommand(), auditCommand(), checkCommand(), forgetCommand(), pruneCommand(), unlockCommand(), repairCommand(), copyCommand(), statsCommand(),
 		},
 		OnUsageError: onUsageError,
 	}
