@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -86,6 +87,9 @@ func runForget(c *cli.Context) error {
 	plan, err := r.Forget(c.Context, p, c.Bool("dry-run"))
 	if err != nil {
 		return err
+	}
+	if p.Site != "" && len(plan) == 0 {
+		return &statusError{exitNotFound, fmt.Sprintf("no snapshot of site %q", p.Site)}
 	}
 	if err := printPlan(c, plan); err != nil {
 		return err

@@ -32,7 +32,7 @@ var exitCodes = []struct {
 	{exitUsage, "wrong use of the command line (drill: also no PostgreSQL, a bad --pg-bin, --pg-user or --tmp)"},
 	{exitPartial, "some files could not be ingested, others were (ingest; restic's meaning)"},
 	{exitDamaged, "a damaged backup was stored exactly and flagged (ingest)"},
-	{exitNotFound, "nothing found to work on: no backup file in the folders given (ingest), no snapshot to drill or of the site asked for (drill, status --site)"},
+	{exitNotFound, "nothing found to work on: no backup file in the folders given (ingest), no snapshot to drill or of the site asked for (drill, status --site, forget --site)"},
 	{exitStale, "status: a site's newest backup is older than --max-age, or its last drill failed"},
 	{exitNoRepo, "no repository at --repo"},
 	{exitLocked, "the repository is locked by another process (--retry-lock waits; larder unlock removes stale locks)"},
