@@ -15,7 +15,7 @@ import (
 type SiteStatus struct {
 	Site      string
 	Snapshots int            // usable snapshots of the site
-	Newest    *repo.Snapshot // the newest by backup time
+	Newest    *repo.Snapshot // the newest by backup time (bounded: Newer)
 	Exact     bool           // every layer of the newest was rebuilt by an engine
 	Damaged   bool           // the newest was flagged damaged at ingest
 	LastDrill *repo.DrillRecord
@@ -24,12 +24,14 @@ type SiteStatus struct {
 	Rejected int
 }
 
-// Age is how long ago the newest backup was made (0 without one).
+// Age is how long ago the newest backup was made (0 without one), by its
+// bounded time (repo.Snapshot.Bounded): a claim of a future backup time
+// does not make a site look fresh.
 func (s *SiteStatus) Age(now time.Time) time.Duration {
 	if s.Newest == nil {
 		return 0
 	}
-	return now.Sub(s.Newest.Made())
+	return now.Sub(s.Newest.Bounded())
 }
 
 // Stale reports whether the site's newest backup is older than maxAge.
@@ -92,11 +94,11 @@ func Status(ctx context.Context, r *repo.Repo) ([]*SiteStatus, []repo.Problem, e
 	return out, problems, nil
 }
 
-// Newer reports whether a's backup was made after b's (ties: the
-// later ingest).
+// Newer reports whether a's backup was made after b's, by their bounded
+// times (repo.Snapshot.Bounded; ties: the later ingest).
 func Newer(a, b *repo.Snapshot) bool {
-	if !a.Made().Equal(b.Made()) {
-		return a.Made().After(b.Made())
+	if ta, tb := a.Bounded(), b.Bounded(); !ta.Equal(tb) {
+		return ta.After(tb)
 	}
 	return a.Envelope.Claimed.After(b.Envelope.Claimed)
 }

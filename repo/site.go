@@ -67,6 +67,22 @@ func (s *Snapshot) Made() time.Time {
 	return s.Envelope.Claimed
 }
 
+// Bounded is the snapshot's backup time as far as the master can trust
+// it: Made, but never later than the envelope's claimed ingest time or
+// the storage's own time for the object. A backup cannot have been made
+// after it was stored, so a writer that claims a future backup time (to
+// look fresh to status, or to be "latest") gets the storage's time instead.
+func (s *Snapshot) Bounded() time.Time {
+	t := s.Made()
+	if c := s.Envelope.Claimed; c.Before(t) {
+		t = c
+	}
+	if !s.Stored.IsZero() && s.Stored.Before(t) {
+		t = s.Stored
+	}
+	return t
+}
+
 // HasTag reports whether the snapshot's manifest carries tag t.
 func (s *Snapshot) HasTag(t string) bool {
 	if s.Manifest == nil {
