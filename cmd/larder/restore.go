@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
@@ -76,7 +78,9 @@ func runRestore(c *cli.Context) error {
 		return w.Flush()
 	}
 	if path == "" {
-		path = filepath.Base(snap.Manifest.Name)
+		if path, err = plainName(snap.Manifest.Name); err != nil {
+			return usagef("snapshot %s: %w; give -o FILE", snap.ID.Short(), err)
+		}
 	}
 	if _, err := os.Stat(path); err == nil && !c.Bool("overwrite") {
 		return fmt.Errorf("%s exists (give --overwrite to replace it)", path)
@@ -117,3 +121,16 @@ func runExport(c *cli.Context, r *repo.Repo, snap *repo.Snapshot, dir string) er
 	}
 	return nil
 }
+
+// plainName is a snapshot's original name, to restore it under in this
+// folder, if it is a plain file name: the name is its writer's claim, and
+// a thief of a write key could name a snapshot ".bashrc" or "../x" and
+// wait for the admin to restore it in their home folder.
+func plainName(name string) (string, error) {
+	if name != filepath.Base(name) || strings.HasPrefix(name, ".") || !plainNameRE.MatchString(name) {
+		return "", fmt.Errorf("its original name %q is not a plain file name", printable(name))
+	}
+	return name, nil
+}
+
+var plainNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
