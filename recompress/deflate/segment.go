@@ -1,0 +1,192 @@
+package deflate
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Segments: an engine restarted inside a stream.
+//
+// A deflate stream can be rebuilt in pieces that meet at block boundaries
+// of the original. A piece that starts at input offset X (a block
+// boundary, at bit offset B of the stream) is made by a fresh engine fed
+// from WarmStart(X): it runs its own algorithm over the bytes before X,
+// discarding what it makes (the warm-up), ends a block at X as the
+// original did, and from there writes the stream's bits from B on. The
+// warm-up starts on a window boundary (a multiple of the window size, as
+// every window position of the original is), one to eight windows and a
+// little before X (its kind, Warm), so that by X the warm engine has, with
+// two windows or more, slid its window at the same places as the original
+// and, once its parse has fallen into step with the
+// original's (deflate parses resynchronise within a few matches), holds
+// the same hash chains and match state. Nothing guarantees that in theory:
+// a piece is exact only when it is checked against the original, which is
+// what ingest does before it records a split.
+
+// BlockEnd is a block boundary as an engine makes it.
+type BlockEnd struct {
+	Input     int64  // input offset where the block ends (the next one starts)
+	Bit       uint64 // bit offset of the stream after the block
+	Stored    bool   // the block was a stored block
+	StoredLen int    // its length, when stored
+	Final     bool   // the last block of the stream
+}
+
+// Split says where a Writer's output starts and stops, as input offsets
+// of the Writer's own input (which starts at WarmStart of the cut).
+type Split struct {
+	// Cut is the input offset of the block boundary where output starts
+	// (0: at the stream's beginning, no warm-up), CutBit the stream's bit
+	// offset there. The Writer writes the stream's bytes from byte
+	// CutBit/8 on; the low CutBit%8 bits of the first byte are zero.
+	Cut    int64
+	CutBit uint64
+	// Stop, when ≥ 0, is the input offset of a (non-final) block boundary
+	// where output stops: the last byte written holds the bits up to it,
+	// and zero bits above them. The Writer needs input past Stop (the
+	// engine looks ahead), which it reads and discards.
+	Stop int64
+}
+
+// ErrSplit reports a Split a Writer cannot run.
+var ErrSplit = errors.New("deflate: split not possible")
+
+// Warm is a kind of warm-up: how far before a restart the engine starts.
+// The values are stored in recipes: they are never reused or renumbered.
+type Warm uint8
+
+const (
+	// Warm1 starts one window and 1 KiB before the cut (rounded down to a
+	// window boundary): enough where the original made literals and short
+	// matches (the end of a run of stored blocks over incompressible data).
+	Warm1 Warm = 1
+	// Warm2, Warm4 and Warm8 start 2, 4 and 8 windows (and 1 KiB) before:
+	// long matches (level 1 to 3 over text, which inserts no strings
+	// inside them) resynchronise the parse more slowly.
+	Warm2 Warm = 2
+	Warm4 Warm = 3
+	Warm8 Warm = 4
+)
+
+// MaxWarm is the largest Warm value this release knows.
+const MaxWarm = Warm8
+
+// windows is how many windows before the cut the warm-up starts.
+func (k Warm) windows() int64 {
+	switch k {
+	case Warm1:
+		return 1
+	case Warm2:
+		return 2
+	case Warm4:
+		return 4
+	}
+	return 8
+}
+
+// WarmStart is the input offset from which an engine with p must be fed to
+// restart at input offset x of the stream with a warm-up of kind k (0 for x
+// near the beginning: the engine then runs as from the stream's start).
+func WarmStart(p Params, x int64, k Warm) int64 {
+	w := int64(1) << p.WindowBits
+	s := (x - k.windows()*w - 1024) &^ (w - 1)
+	return max(s, 0)
+}
+
+// SetSplit makes w, before its first Write, write only the part of the
+// stream that s names. Its input must start at WarmStart(p, s.Cut) of the
+// stream's input, where offsets s.Cut and s.Stop are counted from.
+func (w *Writer) SetSplit(s Split) error {
+	p := w.Params()
+	switch {
+	case w.st != nil || p.Rsync != RsyncOff:
+		return fmt.Errorf("%w: engine %v", ErrSplit, p)
+	case w.in != 0:
+		return fmt.Errorf("%w: input already written", ErrSplit)
+	case s.Cut < 0 || (s.Stop >= 0 && s.Stop <= s.Cut):
+		return fmt.Errorf("%w: cut %d, stop %d", ErrSplit, s.Cut, s.Stop)
+	case s.Cut > 1<<50 || s.Stop > 1<<50:
+		return fmt.Errorf("%w: offsets too large", ErrSplit)
+	}
+	c := w.c
+	c.seg.stop = -1
+	if s.Stop >= 0 {
+		c.seg.stop = int(s.Stop)
+	}
+	if s.Cut > 0 {
+		c.seg.warm, c.seg.cut, c.seg.cutBit = true, int(s.Cut), s.CutBit
+	}
+	return nil
+}
+
+// OnBlockEnd makes w call fn at each block boundary it makes (on the
+// goroutine that writes to w). Offsets are of w's input.
+func (w *Writer) OnBlockEnd(fn func(BlockEnd)) {
+	if w.c != nil && w.st == nil {
+		w.c.seg.onBlock = fn
+	}
+}
+
+// Stopped reports whether w reached the Stop of its Split (its output is
+// then complete).
+func (w *Writer) Stopped() bool { return w.c != nil && w.c.seg.stopped }
+
+// Missed reports whether w can no longer make its Split's part: its
+// warm-up passed the cut without a block boundary there, or a block ended
+// past Stop (or the stream ended) without one at Stop.
+func (w *Writer) Missed() bool {
+	if w.c == nil || w.st != nil {
+		return false
+	}
+	s := &w.c.seg
+	return s.missed || (s.warm && w.c.strstart > s.cut)
+}
+
+// warmBlockEnd ends a block of the warm-up: nothing is written; at the
+// cut, output starts at the cut's bit offset.
+func (c *compressor) warmBlockEnd() {
+	c.trees.initBlock()
+	c.nsyms, c.nDist = 0, 0
+	c.blockStart = c.strstart
+	s := &c.seg
+	switch {
+	case c.strstart == s.cut:
+		s.warm, s.cut = false, -1
+		b := &c.bw
+		b.out, b.acc = b.out[:0], 0
+		b.nbits = uint(s.cutBit % 8)
+		b.total = s.cutBit / 8
+	case c.strstart > s.cut:
+		s.missed = true
+	}
+}
+
+// segBlockEnd follows a block written: it reports it and stops the
+// output at the split's stop.
+func (c *compressor) segBlockEnd(last, stored bool, n int) {
+	s := &c.seg
+	b := &c.bw
+	if s.onBlock != nil && !s.stopped {
+		s.onBlock(BlockEnd{Input: s.base + int64(c.strstart), Bit: b.total*8 + uint64(b.nbits),
+			Stored: stored, StoredLen: n, Final: last})
+	}
+	if s.stop < 0 || s.stopped {
+		return
+	}
+	if c.strstart == s.stop && !last {
+		b.windup()
+		s.stopped = true
+		s.stopLen = len(b.out)
+		return
+	}
+	if c.strstart > s.stop || last {
+		s.missed = true
+	}
+}
+
+// SplitLookahead is how much input past a Split's Stop a Writer with p
+// must be given to reach the Stop: the engine reads ahead by up to two
+// windows before it decides the last symbols of a block.
+func SplitLookahead(p Params) int64 {
+	return 2<<p.WindowBits + 2*maxMatch
+}
