@@ -112,6 +112,9 @@ type segState struct {
 	stopLen int  // bytes of bw.out that belong to the output when stopped
 	missed  bool // a block ended past stop, or the warm-up passed cut
 	onBlock func(BlockEnd)
+	// capture: keep the state at the cut in cutState.
+	capture  bool
+	cutState *State
 }
 
 const noChunkEnd = 0xFFFFFFFF

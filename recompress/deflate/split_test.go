@@ -78,23 +78,17 @@ func runSplitFrom(t *testing.T, p Params, data []byte, cut BlockEnd, stop *Block
 	if err != nil {
 		return nil, err
 	}
-	s := Split{Cut: cut.Input - from, CutBit: cut.Bit, Stop: -1}
+	s := Split{From: from, Cut: cut.Input, CutBit: cut.Bit, Stop: -1}
 	end := int64(len(data))
 	if stop != nil {
-		s.Stop = stop.Input - from
+		s.Stop = stop.Input
 		end = min(end, stop.Input+SplitLookahead(p))
 	}
 	if err := w.SetSplit(s); err != nil {
 		return nil, err
 	}
-	// Feed in uneven pieces: the result must not depend on them.
-	in := data[from:end]
-	for len(in) > 0 {
-		k := min(len(in), 1+int(cut.Input%50000))
-		if _, err := w.Write(in[:k]); err != nil {
-			return nil, err
-		}
-		in = in[k:]
+	if err := WriteAligned(w, data[from:end], from, w.Stopped); err != nil {
+		return nil, err
 	}
 	if stop == nil || !w.Stopped() {
 		if err := w.Close(); err != nil {
@@ -185,14 +179,36 @@ func TestSplitsRealStreams(t *testing.T) {
 				t.Fatalf("the full engine differs from the real tool at byte %d", firstDiff(out, tc.orig))
 			}
 			cuts, storedEnds := pickCuts(ends, 40)
-			// The cheapest warm-up that restarts exactly, per restart.
-			var first [MaxWarm + 1]int
+			states := statesAt(t, tc.p, tc.data, ends, cuts)
+			// The cheapest warm-up that restarts exactly, and the cheapest
+			// that proves the restart, per restart.
+			var first, proved [MaxWarm + 1]int
 			for k, i := range cuts {
 				var stop *BlockEnd
 				to := uint64(len(tc.orig)) * 8
 				if k+1 < len(cuts) {
 					stop = &ends[cuts[k+1]]
 					to = stop.Bit
+				}
+				for pk := Warm1; pk <= MaxWarm; pk++ {
+					from := WarmStart(tc.p, ends[i].Input, pk)
+					end := min(int64(len(tc.data)), ends[i].Input+SplitLookahead(tc.p))
+					ok, err := ProveRestart(tc.p, tc.data[from:end], ends[i], pk, states[i])
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !ok {
+						continue
+					}
+					proved[pk]++
+					seg, err := runSplit(t, tc.p, tc.data, ends[i], stop, pk)
+					if err == nil {
+						err = sameBits(tc.orig, seg, ends[i].Bit, to)
+					}
+					if err != nil {
+						t.Errorf("restart at input %d proved with warm-up %d is not exact: %v", ends[i].Input, pk, err)
+					}
+					break
 				}
 				var err error
 				kind := Warm1
@@ -212,8 +228,41 @@ func TestSplitsRealStreams(t *testing.T) {
 				}
 				first[kind]++
 			}
-			t.Logf("%d blocks, %d restarts (%d at stored-run ends); exact first with warm-up kind 1..4: %v",
-				len(ends), len(cuts), storedEnds, first[1:])
+			t.Logf("%d blocks, %d restarts (%d at stored-run ends); exact first with warm-up kind 1..4: %v, proved first: %v",
+				len(ends), len(cuts), storedEnds, first[1:], proved[1:])
 		})
 	}
+}
+
+// statesAt runs the engine fed as ingest feeds it (WriteAligned) and
+// returns its states at the block ends listed.
+func statesAt(t *testing.T, p Params, data []byte, ends []BlockEnd, at []int) map[int]*State {
+	t.Helper()
+	want := map[int]bool{}
+	for _, i := range at {
+		want[i] = true
+	}
+	states := map[int]*State{}
+	var buf bytes.Buffer
+	w, err := NewWriter(&buf, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	w.OnBlockEnd(func(e BlockEnd) {
+		if e != ends[n] {
+			t.Fatalf("block end %d: %+v, the first run had %+v", n, e, ends[n])
+		}
+		if want[n] {
+			states[n] = w.State()
+		}
+		n++
+	})
+	if err := WriteAligned(w, data, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return states
 }
