@@ -160,7 +160,7 @@ func (c *compressor) warmBlockEnd() {
 	case c.strstart == s.cut:
 		s.warm, s.cut = false, -1
 		if s.capture {
-			s.cutState = c.state()
+			s.cutState = c.state(nil)
 		}
 		b := &c.bw
 		b.out, b.acc = b.out[:0], 0
@@ -233,10 +233,23 @@ func (w *Writer) State() *State {
 	if w.c == nil || w.st != nil {
 		return nil
 	}
-	return w.c.state()
+	return w.c.state(nil)
 }
 
-func (c *compressor) state() *State {
+// StateInto is State reusing the buffers of s (which may be nil).
+func (w *Writer) StateInto(s *State) *State {
+	if w.c == nil || w.st != nil {
+		return nil
+	}
+	return w.c.state(s)
+}
+
+func (c *compressor) state(reuse *State) *State {
+	var win []byte
+	var head, prev []uint16
+	if reuse != nil {
+		win, head, prev = reuse.window[:0], reuse.head[:0], reuse.prev[:0]
+	}
 	s := &State{base: c.seg.base, strstart: c.strstart, lookahead: c.lookahead, blockStart: c.blockStart,
 		matchLength: c.matchLength, prevLength: c.prevLength, matchAvailable: c.matchAvailable,
 		eofile: c.eofile, started: c.started, insert: c.insert, stage: len(c.in),
@@ -247,9 +260,9 @@ func (c *compressor) state() *State {
 	if c.prevLength >= minMatch {
 		s.prevMatch = c.prevMatch
 	}
-	s.window = append([]byte(nil), c.window[:c.windowSize]...)
-	s.head = append([]uint16(nil), c.head[:c.hashMask+1]...)
-	s.prev = append([]uint16(nil), c.prev[:c.wSize]...)
+	s.window = append(win, c.window[:c.windowSize]...)
+	s.head = append(head, c.head[:c.hashMask+1]...)
+	s.prev = append(prev, c.prev[:c.wSize]...)
 	// A candidate is used only if it is at most maxDist behind a later
 	// position (and NIL, 0, never).
 	s.alive = max(c.strstart-c.maxDist, 1)
@@ -345,3 +358,24 @@ func ProveRestart(p Params, in []byte, cut BlockEnd, k Warm, want *State) (bool,
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// AppendStoredBlocks appends to dst the stored blocks that runs list over
+// data (which holds exactly their bytes), written from bit offset bit of a
+// stream: the first byte appended holds zero bits below bit%8. final marks
+// the last block as the stream's last.
+func AppendStoredBlocks(dst []byte, bit uint64, runs []StoredRun, data []byte, final bool) ([]byte, error) {
+	b := bitWriter{out: dst, nbits: uint(bit % 8)}
+	for ri, r := range runs {
+		for k := uint32(0); k < r.Count; k++ {
+			if len(data) < int(r.Len) {
+				return nil, fmt.Errorf("%w: stored blocks hold more than their data", ErrStoredLength)
+			}
+			b.storedBlock(data[:r.Len], final && ri == len(runs)-1 && k == r.Count-1)
+			data = data[r.Len:]
+		}
+	}
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the stored blocks", ErrStoredLength, len(data))
+	}
+	return b.out, nil
+}
