@@ -118,6 +118,12 @@ const (
 // MaxSegments bounds the parts of one member.
 const MaxSegments = 1 << 20
 
+// MaxPartContent bounds the content of one part: restore holds a part's
+// content (and its warm-up) in memory while it is made. Ingest makes
+// parts of about 2 MiB (and a block more); a member whose parts would be
+// larger is left in one piece.
+const MaxPartContent = 16 << 20
+
 // Tar is a tar layer: the skeleton stream with children spliced in.
 type Tar struct {
 	Skeleton int

@@ -77,7 +77,9 @@ func checkSegments(i int, m *Member) error {
 			return bad("part %d has stored blocks", k)
 		case s.Content == 0 && s.Kind != SegStored:
 			return bad("part %d is empty", k)
-		case s.Bits == 0 || s.Bits > 1<<60 || s.Content > 1<<60:
+		case s.Content > MaxPartContent:
+			return bad("part %d of %d content bytes is over the %d-byte limit", k, s.Content, MaxPartContent)
+		case s.Bits == 0 || s.Bits > 1<<60:
 			return bad("part %d of %d bits", k, s.Bits)
 		}
 		if s.Kind == SegStored {

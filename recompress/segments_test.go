@@ -82,6 +82,27 @@ func partsOf(n Node) (all, stored, restarts int) {
 	return
 }
 
+// setWarm sets the warm-up of every restarted part to k.
+func setWarm(n Node, k uint8) {
+	switch n := n.(type) {
+	case *Gzip:
+		for i := range n.Members {
+			for j, s := range n.Members[i].Segments {
+				if s.Kind != SegStart && s.Kind != SegStored {
+					n.Members[i].Segments[j].Kind = k
+				}
+			}
+		}
+		if n.Content != nil {
+			setWarm(n.Content, k)
+		}
+	case *Tar:
+		for _, p := range n.Parts {
+			setWarm(p.Child, k)
+		}
+	}
+}
+
 // TestSegmentsRealTools: members made by GNU gzip -1/-5/-9 (over SQL with
 // runs of real JPEG/PNG files) and by python3's zlib at -1/-4/-6/-9 (over
 // SQL) are cut into proved parts at ingest, and restore, making the parts
@@ -133,6 +154,17 @@ func TestSegmentsRealTools(t *testing.T) {
 			if sha256.Sum256(out.Bytes()) != sha256.Sum256(c.file) {
 				t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), c.file))
 			}
+			// The longest warm-up reaches back past short parts before
+			// it: restore must keep that content. (A longer warm-up than
+			// the one proved restarts these streams exactly too.)
+			setWarm(rc.Root, uint8(deflate.Warm8))
+			out.Reset()
+			if err := Pack(context.Background(), &rc, sink.open, &out); err != nil {
+				t.Fatalf("with 8-window warm-ups: %v", err)
+			}
+			if sha256.Sum256(out.Bytes()) != sha256.Sum256(c.file) {
+				t.Fatalf("with 8-window warm-ups: rebuilt file differs at byte %d", firstDiff(out.Bytes(), c.file))
+			}
 		})
 	}
 }
@@ -163,6 +195,11 @@ func TestSegmentsChecked(t *testing.T) {
 		{"short bits", []Segment{{Kind: SegStart, Content: 60, Bits: 200}, {Kind: 1, Content: 40, Bits: 599}}, false},
 		{"stored bits wrong", []Segment{{Kind: SegStored, Content: 50, Bits: sbits + 1, Stored: stored}, {Kind: 1, Content: 50, Bits: 799 - sbits}}, false},
 		{"stored bytes wrong", []Segment{{Kind: SegStored, Content: 51, Bits: sbits, Stored: stored}, {Kind: 1, Content: 49, Bits: 800 - sbits}}, false},
+	}
+	big := Member{Header: make([]byte, 10), Mode: ModeExact, Params: p, ContentLen: MaxPartContent + 1, Exact: 100,
+		Segments: []Segment{{Kind: SegStart, Content: MaxPartContent + 1, Bits: 800}}}
+	if err := checkSegments(0, &big); err == nil {
+		t.Error("a part over MaxPartContent passed")
 	}
 	for _, c := range cases {
 		err := mk(c.segs)

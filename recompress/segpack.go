@@ -124,6 +124,14 @@ func (e *segEngine) startReady() error {
 	keep := e.pos
 	if e.next < len(e.segs) {
 		keep, _ = e.need(e.next)
+		// A later part's warm-up may reach back further than the next
+		// part's start (after a short part): keep what any part that
+		// starts within a warm-up's reach needs.
+		reach := uint64(deflate.WarmReach(e.params))
+		for j := e.next + 1; j < len(e.segs) && e.start[j] <= keep+reach; j++ {
+			from, _ := e.need(j)
+			keep = min(keep, from)
+		}
 	}
 	if keep > e.histFrom {
 		k := min(keep, e.pos) - e.histFrom

@@ -241,6 +241,11 @@ func (pl *planner) segments(contentLen, exact uint64) []Segment {
 	if len(segs) < 2 || content != contentLen || bits != exact*8 {
 		return nil
 	}
+	for _, s := range segs {
+		if s.Content > MaxPartContent {
+			return nil
+		}
+	}
 	return segs
 }
 

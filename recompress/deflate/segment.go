@@ -99,6 +99,11 @@ func WarmStart(p Params, x int64, k Warm) int64 {
 	return max(s, 0)
 }
 
+// WarmReach is the furthest any warm-up with p starts before its cut.
+func WarmReach(p Params) int64 {
+	return Warm8.windows()<<p.WindowBits + 1024 + FeedChunk
+}
+
 // SetSplit makes w, before its first Write, write only the part of the
 // stream that s names; its input must start at s.From of the stream's.
 func (w *Writer) SetSplit(s Split) error {
