@@ -79,7 +79,9 @@ func (e *segEngine) need(i int) (from, to uint64) {
 		from = uint64(deflate.WarmStart(e.params, int64(x), deflate.Warm(s.Kind)))
 	}
 	if i+1 < len(e.segs) {
-		end = min(e.total, end+uint64(deflate.SplitLookahead(e.params)))
+		// The engine's lookahead past its stop, to a piece boundary: a
+		// restarted engine gets the very pieces the verifying engine got.
+		end = min(e.total, alignUp(end+uint64(deflate.SplitLookahead(e.params))))
 	}
 	return from, end
 }
@@ -281,3 +283,8 @@ func (e *segEngine) Close() error {
 
 // abort stops the parts not yet started.
 func (e *segEngine) abort() { e.once.Do(func() { close(e.quit) }) }
+
+// alignUp rounds n up to a multiple of deflate.FeedChunk.
+func alignUp(n uint64) uint64 {
+	return (n + deflate.FeedChunk - 1) &^ (deflate.FeedChunk - 1)
+}

@@ -177,7 +177,7 @@ func (pl *planner) ready(end uint64, final bool) []*proof {
 	var out []*proof
 	keep := pl.pending[:0]
 	for _, pr := range pl.pending {
-		need := uint64(pr.cut.Input + deflate.SplitLookahead(pl.params))
+		need := alignUp(uint64(pr.cut.Input + deflate.SplitLookahead(pl.params)))
 		switch {
 		case need <= end:
 			out = append(out, pr)
@@ -197,7 +197,7 @@ func (pl *planner) prove(pr *proof, in []byte, from uint64) {
 		if ws < from {
 			break
 		}
-		end := min(uint64(len(in))+from, uint64(pr.cut.Input+deflate.SplitLookahead(pl.params)))
+		end := min(uint64(len(in))+from, alignUp(uint64(pr.cut.Input+deflate.SplitLookahead(pl.params))))
 		ok, err := deflate.ProveRestart(pl.params, in[ws-from:end-from], pr.cut, k, pr.state)
 		if err == nil && ok {
 			pl.mu.Lock()

@@ -266,7 +266,7 @@ func (s *verifierSet) startProofs(final bool) {
 		}
 		for _, pr := range v.plan.ready(end, final) {
 			from := max(s.ringFrom, uint64(deflate.WarmStart(v.plan.params, pr.cut.Input, deflate.MaxWarm)))
-			to := min(end, uint64(pr.cut.Input+deflate.SplitLookahead(v.plan.params)))
+			to := min(end, alignUp(uint64(pr.cut.Input+deflate.SplitLookahead(v.plan.params))))
 			if from >= to {
 				continue
 			}
