@@ -208,3 +208,47 @@ func TestSegmentsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentsUnprovedMerge: restarts whose proof fails are merged into
+// the part before (a stored run before them becomes engine work), and the
+// member still rebuilds exactly.
+func TestSegmentsUnprovedMerge(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 14))
+	var mixed []byte
+	for len(mixed) < 5<<20 {
+		mixed = append(mixed, testSQL(rng, 50_000+rng.IntN(400_000))...)
+		mixed = append(mixed, testImages(rng, 150_000+rng.IntN(600_000))...)
+	}
+	file := run(t, mixed, "gzip", "-1", "-c")
+	parts := func(refuse func(int64) bool) (int, int, int) {
+		testRefuseProof = refuse
+		defer func() { testRefuseProof = nil }()
+		sink := &memSink{}
+		res, err := Unpack(context.Background(), bytes.NewReader(file), sink, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := Pack(context.Background(), res.Recipe, sink.open, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), file) {
+			t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), file))
+		}
+		return partsOf(res.Recipe.Root)
+	}
+	all, stored, restarts := parts(nil)
+	n := 0
+	someAll, someStored, someRestarts := parts(func(int64) bool { n++; return n%2 == 0 })
+	noneAll, _, noneRestarts := parts(func(int64) bool { return true })
+	t.Logf("all proved: %d parts (%d stored, %d restarts); every other refused: %d (%d, %d); all refused: %d",
+		all, stored, restarts, someAll, someStored, someRestarts, noneAll)
+	if someAll >= all || someRestarts >= restarts || someStored > stored {
+		t.Errorf("refused proofs did not merge parts: %d/%d/%d, then %d/%d/%d", all, stored, restarts, someAll, someStored, someRestarts)
+	}
+	// A stored run that ends the member needs no restart after it, so
+	// parts may remain; restarts may not.
+	if noneRestarts != 0 {
+		t.Errorf("with every proof refused the member still has %d restarts", noneRestarts)
+	}
+}

@@ -189,9 +189,17 @@ func (pl *planner) ready(end uint64, final bool) []*proof {
 	return out
 }
 
+// testRefuseProof, set by tests only, refuses the proofs it returns true
+// for (by the cut's input offset), to exercise the merging of unproved
+// restarts.
+var testRefuseProof func(cut int64) bool
+
 // prove runs pr against in, content from offset from.
 func (pl *planner) prove(pr *proof, in []byte, from uint64) {
 	defer pl.wg.Done()
+	if testRefuseProof != nil && testRefuseProof(pr.cut.Input) {
+		return
+	}
 	for k := deflate.Warm1; k <= deflate.MaxWarm; k++ {
 		ws := uint64(deflate.WarmStart(pl.params, pr.cut.Input, k))
 		if ws < from {
