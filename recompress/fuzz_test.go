@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/larder/larder/recompress/deflate"
 )
 
 // The fuzz targets check properties, not just the absence of panics:
@@ -53,6 +55,19 @@ func FuzzRecipe(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(enc)
+	}
+	// Recipes in parts (version 2): the committed fixtures are too small
+	// to be cut, and version 1 recipes as written before parts.
+	for _, rc := range segmentedRecipes() {
+		enc, err := rc.MarshalBinary()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(enc)
+	}
+	v1, _ := filepath.Glob(filepath.Join("testdata", "recipes-v1", "*.recipe"))
+	for _, p := range v1 {
+		f.Add(mustRead(f, p))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var r Recipe
@@ -103,4 +118,21 @@ func TestFuzzSeedCorpora(t *testing.T) {
 			t.Errorf("seed corpus testdata/fuzz/%s is empty or missing: %v", name, err)
 		}
 	}
+}
+
+// segmentedRecipes are small valid recipes whose member is in parts.
+func segmentedRecipes() []*Recipe {
+	p := deflate.GzipParams(1, deflate.RsyncOff)
+	stored := []deflate.StoredRun{{Len: 50, Count: 1}}
+	sbits, _ := storedBits(0, stored)
+	var out []*Recipe
+	for _, segs := range [][]Segment{
+		{{Kind: SegStart, Content: 60, Bits: 200}, {Kind: 1, Content: 40, Bits: 600}},
+		{{Kind: SegStored, Content: 50, Bits: sbits, Stored: stored}, {Kind: 4, Content: 50, Bits: 800 - sbits}},
+	} {
+		m := Member{Header: make([]byte, 10), Mode: ModeExact, Params: p, ContentLen: 100, Exact: 100, Segments: segs}
+		out = append(out, &Recipe{Streams: []Stream{{Kind: KindRaw, Len: 100}},
+			Root: &Gzip{Verbatim: -1, Members: []Member{m}, Content: &Copy{Stream: 0, Len: 100}}, Size: 10 + 100 + 8})
+	}
+	return out
 }

@@ -289,6 +289,9 @@ func (g *gzLayer) finish(m *gzMember) error {
 		m.m.Mode = ModeExact
 		m.m.Exact = m.v.matched()
 		m.m.Params = m.v.winnerParams()
+		if !g.opaque && !g.inherited {
+			m.m.Segments = m.v.segments(m.size, m.m.Exact)
+		}
 	default:
 		m.m.Mode = ModePartial
 		m.m.Exact = m.v.matched()

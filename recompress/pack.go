@@ -8,6 +8,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -25,7 +26,8 @@ func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, 
 	if err := rc.Validate(); err != nil {
 		return err
 	}
-	p := &packer{ctx: ctx, rc: rc, open: open, readers: make([]io.Reader, len(rc.Streams))}
+	p := &packer{ctx: ctx, rc: rc, open: open, readers: make([]io.Reader, len(rc.Streams)),
+		sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
 	defer p.stopEngines()
 	cw := &countWriter{w: w}
 	if err := p.node(rc.Root, cw); err != nil {
@@ -55,13 +57,17 @@ func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, 
 // end a member of that layer there and read a verbatim tail: mu guards
 // the readers and the engines, and nothing holds it while writing.
 type packer struct {
-	ctx      context.Context
-	rc       *Recipe
-	open     func(int, Kind) (io.Reader, error)
-	mu       sync.Mutex
-	readers  []io.Reader
-	engines  []*asyncEngine // to stop when Pack returns
-	stopping bool           // Pack is returning
+	ctx     context.Context
+	rc      *Recipe
+	open    func(int, Kind) (io.Reader, error)
+	mu      sync.Mutex
+	readers []io.Reader
+	engines []*asyncEngine // to stop when Pack returns
+	// segEngines are the engines of members cut into parts; sem holds a
+	// slot per part being made, GOMAXPROCS over all layers.
+	segEngines []*segEngine
+	sem        chan struct{}
+	stopping   bool // Pack is returning
 	// tee, when set, returns a writer that also receives a gzip layer's
 	// content (Export), or nil.
 	tee func(Node) (io.Writer, error)
@@ -174,7 +180,7 @@ type memberWriter struct {
 	w      io.Writer
 	cur    int    // current member, -1 before the first
 	left   uint64 // content bytes the current member still takes
-	engine *asyncEngine
+	engine memberEngine
 	out    *limitWriter
 	crc    hash.Hash32
 	size   uint64
@@ -190,6 +196,10 @@ func (m *memberWriter) begin(i int) error {
 	m.engine = nil
 	if mb.Mode != ModeVerbatim {
 		m.out = &limitWriter{w: m.w, left: mb.Exact}
+		if len(mb.Segments) > 0 {
+			m.engine = m.p.startSegEngine(mb, m.out)
+			return nil
+		}
 		e, err := deflate.NewWriter(m.out, mb.Params)
 		if err != nil {
 			return fmt.Errorf("%w: member %d: %w", ErrPack, i+1, err)
@@ -342,6 +352,13 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// memberEngine rebuilds a member's deflate stream from the content
+// written to it: an asyncEngine, or a segEngine for a member in parts.
+type memberEngine interface {
+	io.Writer
+	Close() error
+}
+
 // asyncEngine runs a deflate engine on its own goroutine: Write hands it
 // a copy of the bytes, Close waits for it to deflate them all and closes
 // the engine. At most engineQueue buffers wait, so memory stays bounded.
@@ -479,12 +496,18 @@ func (p *packer) startEngine(e *deflate.Writer) *asyncEngine {
 func (p *packer) stopEngines() {
 	p.mu.Lock()
 	p.stopping = true
-	engines := p.engines
+	engines, segs := p.engines, p.segEngines
 	p.mu.Unlock()
 	for _, e := range engines {
 		e.abort()
 	}
+	for _, e := range segs {
+		e.abort()
+	}
 	for _, e := range engines {
+		<-e.done
+	}
+	for _, e := range segs {
 		<-e.done
 	}
 }

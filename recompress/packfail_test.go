@@ -1,10 +1,12 @@
 package recompress
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -120,4 +122,63 @@ func countGzip(n Node) int {
 		return c
 	}
 	return 0
+}
+
+// TestPackFailuresWithParts: the same for a nested backup whose members
+// are in parts (a zlib -4 dump.sql.gz and uploads in a tar under gzip -1):
+// a broken stream or a full output is the error Pack returns, and every
+// part's goroutine has stopped.
+func TestPackFailuresWithParts(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 14))
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	add := func(name string, b []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("dump.sql.gz", pyGzip(t, testSQL(rng, 5<<20), 4, ""))
+	add("uploads/a.bin", testImages(rng, 3<<20))
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := run(t, tb.Bytes(), "gzip", "-1", "-c")
+	res, sink := roundTrip(t, "parts.tar.gz", data)
+	if all, stored, restarts := partsOf(res.Recipe.Root); stored == 0 || restarts < 2 {
+		t.Fatalf("the backup has %d parts, %d stored, %d restarts: the test needs parts", all, stored, restarts)
+	}
+	before := runtime.NumGoroutine()
+	errBroken := errors.New("stream broke")
+	for i := range sink.streams {
+		size := sink.streams[i].Len()
+		for _, at := range []int{0, size / 3, size - 1} {
+			open := func(j int, k Kind) (io.Reader, error) {
+				r, err := sink.open(j, k)
+				if j == i && err == nil {
+					r = &failingReader{r: r, n: at, err: errBroken}
+				}
+				return r, err
+			}
+			if err := Pack(context.Background(), res.Recipe, open, io.Discard); !errors.Is(err, errBroken) {
+				t.Fatalf("stream %d broken at %d of %d: Pack returned %v", i, at, size, err)
+			}
+		}
+	}
+	for _, at := range []int{0, len(data) / 7, len(data) / 2, len(data) - 9} {
+		if err := Pack(context.Background(), res.Recipe, sink.open, &failingWriter{n: at}); !errors.Is(err, errDiskFull) {
+			t.Fatalf("output full at %d of %d: Pack returned %v", at, len(data), err)
+		}
+	}
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after the failed packs, %d before", n, before)
+	}
 }

@@ -89,7 +89,40 @@ type Member struct {
 	// Trailer is nil when CRC-32 and ISIZE follow from the content;
 	// otherwise it holds the bytes found (0 to 8, damaged input).
 	Trailer []byte
+	// Segments, when not empty, cut an exact member's deflate stream at
+	// block boundaries of the original into parts that restore makes
+	// side by side (recipe version 2); empty means one engine run.
+	Segments []Segment
 }
+
+// Segment is one part of a member's deflate stream, from a block boundary
+// of the original to the next one chosen (docs/FORMAT.md, "Recipe").
+type Segment struct {
+	Content uint64 // content bytes the part covers
+	Bits    uint64 // bits of the deflate stream it makes (the last part: to the stream's end)
+	// Kind is SegStart (the engine from the stream's beginning, the first
+	// part only), a deflate.Warm (the engine restarted at the part's start
+	// after that warm-up) or SegStored (stored blocks of the lengths in
+	// Stored, no engine).
+	Kind   uint8
+	Stored []deflate.StoredRun
+}
+
+// Segment kinds; stored in recipes, never reused. 1 to 4 are the
+// deflate.Warm kinds.
+const (
+	SegStart  uint8 = 0
+	SegStored uint8 = 255
+)
+
+// MaxSegments bounds the parts of one member.
+const MaxSegments = 1 << 20
+
+// MaxPartContent bounds the content of one part: restore holds a part's
+// content (and its warm-up) in memory while it is made. Ingest makes
+// parts of about 2 MiB (and a block more); a member whose parts would be
+// larger is left in one piece.
+const MaxPartContent = 16 << 20
 
 // Tar is a tar layer: the skeleton stream with children spliced in.
 type Tar struct {
@@ -132,10 +165,10 @@ var ErrRecipe = errors.New("recompress: invalid recipe")
 
 var recipeMagic = []byte("LRCP")
 
-const recipeVersion = 1
+const recipeVersion = 2
 
-// RecipeVersion is the version of the recipes this release writes and the
-// only one it reads (docs/FORMAT.md, "Recipe").
+// RecipeVersion is the version of the recipes this release writes; it
+// also reads version 1, which has no segments (docs/FORMAT.md, "Recipe").
 const RecipeVersion = recipeVersion
 
 const (
@@ -194,6 +227,7 @@ func appendNode(b []byte, n Node) ([]byte, error) {
 				b = append(b, 1, byte(len(m.Trailer)))
 				b = append(b, m.Trailer...)
 			}
+			b = appendSegments(b, m.Segments)
 		}
 		if n.Content == nil {
 			b = append(b, 0)
@@ -235,11 +269,12 @@ func (r *Recipe) UnmarshalBinary(data []byte) error {
 		return fmt.Errorf("%w: bad magic", ErrRecipe)
 	}
 	d.b = d.b[len(recipeMagic):]
-	if v := d.byte(); v != recipeVersion {
+	d.version = d.byte()
+	if d.version != 1 && d.version != 2 {
 		if d.err != nil {
 			return d.err
 		}
-		return fmt.Errorf("%w: version %d is unknown", ErrRecipe, v)
+		return fmt.Errorf("%w: version %d is unknown", ErrRecipe, d.version)
 	}
 	var q Recipe
 	q.Size = d.uvarint()
@@ -262,9 +297,10 @@ func (r *Recipe) UnmarshalBinary(data []byte) error {
 }
 
 type decoder struct {
-	b     []byte
-	err   error
-	nodes int
+	b       []byte
+	err     error
+	nodes   int
+	version byte
 }
 
 // fail notes the first decoding error, formatted as by fmt.Errorf (a %w
@@ -413,7 +449,10 @@ func (d *decoder) member(i int) (Member, bool) {
 	default:
 		d.fail("bad trailer flag")
 	}
-	return m, true
+	if d.version >= 2 {
+		m.Segments = d.segments()
+	}
+	return m, d.err == nil
 }
 
 // tar decodes a tar node after its tag: the skeleton stream and the
@@ -596,6 +635,9 @@ func checkMember(i int, m *Member) (out uint64, needContent bool, err error) {
 	trailer := uint64(8)
 	if m.Trailer != nil {
 		trailer = uint64(len(m.Trailer))
+	}
+	if err := checkSegments(i, m); err != nil {
+		return 0, false, err
 	}
 	out, err = sum(uint64(len(m.Header)), m.Exact, m.Tail, trailer)
 	return out, needContent, err

@@ -2,6 +2,7 @@ package recompress
 
 import (
 	"bytes"
+	"runtime"
 	"sync"
 
 	"github.com/larder/larder/recompress/deflate"
@@ -25,6 +26,13 @@ type verifier struct {
 	work   chan *[]byte // content for the engine; closed at the member's end
 	done   chan error
 	err    error
+
+	// The engine is fed in deflate.FeedChunk pieces aligned to the
+	// content's offsets (what proving a restart needs): cur is the piece
+	// being filled, fed the content passed on so far.
+	cur  *[]byte
+	fed  uint64
+	plan *planner // nil: the member is not cut into parts
 }
 
 const (
@@ -40,6 +48,7 @@ func newVerifier(p deflate.Params) (*verifier, error) {
 	if v.engine, err = deflate.NewWriter(v, p); err != nil {
 		return nil, err
 	}
+	v.plan = newPlanner(p, v.engine)
 	go v.run()
 	return v, nil
 }
@@ -106,11 +115,18 @@ func (v *verifier) feed(p []byte) {
 		return
 	}
 	for len(p) > 0 {
-		b := chunkPool.Get().(*[]byte)
-		k := min(len(p), chunkCap)
-		*b = append((*b)[:0], p[:k]...)
-		v.work <- b
+		if v.cur == nil {
+			v.cur = chunkPool.Get().(*[]byte)
+			*v.cur = (*v.cur)[:0]
+		}
+		k := min(uint64(len(p)), deflate.FeedChunk-v.fed%deflate.FeedChunk)
+		*v.cur = append(*v.cur, p[:k]...)
+		v.fed += k
 		p = p[k:]
+		if v.fed%deflate.FeedChunk == 0 {
+			v.work <- v.cur
+			v.cur = nil
+		}
 	}
 }
 
@@ -123,6 +139,10 @@ func (v *verifier) finish(abort bool) error {
 		v.mu.Unlock()
 	}
 	if v.work != nil {
+		if v.cur != nil {
+			v.work <- v.cur
+			v.cur = nil
+		}
 		close(v.work)
 		v.err = <-v.done
 		v.work = nil
@@ -197,6 +217,11 @@ type verifierSet struct {
 	vs     []*verifier
 	params []deflate.Params
 	taker  int // the verifier that took the latest original bytes
+
+	// The content of the last ringKeep bytes or more, from ringFrom, for
+	// proving restarts.
+	ring     []byte
+	ringFrom uint64
 }
 
 func newVerifierSet(ps []deflate.Params) (*verifierSet, error) {
@@ -215,11 +240,58 @@ func newVerifierSet(ps []deflate.Params) (*verifierSet, error) {
 	return s, nil
 }
 
-// feed passes content to every engine still matching.
+// feed passes content to every engine still matching, and starts the
+// proofs of restarts whose content has come.
 func (s *verifierSet) feed(p []byte) {
 	for _, v := range s.vs {
 		v.feed(p)
 	}
+	s.ring = append(s.ring, p...)
+	s.startProofs(false)
+	if len(s.ring) > 2*ringKeep {
+		k := len(s.ring) - ringKeep
+		s.ring = append(s.ring[:0], s.ring[k:]...)
+		s.ringFrom += uint64(k)
+	}
+}
+
+// startProofs starts the proofs that are ready (final: all that can be,
+// at the member's end) on the proof workers, each with a copy of the
+// content it needs.
+func (s *verifierSet) startProofs(final bool) {
+	end := s.ringFrom + uint64(len(s.ring))
+	for _, v := range s.vs {
+		if v.plan == nil || v.isDiverged() {
+			continue
+		}
+		for _, pr := range v.plan.ready(end, final) {
+			from := max(s.ringFrom, uint64(deflate.WarmStart(v.plan.params, pr.cut.Input, deflate.MaxWarm)))
+			to := min(end, alignUp(uint64(pr.cut.Input+deflate.SplitLookahead(v.plan.params))))
+			if from >= to {
+				continue
+			}
+			in := bytes.Clone(s.ring[from-s.ringFrom : to-s.ringFrom])
+			v.plan.wg.Add(1)
+			proofSlots <- struct{}{}
+			go func() {
+				defer func() { <-proofSlots }()
+				v.plan.prove(pr, in, from)
+			}()
+		}
+	}
+}
+
+// proofSlots bounds the proofs running at once, over every member being
+// unpacked: one per core, as each holds a warm-up's content and state.
+var proofSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// segments returns the parts of the winner's member (nil: one part).
+func (s *verifierSet) segments(contentLen, exact uint64) []Segment {
+	v := s.vs[s.winner()]
+	if v.plan == nil {
+		return nil
+	}
+	return v.plan.segments(contentLen, exact)
 }
 
 // addOrig takes original bytes; it reports false once every verifier
@@ -272,7 +344,8 @@ func (s *verifierSet) takeRest() ([]byte, bool) {
 	return s.vs[s.taker].takeRest()
 }
 
-// finish waits for every engine; abort marks them all diverged.
+// finish waits for every engine; abort marks them all diverged. Then it
+// starts the proofs left (the engines have made their last blocks).
 func (s *verifierSet) finish(abort bool) error {
 	var first error
 	for _, v := range s.vs {
@@ -280,6 +353,8 @@ func (s *verifierSet) finish(abort bool) error {
 			first = err
 		}
 	}
+	s.startProofs(true)
+	s.ring = nil
 	return first
 }
 

@@ -26,7 +26,8 @@ type StreamWriter struct {
 	ctx     context.Context
 	kind    uint8
 	segs    chan io.Reader
-	cur     *io.PipeWriter
+	slots   chan struct{} // the stream's buffers (bufPipe)
+	cur     *bufPipe
 	written bool // bytes went into the current segment
 	done    chan error
 	closed  bool
@@ -42,7 +43,8 @@ func (w *Writer) NewStream(ctx context.Context, kind uint8, class string) (*Stre
 	if err != nil {
 		return nil, err
 	}
-	s := &StreamWriter{ctx: ctx, kind: kind, segs: make(chan io.Reader, 1), done: make(chan error, 1)}
+	s := &StreamWriter{ctx: ctx, kind: kind, segs: make(chan io.Reader, streamBuffer/pipeBuf),
+		slots: make(chan struct{}, streamBuffer/pipeBuf), done: make(chan error, 1)}
 	s.next()
 	go func() { s.done <- s.consume(w, p) }()
 	return s, nil
@@ -50,9 +52,8 @@ func (w *Writer) NewStream(ctx context.Context, kind uint8, class string) (*Stre
 
 // next starts a segment.
 func (s *StreamWriter) next() {
-	pr, pw := io.Pipe()
-	s.cur, s.written = pw, false
-	s.segs <- pr
+	s.cur, s.written = newBufPipe(s.slots), false
+	s.segs <- s.cur
 }
 
 // Write adds bytes to the stream.
@@ -74,7 +75,7 @@ func (s *StreamWriter) Boundary() error {
 	if !s.written {
 		return nil
 	}
-	_ = s.cur.Close() // a PipeWriter's Close never fails
+	_ = s.cur.Close() // a bufPipe's Close never fails
 	s.next()
 	return nil
 }
@@ -87,7 +88,7 @@ func (s *StreamWriter) Close() error {
 		return s.err
 	}
 	s.closed = true
-	_ = s.cur.Close() // a PipeWriter's Close never fails
+	_ = s.cur.Close() // a bufPipe's Close never fails
 	close(s.segs)
 	s.err = <-s.done
 	return s.err

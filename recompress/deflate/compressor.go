@@ -96,6 +96,25 @@ type compressor struct {
 	// check, when set, compares symbols and block ends with an original
 	// stream's (identification).
 	check *tokenCheck
+
+	seg segState
+}
+
+// segState is what a Writer needs to restart an engine inside a stream
+// and stop it again (see Split): window positions slide with the window.
+type segState struct {
+	base    int64 // input offset of window[0]
+	warm    bool  // warming up: blocks are discarded until cut
+	cut     int   // window position of the block boundary that ends the warm-up; -1: none
+	cutBit  uint64
+	stop    int // window position of the block boundary where output stops; -1: none
+	stopped bool
+	stopLen int  // bytes of bw.out that belong to the output when stopped
+	missed  bool // a block ended past stop, or the warm-up passed cut
+	onBlock func(BlockEnd)
+	// capture: keep the state at the cut in cutState.
+	capture  bool
+	cutState *State
 }
 
 const noChunkEnd = 0xFFFFFFFF
@@ -144,6 +163,7 @@ func (c *compressor) reset(p Params) {
 	c.started, c.eofile, c.closed = false, false, false
 	c.rsyncSum, c.rsyncChunkEnd = 0, noChunkEnd
 	c.check = nil
+	c.seg = segState{cut: -1, stop: -1}
 
 	c.trees.init()
 	c.bw = bitWriter{out: c.bw.out[:0]}
@@ -170,6 +190,13 @@ func (c *compressor) slide() {
 	c.matchStart -= w
 	c.strstart -= w
 	c.blockStart -= w
+	c.seg.base += int64(w)
+	if c.seg.cut >= 0 {
+		c.seg.cut -= w
+	}
+	if c.seg.stop >= 0 {
+		c.seg.stop -= w
+	}
 	if c.rsyncChunkEnd != noChunkEnd {
 		c.rsyncChunkEnd -= uint64(w)
 	}
@@ -293,6 +320,10 @@ func (c *compressor) tallyDist(dist, lc int) bool {
 // flushBlock ends the current block (zlib's FLUSH_BLOCK_ONLY and
 // _tr_flush_block). pad is GNU gzip's request to end byte aligned.
 func (c *compressor) flushBlock(last, pad bool) {
+	if c.seg.warm {
+		c.warmBlockEnd()
+		return
+	}
 	var buf []byte
 	storedLen := c.strstart - c.blockStart
 	if c.blockStart >= 0 {
@@ -313,9 +344,11 @@ func (c *compressor) flushBlock(last, pad bool) {
 		optLenb = staticLenb
 	}
 	b := &c.bw
+	stored := false
 	switch {
 	case uint64(storedLen)+4 <= optLenb && buf != nil:
 		b.storedBlock(buf, last)
+		stored = true
 	case oldFixed || staticLenb == optLenb:
 		b.sendBits(staticTrees<<1|boolBit(last), 3)
 		compressBlock(b, c.syms[:c.nsyms], staticLTree[:], staticDTree[:])
@@ -335,4 +368,5 @@ func (c *compressor) flushBlock(last, pad bool) {
 		b.storedBlock(nil, false)
 	}
 	c.blockStart = c.strstart
+	c.segBlockEnd(last, stored, storedLen)
 }

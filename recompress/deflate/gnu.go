@@ -179,7 +179,7 @@ func (c *compressor) gnuFast() bool {
 		if c.rsyncDue() {
 			flush, pad = true, true
 		}
-		if flush {
+		if flush || c.strstart == c.seg.cut {
 			c.flushBlock(false, pad)
 		}
 	}
@@ -225,13 +225,13 @@ func (c *compressor) gnuSlow() bool {
 			c.matchLength = minMatch - 1
 			c.strstart++
 			pad := c.rsyncDue()
-			if flush || pad {
+			if flush || pad || c.strstart == c.seg.cut {
 				c.flushBlock(false, pad)
 			}
 		case c.matchAvailable:
 			flush := c.gnuTally(c.tallyLit(c.window[c.strstart-1]))
 			pad := c.rsyncDue()
-			if flush || pad {
+			if flush || pad || c.strstart == c.seg.cut {
 				c.flushBlock(false, pad)
 			}
 			c.rsyncRoll(c.strstart, 1)

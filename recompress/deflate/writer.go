@@ -24,6 +24,9 @@ type Writer struct {
 	closed bool
 	stage  []byte // GNU gzip: input waiting for a full read
 	in     int64
+	// stopDone: the output up to a Split's stop was passed on; the
+	// engine's further output is discarded.
+	stopDone bool
 }
 
 // NewWriter returns a Writer that writes p's deflate stream to dst.
@@ -47,7 +50,7 @@ func (w *Writer) Reset(dst io.Writer, p Params) error {
 }
 
 func (w *Writer) reset(dst io.Writer, p Params) {
-	w.dst, w.err, w.closed, w.in = dst, nil, false, 0
+	w.dst, w.err, w.closed, w.in, w.stopDone = dst, nil, false, 0, false
 	w.stage = w.stage[:0]
 	if p.Engine == Stored {
 		w.st = &storedWriter{runs: p.Runs}
@@ -138,6 +141,9 @@ func (w *Writer) Close() error {
 	}
 	c := w.c
 	c.closed = true
+	if c.seg.stopped {
+		return w.flushOut(true)
+	}
 	if !c.gnu {
 		c.zlibRun(true)
 	} else {
@@ -164,6 +170,20 @@ func (w *Writer) OutputSize() uint64 {
 
 func (w *Writer) flushOut(force bool) error {
 	bw := &w.c0().bw
+	if w.c.seg.stopped {
+		out := bw.out[:w.c.seg.stopLen]
+		bw.out = bw.out[:0]
+		w.c.seg.stopLen = 0
+		if w.stopDone || len(out) == 0 {
+			return nil
+		}
+		w.stopDone = true
+		_, err := w.dst.Write(out)
+		if err != nil {
+			w.err = err
+		}
+		return err
+	}
 	if len(bw.out) == 0 || (!force && len(bw.out) < flushThreshold && !w.closed) {
 		return nil
 	}

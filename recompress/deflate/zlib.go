@@ -90,7 +90,7 @@ func (c *compressor) zlibFast(finish bool) bool {
 			c.lookahead--
 			c.strstart++
 		}
-		if bflush {
+		if bflush || c.strstart == c.seg.cut {
 			c.flushBlock(false, false)
 		}
 	}
@@ -141,11 +141,11 @@ func (c *compressor) zlibSlow(finish bool) bool {
 			c.matchAvailable = false
 			c.matchLength = minMatch - 1
 			c.strstart++
-			if bflush {
+			if bflush || c.strstart == c.seg.cut {
 				c.flushBlock(false, false)
 			}
 		} else if c.matchAvailable {
-			if c.tallyLit(c.window[c.strstart-1]) {
+			if c.tallyLit(c.window[c.strstart-1]) || c.strstart == c.seg.cut {
 				c.flushBlock(false, false)
 			}
 			c.strstart++
@@ -201,7 +201,7 @@ func (c *compressor) zlibRLE(finish bool) bool {
 			c.lookahead--
 			c.strstart++
 		}
-		if bflush {
+		if bflush || c.strstart == c.seg.cut {
 			c.flushBlock(false, false)
 		}
 	}
@@ -224,7 +224,7 @@ func (c *compressor) zlibHuff(finish bool) bool {
 		bflush := c.tallyLit(c.window[c.strstart])
 		c.lookahead--
 		c.strstart++
-		if bflush {
+		if bflush || c.strstart == c.seg.cut {
 			c.flushBlock(false, false)
 		}
 	}

@@ -50,6 +50,14 @@ func codecs() (*zstd.Encoder, *zstd.Decoder) {
 	zstdOnce.Do(func() {
 		var err error
 		zstdEnc, err = zstd.NewWriter(nil,
+			// Measured on issue 14's night in 256 KiB frames, one core
+			// (dump.sql; uploads): fastest 0.196 of the size at 302 MB/s
+			// (0.937, 731 MB/s), default 0.185 at 232 MB/s (0.938, 1037
+			// MB/s), better 0.179 at 182 MB/s (0.936, 337 MB/s). Only new
+			// chunks are encoded, a few percent of a night after the
+			// first, and decoding is 0.8 GB/s and more at every level:
+			// default keeps 6 % off fastest's size for 0.3 s of a first
+			// ingest's 230 MB, where better would cost a second for 3 %.
 			zstd.WithEncoderLevel(zstd.SpeedDefault),
 			// The AEAD authenticates every blob: no frame checksum.
 			zstd.WithEncoderCRC(false),
