@@ -28,6 +28,8 @@ var layerRules = map[string][]string{
 	// The admin page drives the root package and the repository; the
 	// command line only starts it.
 	"internal/web": {"cmd"},
+	// Sizes and ages as people read them: a leaf.
+	"internal/units": {"repo", "crypto", "recompress", "cmd"},
 	// The repository's object format knows no streams' contents.
 	"repo/internal": {"recompress"},
 }

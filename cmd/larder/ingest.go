@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/larder/larder/internal/units"
+
 	"github.com/larder/larder"
 	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
@@ -330,15 +332,4 @@ func short(id string) string {
 	return id
 }
 
-func human(n uint64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
+func human(n uint64) string { return units.Bytes(n) }

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
@@ -25,29 +25,10 @@ func snapshotsCommand() *cli.Command {
 	}
 }
 
+// snapshotJSON is a snapshot's --json line.
 type snapshotJSON struct {
-	MessageType string     `json:"message_type"` // "snapshot"
-	ID          string     `json:"id"`
-	Time        time.Time  `json:"time"` // ingested (the writer's signed claim)
-	BackupTime  *time.Time `json:"backup_time,omitempty"`
-	Site        string     `json:"site,omitempty"`
-	Writer      string     `json:"writer"`
-	KeyName     string     `json:"key_name,omitempty"`
-	Seq         uint64     `json:"seq"`
-	Prev        string     `json:"prev,omitempty"`
-	Host        string     `json:"host,omitempty"`
-	Name        string     `json:"name,omitempty"`
-	Size        uint64     `json:"size,omitempty"`
-	SHA256      string     `json:"sha256,omitempty"`
-	Exact       *bool      `json:"exact,omitempty"`
-	NewBytes    uint64     `json:"new_bytes,omitempty"`
-	Tags        []string   `json:"tags,omitempty"`
-	Damaged     []string   `json:"damaged,omitempty"`
-	Stored      *time.Time `json:"stored,omitempty"` // the storage's time
-	// Summary: the content summary (recompress.Summary).
-	Summary *recompress.Summary `json:"summary,omitempty"`
-	// Rejected says why the repository rejects it (a revoked key's).
-	Rejected string `json:"rejected,omitempty"`
+	MessageType string `json:"message_type"` // "snapshot"
+	larder.SnapshotInfo
 }
 
 func runSnapshots(c *cli.Context) error {
@@ -115,28 +96,7 @@ func keyNames(c *cli.Context, r *repo.Repo) (map[crypto.KeyID]string, error) {
 
 // describe is what a listing says of a snapshot.
 func describe(s *repo.Snapshot, names map[crypto.KeyID]string) snapshotJSON {
-	e := s.Envelope
-	j := snapshotJSON{MessageType: "snapshot", ID: s.ID.String(), Time: e.Claimed, Writer: e.Writer.String(),
-		KeyName: names[e.Writer], Seq: e.Seq, Rejected: s.Rejected}
-	if e.Seq > 1 {
-		j.Prev = e.Prev.String()
-	}
-	if !s.Stored.IsZero() {
-		st := s.Stored
-		j.Stored = &st
-	}
-	if m := s.Manifest; m != nil {
-		made := s.Made()
-		j.BackupTime, j.Site, j.Host, j.Tags = &made, m.Site, m.Host, m.Tags
-		j.Name, j.Size, j.SHA256, j.NewBytes, j.Damaged = m.Name, m.Size, m.SHA256, m.Stats.NewStored, m.Damaged
-		var sum recompress.Summary
-		if json.Unmarshal(m.Summary, &sum) == nil {
-			j.Summary = &sum
-			exact := sum.Exact
-			j.Exact = &exact
-		}
-	}
-	return j
+	return snapshotJSON{MessageType: "snapshot", SnapshotInfo: larder.Describe(s, names)}
 }
 
 // printable replaces what a terminal would take as control (escape
@@ -148,18 +108,6 @@ func printable(s string) string {
 		}
 		return r
 	}, s)
-}
-
-// layersText is "exact", "verbatim" (some bytes stored as they are) or
-// "DAMAGED".
-func layersText(j snapshotJSON) string {
-	switch {
-	case len(j.Damaged) > 0:
-		return "DAMAGED"
-	case j.Exact != nil && *j.Exact:
-		return "exact"
-	}
-	return "verbatim"
 }
 
 // contentText sums up a snapshot's content: tables and rows, files.
@@ -200,7 +148,7 @@ func printSnapshotTable(c *cli.Context, rows []snapshotJSON) {
 				site = "-"
 			}
 			table = append(table, []string{short(j.ID), j.BackupTime.Local().Format("2006-01-02 15:04"), site,
-				printable(j.Name), human(j.Size), layersText(j), human(j.NewBytes), printable(j.Host), printable(key), contentText(j.Summary)})
+				printable(j.Name), human(j.Size), j.Layers(), human(j.NewBytes), printable(j.Host), printable(key), contentText(j.Summary)})
 		}
 		if j.Rejected != "" {
 			notes = append(notes, fmt.Sprintf("%s REJECTED: %s", short(j.ID), j.Rejected))
@@ -277,7 +225,7 @@ func printSnapshotDetail(c *cli.Context, j snapshotJSON) {
 	}
 	line("size", fmt.Sprintf("%s (%d bytes), %s new", human(j.Size), j.Size, human(j.NewBytes)))
 	line("sha256", j.SHA256)
-	line("layers", layersText(j))
+	line("layers", j.Layers())
 	if sum := j.Summary; sum != nil {
 		for _, l := range sum.Layers {
 			engine := l.Engine

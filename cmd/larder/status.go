@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/larder/larder/internal/units"
+
 	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
@@ -169,19 +171,4 @@ func printStatus(c *cli.Context, rows []siteStatusJSON, now time.Time) {
 	printTable(c, table, map[int]bool{1: true, 3: true})
 }
 
-// ago prints a duration as people read ages: 45m, 20h, 3d4h.
-func ago(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "in the future"
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d/time.Hour))
-	}
-	days := int(d / (24 * time.Hour))
-	if h := int(d/time.Hour) % 24; h != 0 {
-		return fmt.Sprintf("%dd%dh", days, h)
-	}
-	return fmt.Sprintf("%dd", days)
-}
+func ago(d time.Duration) string { return units.Age(d) }

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"sort"
@@ -10,65 +9,21 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/larder/larder/internal/units"
+
 	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
-	"github.com/larder/larder/recompress"
 	"github.com/larder/larder/repo"
 )
 
 // snapshotInfo is what the pages and the API say of a snapshot; its JSON
 // field names are those of larder snapshots --json (docs/JSON.md).
 type snapshotInfo struct {
-	ID         string              `json:"id"`
-	Time       time.Time           `json:"time"` // ingested (the writer's signed claim)
-	BackupTime *time.Time          `json:"backup_time,omitempty"`
-	Site       string              `json:"site,omitempty"`
-	Writer     string              `json:"writer"`
-	KeyName    string              `json:"key_name,omitempty"`
-	Seq        uint64              `json:"seq"`
-	Prev       string              `json:"prev,omitempty"`
-	Host       string              `json:"host,omitempty"`
-	Name       string              `json:"name,omitempty"`
-	Size       uint64              `json:"size,omitempty"`
-	SHA256     string              `json:"sha256,omitempty"`
-	Exact      *bool               `json:"exact,omitempty"`
-	NewBytes   uint64              `json:"new_bytes,omitempty"`
-	Tags       []string            `json:"tags,omitempty"`
-	Damaged    []string            `json:"damaged,omitempty"`
-	Summary    *recompress.Summary `json:"summary,omitempty"`
-	Rejected   string              `json:"rejected,omitempty"`
+	larder.SnapshotInfo
 }
 
 func describe(s *repo.Snapshot, names map[crypto.KeyID]string) *snapshotInfo {
-	e := s.Envelope
-	j := &snapshotInfo{ID: s.ID.String(), Time: e.Claimed, Writer: e.Writer.String(), KeyName: names[e.Writer],
-		Seq: e.Seq, Rejected: s.Rejected}
-	if e.Seq > 1 {
-		j.Prev = e.Prev.String()
-	}
-	if m := s.Manifest; m != nil {
-		made := s.Made()
-		j.BackupTime, j.Site, j.Host, j.Tags = &made, m.Site, m.Host, m.Tags
-		j.Name, j.Size, j.SHA256, j.NewBytes, j.Damaged = m.Name, m.Size, m.SHA256, m.Stats.NewStored, m.Damaged
-		var sum recompress.Summary
-		if json.Unmarshal(m.Summary, &sum) == nil {
-			j.Summary = &sum
-			exact := sum.Exact
-			j.Exact = &exact
-		}
-	}
-	return j
-}
-
-// Layers is "exact", "verbatim" or "DAMAGED".
-func (j *snapshotInfo) Layers() string {
-	switch {
-	case len(j.Damaged) > 0:
-		return "DAMAGED"
-	case j.Exact != nil && *j.Exact:
-		return "exact"
-	}
-	return "verbatim"
+	return &snapshotInfo{larder.Describe(s, names)}
 }
 
 // Tables, Rows and Uploads sum up the content summary.
@@ -209,37 +164,6 @@ func printable(s string, n int) string {
 	return string(r)
 }
 
-// human prints a byte count as 1.5 MB.
-func human(n uint64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
-}
-
-// ago prints a duration as people read ages: 45m, 20h, 3d4h.
-func ago(d time.Duration) string {
-	switch {
-	case d < 0:
-		return "in the future"
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d/time.Minute))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh", int(d/time.Hour))
-	}
-	days := int(d / (24 * time.Hour))
-	if h := int(d/time.Hour) % 24; h != 0 {
-		return fmt.Sprintf("%dd%dh", days, h)
-	}
-	return fmt.Sprintf("%dd", days)
-}
-
 var funcs = template.FuncMap{
 	"human":     human,
 	"siteURL":   siteURL,
@@ -260,3 +184,7 @@ var funcs = template.FuncMap{
 		return done * 100 / total
 	},
 }
+
+func human(n uint64) string { return units.Bytes(n) }
+
+func ago(d time.Duration) string { return units.Age(d) }
