@@ -202,7 +202,7 @@ func drillPostgres(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, opts 
 		return nil
 	}
 	d := &pgDrill{snap: snap, opts: opts, setup: setup, summary: &summary, orig: orig, work: work,
-		pg: &repo.PGDrill{Version: setup.Version}}
+		pg: &repo.PGDrill{Version: setup.Version}, report: reporter(ctx, r)}
 	rec.Postgres = d.pg
 	if err := d.run(ctx, rec); err != nil {
 		// Which server refused the dump matters to whoever reads this.
@@ -222,6 +222,7 @@ type pgDrill struct {
 	summary    *recompress.Summary
 	orig, work string
 	pg         *repo.PGDrill
+	report     repo.Progress // the phases after the restore: load, count rows
 }
 
 // run starts the scratch cluster, loads the dump, compares the row
@@ -247,10 +248,12 @@ func (d *pgDrill) run(ctx context.Context, rec *repo.DrillRecord) (err error) {
 	if err := cluster.Exec(ctx, drillDatabase, "DROP SCHEMA public CASCADE;"); err != nil {
 		return err
 	}
+	d.report("load into PostgreSQL", 0, 1)
 	files, err := cluster.LoadBackup(ctx, drillDatabase, d.orig, d.work)
 	if err != nil {
 		return err
 	}
+	d.report("load into PostgreSQL", 1, 1)
 	d.compare(ctx, cluster, files)
 	if d.opts.Exec != "" {
 		rec.Exec = runExec(ctx, cluster, d.snap, d.opts)
@@ -268,7 +271,8 @@ func (d *pgDrill) run(ctx context.Context, rec *repo.DrillRecord) (err error) {
 // counts recorded at ingest.
 func (d *pgDrill) compare(ctx context.Context, cluster *pgcluster.Cluster, files map[string]string) {
 	pg := d.pg
-	for _, t := range d.summary.Tables {
+	for i, t := range d.summary.Tables {
+		d.report("count rows", int64(i), int64(len(d.summary.Tables)))
 		table := t.Table
 		if name, ok := strings.CutPrefix(table, "file "); ok {
 			// Directory format: the data file's table, from pg_restore -l.
@@ -288,6 +292,7 @@ func (d *pgDrill) compare(ctx context.Context, cluster *pgcluster.Cluster, files
 			pg.Mismatches = append(pg.Mismatches, fmt.Sprintf("%s: %d rows loaded, %d recorded at ingest", table, got, t.Rows))
 		}
 	}
+	d.report("count rows", int64(len(d.summary.Tables)), int64(len(d.summary.Tables)))
 }
 
 // maxExecRecorded bounds the command line kept in a drill record.

@@ -43,9 +43,21 @@ func TestDrillPostgres(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec, err := Drill(ctx, m, snap, DrillOptions{Postgres: true, TempDir: drillTempDir(t)})
+		phases := map[string]int64{} // the last done of each phase
+		pctx := WithProgress(ctx, func(phase string, done, total int64) {
+			if done == total {
+				phases[phase] = done
+			}
+		})
+		rec, err := Drill(pctx, m, snap, DrillOptions{Postgres: true, TempDir: drillTempDir(t)})
 		if err != nil {
 			t.Fatalf("%s: %v", f, err)
+		}
+		if phases["restore"] != int64(snap.Manifest.Size) {
+			t.Errorf("%s: progress: the restore reported %d of %d bytes done", filepath.Base(f), phases["restore"], snap.Manifest.Size)
+		}
+		if !strings.Contains(f, "zulip") && (phases["load into PostgreSQL"] != 1 || phases["count rows"] < 10) {
+			t.Errorf("%s: progress: the PostgreSQL phases reported %v", filepath.Base(f), phases)
 		}
 		if strings.Contains(f, "zulip") {
 			// No PostgreSQL dump inside: the export's own check, the

@@ -294,6 +294,15 @@ func WithProgress(ctx context.Context, fn repo.Progress) context.Context {
 	return context.WithValue(ctx, progressKey{}, fn)
 }
 
+// reporter is where an operation under ctx reports its progress: the
+// function WithProgress gave, else the repository's listener.
+func reporter(ctx context.Context, r *repo.Repo) repo.Progress {
+	if fn, ok := ctx.Value(progressKey{}).(repo.Progress); ok {
+		return fn
+	}
+	return r.Report
+}
+
 // Restore writes a snapshot's original file to w and verifies its SHA-256;
 // it returns the number of bytes written. When the hash does not match it
 // returns ErrVerify (the caller must not trust what was written).
@@ -305,11 +314,7 @@ func Restore(ctx context.Context, r *repo.Repo, snap *repo.Snapshot, w io.Writer
 	open, done := streamOpener(ctx, r, snap)
 	defer done()
 	h := sha256.New()
-	report := r.Report
-	if fn, ok := ctx.Value(progressKey{}).(repo.Progress); ok {
-		report = fn
-	}
-	cw := &countingWriter{w: io.MultiWriter(w, h), report: report, total: int64(snap.Manifest.Size)}
+	cw := &countingWriter{w: io.MultiWriter(w, h), report: reporter(ctx, r), total: int64(snap.Manifest.Size)}
 	if err := recompress.Pack(ctx, rc, open, cw); err != nil {
 		return cw.n, fmt.Errorf("snapshot %s: %w", snap.ID.Short(), err)
 	}

@@ -71,7 +71,9 @@ func runDrill(c *cli.Context) error {
 	var recordErr error
 	for _, s := range snaps {
 		kept = kept[:0]
+		stop := showProgress(c, r)
 		rec, err := larder.Drill(c.Context, r, s, opts)
+		stop()
 		if rec == nil {
 			return drillSetupError(err)
 		}

@@ -59,7 +59,7 @@ func TestProgressInNarrowTerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	script := fmt.Sprintf(`cd %s && while [ ! -f go ]; do sleep 0.05; done
-larder init >/dev/null && larder ingest --site test big.gz %s && larder restore latest --site test -o back.gz && cmp back.gz big.gz && echo DONE-OK || echo DONE-FAILED
+larder init >/dev/null && larder ingest --site test big.gz %s && larder restore latest --site test -o back.gz && cmp back.gz big.gz && larder drill --latest --no-record && echo DONE-OK || echo DONE-FAILED
 sleep 600`, work, filepath.Join(absFixtures(t), "dumponly"))
 	if err := os.WriteFile(filepath.Join(work, "run.sh"), []byte(script), 0o700); err != nil {
 		t.Fatal(err)
@@ -100,7 +100,7 @@ sleep 600`, work, filepath.Join(absFixtures(t), "dumponly"))
 			t.Errorf("a stale progress row is left on the screen: %q\n%s", l, screen)
 		}
 	}
-	if !strings.Contains(screen, "stored big.gz as snapshot") || !strings.Contains(screen, "restored back.gz") {
+	if !strings.Contains(screen, "stored big.gz as snapshot") || !strings.Contains(screen, "restored back.gz") || !strings.Contains(screen, "drill ") {
 		t.Errorf("results missing from the screen:\n%s", screen)
 	}
 	b, err := os.ReadFile(rawLog)
@@ -128,6 +128,16 @@ sleep 600`, work, filepath.Join(absFixtures(t), "dumponly"))
 		if !found {
 			t.Errorf("no progress line shows %s (%s); lines drawn:\n%s", what, re, strings.Join(bars, "\n"))
 		}
+	}
+	// restore and the drill's restore each drew a finished bar.
+	finished := 0
+	for _, l := range bars {
+		if strings.HasPrefix(strings.TrimSpace(l), "restore  100% |") {
+			finished++
+		}
+	}
+	if finished < 2 {
+		t.Errorf("%d finished restore bars, want one of restore and one of drill", finished)
 	}
 	for _, l := range bars {
 		if n := utf8.RuneCountInString(strings.TrimRight(l, " ")); n > 60 {
