@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/larder/larder/internal/units"
+
 	"github.com/larder/larder/crypto"
 
 	"github.com/larder/larder/internal/pgcluster"
@@ -465,4 +467,39 @@ func firstLine(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// DrillSummary sums a drill record up in one line, as `larder drill` and
+// the admin page show it: "95.3 kB restored, sha256 verified, PostgreSQL
+// 15.18: 13 tables, 662 rows match".
+func DrillSummary(rec *repo.DrillRecord) string {
+	line := units.Bytes(rec.Bytes) + " restored"
+	if rec.SHA256OK {
+		line += ", sha256 verified"
+	}
+	if pg := rec.Postgres; pg != nil {
+		switch {
+		case rec.Error != "" && pg.Tables == 0:
+			line += fmt.Sprintf(", %s: not loaded", pgcluster.ShortVersion(pg.Version))
+		default:
+			line += fmt.Sprintf(", %s: %d tables, %d rows", pgcluster.ShortVersion(pg.Version), pg.Tables, pg.Rows)
+			if len(pg.Mismatches) == 0 && rec.Error == "" {
+				line += " match"
+			}
+		}
+	}
+	if rec.NoDatabase {
+		line += ", no database"
+	}
+	if z := rec.Zulip; z != nil {
+		line += fmt.Sprintf(", Zulip export: %d JSON files parse, %d records present", z.JSONFiles, z.Records)
+	}
+	if e := rec.Exec; e != nil {
+		if e.ExitStatus >= 0 {
+			line += fmt.Sprintf(", --exec exit status %d", e.ExitStatus)
+		} else {
+			line += ", --exec did not finish"
+		}
+	}
+	return line
 }

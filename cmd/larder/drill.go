@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/larder/larder/internal/pgcluster"
+
 	"github.com/larder/larder"
 	"github.com/larder/larder/crypto"
 	"github.com/larder/larder/repo"
@@ -217,7 +219,7 @@ func reportDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord, kept [
 	}
 	printDrill(c, s, rec)
 	for _, k := range kept {
-		out(c, "kept the scratch database running (%s), with the snapshot's data and no password on its socket:\n", pgVersion(k.Version))
+		out(c, "kept the scratch database running (%s), with the snapshot's data and no password on its socket:\n", pgcluster.ShortVersion(k.Version))
 		out(c, "  connect: %s\n", k.Psql)
 		out(c, "  env:     PGHOST=%s PGPORT=%d PGUSER=%s PGDATABASE=%s\n", k.Host, k.Port, k.User, k.Database)
 		out(c, "  stop:    %s\n", k.StopCommand)
@@ -264,34 +266,7 @@ func printDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord) {
 	if !rec.OK {
 		status = "FAILED"
 	}
-	line := fmt.Sprintf("drill %s %s: %s, %s restored", s.ID.Short(), name, status, human(rec.Bytes))
-	if rec.SHA256OK {
-		line += ", sha256 verified"
-	}
-	if pg := rec.Postgres; pg != nil {
-		switch {
-		case rec.Error != "" && pg.Tables == 0:
-			line += fmt.Sprintf(", %s: not loaded", pgVersion(pg.Version))
-		default:
-			line += fmt.Sprintf(", %s: %d tables, %d rows", pgVersion(pg.Version), pg.Tables, pg.Rows)
-			if len(pg.Mismatches) == 0 && rec.Error == "" {
-				line += " match"
-			}
-		}
-	}
-	if rec.NoDatabase {
-		line += ", no database"
-	}
-	if z := rec.Zulip; z != nil {
-		line += fmt.Sprintf(", Zulip export: %d JSON files parse, %d records present", z.JSONFiles, z.Records)
-	}
-	if e := rec.Exec; e != nil {
-		if e.ExitStatus >= 0 {
-			line += fmt.Sprintf(", --exec exit status %d", e.ExitStatus)
-		} else {
-			line += ", --exec did not finish"
-		}
-	}
+	line := fmt.Sprintf("drill %s %s: %s, %s", s.ID.Short(), name, status, larder.DrillSummary(rec))
 	out(c, "%s\n", line)
 	if rec.Error != "" {
 		problem(c, "drill %s: %s", s.ID.Short(), oneLine(rec.Error))
@@ -309,16 +284,6 @@ func printDrill(c *cli.Context, s *repo.Snapshot, rec *repo.DrillRecord) {
 	for _, m := range problems {
 		problem(c, "drill %s: %s", s.ID.Short(), m)
 	}
-}
-
-// pgVersion shortens "postgres (PostgreSQL) 15.18 (Debian ...)".
-func pgVersion(v string) string {
-	if _, rest, ok := strings.Cut(v, "(PostgreSQL) "); ok {
-		if f := strings.Fields(rest); len(f) > 0 {
-			return "PostgreSQL " + f[0]
-		}
-	}
-	return v
 }
 
 // newestPerSite returns each site's newest snapshot (by backup time), in

@@ -90,34 +90,7 @@ func logDrill(j *job, rec *repo.DrillRecord) {
 }
 
 // drillLine sums a drill record up in one line, as larder drill prints it.
-func drillLine(rec *repo.DrillRecord) string {
-	line := human(rec.Bytes) + " restored"
-	if rec.SHA256OK {
-		line += ", sha256 verified"
-	}
-	if pg := rec.Postgres; pg != nil {
-		line += fmt.Sprintf(", %s: %d tables, %d rows", shortPG(pg.Version), pg.Tables, pg.Rows)
-		if len(pg.Mismatches) == 0 && rec.Error == "" {
-			line += " match"
-		}
-	}
-	if rec.NoDatabase {
-		line += ", no database"
-	}
-	if z := rec.Zulip; z != nil {
-		line += fmt.Sprintf(", Zulip export: %d JSON files parse, %d records present", z.JSONFiles, z.Records)
-	}
-	return line
-}
-
-func shortPG(v string) string {
-	if _, rest, ok := strings.Cut(v, "(PostgreSQL) "); ok {
-		if f := strings.Fields(rest); len(f) > 0 {
-			return "PostgreSQL " + f[0]
-		}
-	}
-	return v
-}
+func drillLine(rec *repo.DrillRecord) string { return larder.DrillSummary(rec) }
 
 func (s *Server) jobPage(w http.ResponseWriter, req *http.Request, id *identity) {
 	j := s.jobs.get(req.PathValue("job"))
