@@ -67,6 +67,20 @@ func (u *unpacker) gzipNode(in *bufio.Reader, depth int, c nodeCtx) (Node, uint6
 	return g.node, g.src.n, nil
 }
 
+// memberCheck verifies a member's deflate stream as it is read: the
+// reading side passes it content (feed) and the original bytes consumed
+// (addOrig); once it can no longer rebuild them, takeRest hands back the
+// original bytes from where it stopped, to be stored verbatim.
+type memberCheck interface {
+	feed(p []byte)
+	addOrig(p []byte) bool
+	takeRest() ([]byte, bool)
+	finish(abort bool) error
+	matched() uint64
+	winnerParams() deflate.Params
+	segments(contentLen, exact uint64) []Segment
+}
+
 // gzLayer reads the decompressed content of a gzip layer, member after
 // member, verifying the engines as it goes. It is the io.Reader the child
 // layer reads.
@@ -93,8 +107,8 @@ type gzMember struct {
 	index    int
 	start    int64 // offset of the member in the layer's input
 	tee      *teeReader
-	inflate  io.ReadCloser
-	v        *verifierSet // nil: no engine
+	inflate  io.Reader
+	v        memberCheck // nil: no engine
 	crc      hash.Hash32
 	size     uint64
 	verbatim bool // every further deflate byte goes to the verbatim stream
@@ -170,24 +184,39 @@ func (g *gzLayer) next() error {
 	}
 	m := &gzMember{index: len(g.node.Members) + 1, start: start, crc: crc32.NewIEEE()}
 	m.m.Header = hdr.raw
+	m.tee = &teeReader{r: g.in, g: g, m: m}
+	m.inflate = flate.NewReader(m.tee)
 	if !g.inherited && !g.opaque {
 		prefix, _ := g.in.Peek(deflate.IdentifyPrefix)
 		res, ierr := deflate.Identify(prefix, hintFor(hdr, g.depth))
-		if ierr == nil {
+		switch {
+		case ierr == nil && len(res.Others) == 0 && restartable(res.Params) && !testFullVerifier:
+			// One engine: verified in parts, from the original's
+			// block ends (ingestparts.go).
 			m.m.Params = res.Params
-			if m.v, err = newVerifierSet(append([]deflate.Params{res.Params}, res.Others...)); err != nil {
+			pv := newPartVerifier(res.Params)
+			m.v = pv
+			m.inflate = deflate.NewInflater(m.tee, pv.block)
+		case ierr == nil:
+			m.m.Params = res.Params
+			vs, err := newVerifierSet(append([]deflate.Params{res.Params}, res.Others...))
+			if err != nil {
 				return fmt.Errorf("%w: %s: %w", ErrUnpack, g.u.name, err)
 			}
-		} else if first {
+			m.v = vs
+		case first:
 			g.opaque = true
 		}
 	}
 	m.verbatim = m.v == nil
-	m.tee = &teeReader{r: g.in, g: g, m: m}
-	m.inflate = flate.NewReader(m.tee)
 	g.cur = m
 	return nil
 }
+
+// testFullVerifier, set by tests only, verifies every member with whole
+// engines (the path of members Identify cannot tell apart), to test that
+// path's parts on single-engine streams.
+var testFullVerifier bool
 
 func hintFor(h *gzipHeader, depth int) deflate.Hint {
 	// GNU gzip names its members and sets MTIME; zlib's gzip wrapper
@@ -296,6 +325,9 @@ func (g *gzLayer) finish(m *gzMember) error {
 		m.m.Mode = ModePartial
 		m.m.Exact = m.v.matched()
 		m.m.Params = m.v.winnerParams()
+		if !g.opaque && !g.inherited {
+			m.m.Segments = m.v.segments(m.size, m.m.Exact)
+		}
 	}
 	if g.opaque || g.inherited {
 		m.m.ContentLen = 0
@@ -387,6 +419,9 @@ func (g *gzLayer) damaged(m *gzMember, cause error) error {
 		m.m.Exact = m.v.matched()
 		m.m.Params = m.v.winnerParams()
 		m.m.Mode = ModePartial
+		if !g.opaque && !g.inherited {
+			m.m.Segments = m.v.segments(m.size, m.m.Exact)
+		}
 	} else {
 		m.m.Mode = ModeVerbatim
 	}

@@ -91,7 +91,9 @@ type Member struct {
 	Trailer []byte
 	// Segments, when not empty, cut an exact member's deflate stream at
 	// block boundaries of the original into parts that restore makes
-	// side by side (recipe version 2); empty means one engine run.
+	// side by side (recipe version 2); empty means one engine run. In a
+	// partial member (version 3) they cover its exact bytes: their bits
+	// end inside the byte after them, where the tail starts.
 	Segments []Segment
 }
 
@@ -165,10 +167,11 @@ var ErrRecipe = errors.New("recompress: invalid recipe")
 
 var recipeMagic = []byte("LRCP")
 
-const recipeVersion = 2
+const recipeVersion = 3
 
 // RecipeVersion is the version of the recipes this release writes; it
-// also reads version 1, which has no segments (docs/FORMAT.md, "Recipe").
+// also reads version 1, which has no segments, and version 2, whose
+// partial members have none (docs/FORMAT.md, "Recipe").
 const RecipeVersion = recipeVersion
 
 const (
@@ -270,7 +273,7 @@ func (r *Recipe) UnmarshalBinary(data []byte) error {
 	}
 	d.b = d.b[len(recipeMagic):]
 	d.version = d.byte()
-	if d.version != 1 && d.version != 2 {
+	if d.version < 1 || d.version > recipeVersion {
 		if d.err != nil {
 			return d.err
 		}
@@ -451,6 +454,9 @@ func (d *decoder) member(i int) (Member, bool) {
 	}
 	if d.version >= 2 {
 		m.Segments = d.segments()
+		if d.version < 3 && m.Mode == ModePartial && len(m.Segments) > 0 {
+			d.fail("member %d: a partial member with parts in a version %d recipe", i, d.version)
+		}
 	}
 	return m, d.err == nil
 }

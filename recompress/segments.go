@@ -52,7 +52,9 @@ func (d *decoder) segments() []Segment {
 }
 
 // checkSegments checks member i's parts: kinds, that they cover its
-// content and its exact bytes, that stored parts add up.
+// content and its exact bytes (a partial member's: its exact bytes and
+// less than the byte after them, and no more than its content), that
+// stored parts add up.
 func checkSegments(i int, m *Member) error {
 	if len(m.Segments) == 0 {
 		return nil
@@ -60,8 +62,8 @@ func checkSegments(i int, m *Member) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: member %d: "+format, append([]any{ErrRecipe, i}, a...)...)
 	}
-	if m.Mode != ModeExact || m.Params.Engine == deflate.Stored || m.Params.Rsync != deflate.RsyncOff {
-		return bad("parts need an exact member of a restartable engine")
+	if m.Mode == ModeVerbatim || m.Params.Engine == deflate.Stored || m.Params.Rsync != deflate.RsyncOff {
+		return bad("parts need an exact or partial member of a restartable engine")
 	}
 	if len(m.Segments) > MaxSegments {
 		return bad("%d parts", len(m.Segments))
@@ -91,8 +93,13 @@ func checkSegments(i int, m *Member) error {
 		content += s.Content
 		bits += s.Bits
 	}
-	if content != m.ContentLen || bits != m.Exact*8 {
+	switch {
+	case m.Mode == ModeExact && (content != m.ContentLen || bits != m.Exact*8):
 		return bad("parts cover %d content bytes and %d bits, the member %d and %d", content, bits, m.ContentLen, m.Exact*8)
+	case m.Mode == ModePartial && (content > m.ContentLen || bits/8 != m.Exact):
+		// The tail starts with the byte the last part's bits end in.
+		return bad("parts cover %d content bytes and %d bits; the partial member has %d and %d exact bytes",
+			content, bits, m.ContentLen, m.Exact)
 	}
 	if m.Segments[0].Kind != SegStart && m.Segments[0].Kind != SegStored {
 		return bad("the first part restarts")

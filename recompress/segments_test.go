@@ -209,10 +209,13 @@ func TestSegmentsChecked(t *testing.T) {
 	}
 }
 
-// TestSegmentsUnprovedMerge: restarts whose proof fails are merged into
+// TestSegmentsUnprovedMerge: on the path of members verified by whole
+// engines (several candidates), restarts whose proof fails are merged into
 // the part before (a stored run before them becomes engine work), and the
 // member still rebuilds exactly.
 func TestSegmentsUnprovedMerge(t *testing.T) {
+	testFullVerifier = true
+	defer func() { testFullVerifier = false }()
 	rng := rand.New(rand.NewPCG(7, 14))
 	var mixed []byte
 	for len(mixed) < 5<<20 {
@@ -250,5 +253,50 @@ func TestSegmentsUnprovedMerge(t *testing.T) {
 	// parts may remain; restarts may not.
 	if noneRestarts != 0 {
 		t.Errorf("with every proof refused the member still has %d restarts", noneRestarts)
+	}
+}
+
+// A partial member's parts (recipe version 3) cover its exact bytes and
+// end inside the byte after them; a version 2 recipe cannot have them.
+func TestSegmentsPartialChecked(t *testing.T) {
+	p := deflate.GzipParams(1, deflate.RsyncOff)
+	mk := func(content uint64, segs []Segment) *Recipe {
+		m := Member{Header: make([]byte, 10), Mode: ModePartial, Params: p, ContentLen: content, Exact: 25, Tail: 5, Segments: segs}
+		return &Recipe{Streams: []Stream{{Kind: KindRaw, Len: content}, {Kind: KindVerbatim, Len: 5}},
+			Root: &Gzip{Verbatim: 1, Members: []Member{m}, Content: &Copy{Stream: 0, Len: content}}, Size: 10 + 25 + 5 + 8}
+	}
+	cases := []struct {
+		name    string
+		content uint64
+		segs    []Segment
+		ok      bool
+	}{
+		{"ends mid-byte", 100, []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 1, Content: 20, Bits: 81}}, true},
+		{"ends on the byte", 100, []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 1, Content: 40, Bits: 80}}, true},
+		{"a byte too many", 100, []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 1, Content: 20, Bits: 88}}, false},
+		{"short of the exact bytes", 100, []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 1, Content: 20, Bits: 79}}, false},
+		{"more content than the member", 70, []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 1, Content: 20, Bits: 81}}, false},
+	}
+	for _, c := range cases {
+		rc := mk(c.content, c.segs)
+		err := rc.Validate()
+		if (err == nil) != c.ok {
+			t.Errorf("%s: got %v", c.name, err)
+		}
+		if err != nil {
+			continue
+		}
+		enc, err := rc.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back Recipe
+		if err := back.UnmarshalBinary(enc); err != nil {
+			t.Errorf("%s: version %d does not decode: %v", c.name, enc[4], err)
+		}
+		enc[4] = 2
+		if err := back.UnmarshalBinary(enc); err == nil {
+			t.Errorf("%s: a version 2 recipe with parts in a partial member decoded", c.name)
+		}
 	}
 }

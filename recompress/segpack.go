@@ -24,6 +24,9 @@ type segEngine struct {
 	start  []uint64 // content offset of each part
 	bit    []uint64 // stream bit offset of each part
 	total  uint64   // content of the member
+	// partial: the member is partial, its parts end at a block boundary
+	// before the stream's end (the last part stops there too).
+	partial bool
 
 	hist     []byte // content from histFrom on
 	histFrom uint64
@@ -49,7 +52,8 @@ func (p *packer) maxInFlight() int { return cap(p.sem) + 1 }
 
 func (p *packer) startSegEngine(mb *Member, out io.Writer) *segEngine {
 	e := &segEngine{p: p, params: mb.Params, segs: mb.Segments, total: mb.ContentLen, out: out,
-		queue: make(chan chan segResult, p.maxInFlight()), done: make(chan struct{}), quit: make(chan struct{})}
+		partial: mb.Mode == ModePartial,
+		queue:   make(chan chan segResult, p.maxInFlight()), done: make(chan struct{}), quit: make(chan struct{})}
 	var c, b uint64
 	for _, s := range mb.Segments {
 		e.start = append(e.start, c)
@@ -78,7 +82,7 @@ func (e *segEngine) need(i int) (from, to uint64) {
 	case s.Kind != SegStart:
 		from = uint64(deflate.WarmStart(e.params, int64(x), deflate.Warm(s.Kind)))
 	}
-	if i+1 < len(e.segs) {
+	if i+1 < len(e.segs) || e.partial {
 		// The engine's lookahead past its stop, to a piece boundary: a
 		// restarted engine gets the very pieces the verifying engine got.
 		end = min(e.total, alignUp(end+uint64(deflate.SplitLookahead(e.params))))
@@ -160,7 +164,7 @@ func (e *segEngine) run(i int, from uint64, in []byte, ch chan segResult) {
 // below its start zero, to the byte that holds its last bit.
 func (e *segEngine) make(i int, from uint64, in []byte) ([]byte, error) {
 	s := e.segs[i]
-	last := i+1 == len(e.segs)
+	last := i+1 == len(e.segs) && !e.partial
 	if s.Kind == SegStored {
 		return deflate.AppendStoredBlocks(nil, e.bit[i], s.Stored, in, last)
 	}
@@ -261,7 +265,7 @@ func (e *segEngine) failed() error {
 // error.
 func (e *segEngine) Close() error {
 	err := e.failed()
-	if err == nil && e.pos != e.total {
+	if err == nil && e.pos != e.total && !e.partial {
 		err = fmt.Errorf("%w: the member's parts need %d content bytes, got %d", ErrPack, e.total, e.pos)
 	}
 	if err == nil {

@@ -1,0 +1,601 @@
+package recompress
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/larder/larder/recompress/deflate"
+)
+
+// Parts verified at ingest. When Identify names a single engine for a
+// member, the member is not re-deflated in one piece on one goroutine:
+// the layer's own inflater (deflate.Inflater) reports the original's block
+// ends as it reads, a planner cuts the member there into parts (the rules
+// of segplan.go: stored runs of minStoredRun bytes or more become stored
+// parts, engine parts end at the first block end past partSize), and each
+// part is verified on a worker by running exactly what restore will run
+// for it (the engine restarted after a warm-up, deflate.Split, or the
+// stored blocks) and comparing its bits with the original's. A part that
+// matches is recorded; nothing else is, so the recipe holds only what
+// restore is known to rebuild, and no proof about engine states is
+// needed. Restarts try the cheapest warm-up first.
+//
+// A part that no warm-up rebuilds falls back to the engine of the part
+// before: the two are verified again as one part (the engine restarted
+// where the earlier one starts, or run from the stream's beginning),
+// up to MaxPartContent. If that fails too, the member is partial from the
+// failed part's start: its verified parts stay (recipe version 3) and the
+// original bytes from there on are stored verbatim.
+//
+// The reading goroutine plans and hands out parts; a committer goroutine
+// takes their results in order. The reader keeps the content and the
+// original bytes from the last verified part's warm-up on (what a
+// fallback needs), and waits when partQueue parts are out, so memory is
+// bounded by a few parts whatever the member's size.
+
+// partQueue bounds the parts of one member handed out but not yet
+// committed.
+var partQueue = runtime.GOMAXPROCS(0) + 1
+
+// maxHistory bounds the content or original bytes a part verifier keeps:
+// a fallback part of MaxPartContent and the parts in flight. A member
+// whose blocks are longer than that (no engine makes them) is partial.
+const maxHistory = 2 * MaxPartContent
+
+// ipart is a part of a member being verified at ingest.
+type ipart struct {
+	Segment                 // Kind: SegStored, or set when verified
+	start, end       uint64 // content offsets
+	bitStart, bitEnd uint64 // stream bits; the final part's end is padded to a byte
+	final            bool
+
+	in     []byte // content from inFrom on (warm-up, part, lookahead)
+	inFrom uint64
+	orig   []byte // original bytes bitStart/8 to (bitEnd+7)/8
+	done   chan struct{}
+	ok     bool
+	merged bool // a fallback of two parts
+}
+
+// partVerifier verifies one member in parts.
+type partVerifier struct {
+	params deflate.Params
+	look   uint64 // deflate.SplitLookahead
+
+	// The reading side's planning state.
+	prev     deflate.BlockEnd // the start of the next block
+	cur, run *ipart           // engine part and stored run being planned
+	planned  []*ipart         // complete, not yet handed out
+	nparts   int
+	queue    chan *ipart
+	cdone    chan struct{}
+	inflight sync.WaitGroup // parts handed out and not committed
+
+	mu      sync.Mutex
+	content []byte // content from cFrom on
+	cFrom   uint64
+	orig    []byte // original deflate bytes from oFrom on
+	oFrom   uint64
+	segs    []Segment // the verified parts, in order
+	last    *ipart    // the last verified part, nil before the first
+	bits    uint64    // bits the verified parts make
+	failed  bool      // the member is partial from bits on
+	taken   bool      // the reading side took the original bytes from there
+	stopped bool      // nothing more is planned (failed, aborted)
+	sawFinal bool
+	total    uint64 // content, once the final block is seen
+}
+
+func newPartVerifier(p deflate.Params) *partVerifier {
+	pv := &partVerifier{params: p, look: uint64(deflate.SplitLookahead(p)),
+		queue: make(chan *ipart, partQueue), cdone: make(chan struct{})}
+	go pv.commitAll()
+	return pv
+}
+
+// restartable reports whether members of engine p can be cut into parts.
+func restartable(p deflate.Params) bool {
+	return p.Engine != deflate.Stored && p.Rsync == deflate.RsyncOff
+}
+
+// block takes a block end of the original (the inflater's callback, on
+// the reading goroutine).
+func (pv *partVerifier) block(e deflate.BlockEnd) {
+	start := pv.prev
+	pv.prev = e
+	if pv.isStopped() {
+		return
+	}
+	if e.Final {
+		pv.mu.Lock()
+		pv.sawFinal, pv.total = true, uint64(e.Input)
+		pv.mu.Unlock()
+	}
+	if e.Stored {
+		pv.storedBlock(start, e)
+		return
+	}
+	if pv.run != nil {
+		pv.endRun()
+	}
+	pv.extend(start, e)
+}
+
+// extend adds block [start, e) to the engine part being planned.
+func (pv *partVerifier) extend(start, e deflate.BlockEnd) {
+	if pv.cur == nil {
+		pv.cur = &ipart{start: uint64(start.Input), bitStart: start.Bit}
+	}
+	c := pv.cur
+	c.end, c.bitEnd, c.final = uint64(e.Input), e.Bit, e.Final
+	if e.Final {
+		c.bitEnd = (e.Bit + 7) &^ 7
+	}
+	if e.Final || c.end-c.start >= partSize {
+		pv.emit(c)
+		pv.cur = nil
+	}
+}
+
+// storedBlock adds stored block [start, e) to the stored run.
+func (pv *partVerifier) storedBlock(start, e deflate.BlockEnd) {
+	if pv.run == nil {
+		pv.run = &ipart{Segment: Segment{Kind: SegStored}, start: uint64(start.Input), bitStart: start.Bit}
+	}
+	r := pv.run
+	r.Stored = appendStoredRun(r.Stored, uint16(e.StoredLen))
+	r.end, r.bitEnd, r.final = uint64(e.Input), e.Bit, e.Final
+	if e.Final || r.end-r.start >= partSize {
+		pv.endRun()
+	}
+}
+
+// endRun ends the stored run: a long one becomes a part, a short one
+// joins the engine part.
+func (pv *partVerifier) endRun() {
+	r := pv.run
+	pv.run = nil
+	if r.end-r.start >= minStoredRun {
+		if pv.cur != nil {
+			pv.emit(pv.cur)
+			pv.cur = nil
+		}
+		pv.emit(r)
+		return
+	}
+	// Its blocks become engine work.
+	pv.extend(deflate.BlockEnd{Input: int64(r.start), Bit: r.bitStart},
+		deflate.BlockEnd{Input: int64(r.end), Bit: r.bitEnd, Final: r.final})
+}
+
+// emit queues a planned part to be handed out.
+func (pv *partVerifier) emit(j *ipart) {
+	j.Content, j.Bits = j.end-j.start, j.bitEnd-j.bitStart
+	pv.nparts++
+	if pv.nparts > MaxSegments || j.Content > MaxPartContent {
+		pv.overflow()
+		return
+	}
+	pv.planned = append(pv.planned, j)
+}
+
+// feed takes content the inflater made.
+func (pv *partVerifier) feed(p []byte) {
+	pv.mu.Lock()
+	if !pv.stopped {
+		pv.content = append(pv.content, p...)
+	}
+	pv.mu.Unlock()
+	pv.pump()
+}
+
+// addOrig takes original bytes the inflater consumed; it reports false
+// once the member is partial (the bytes were not taken).
+func (pv *partVerifier) addOrig(p []byte) bool {
+	pv.mu.Lock()
+	if pv.failed {
+		pv.mu.Unlock()
+		return false
+	}
+	if !pv.stopped {
+		pv.orig = append(pv.orig, p...)
+	}
+	pv.mu.Unlock()
+	pv.pump()
+	return true
+}
+
+func (pv *partVerifier) isStopped() bool {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	return pv.stopped
+}
+
+// need is the content part j is verified from: its warm-up's start (the
+// longest warm-up), and the end of its lookahead. The caller holds mu.
+func (pv *partVerifier) need(j *ipart) (from, to uint64) {
+	switch {
+	case j.Kind == SegStored:
+		return j.start, j.end
+	case j.start > 0:
+		from = uint64(deflate.WarmStart(pv.params, int64(j.start), deflate.MaxWarm))
+	}
+	to = j.end
+	if !j.final {
+		to = alignUp(j.end + pv.look)
+		if pv.sawFinal {
+			to = min(to, pv.total)
+		}
+	}
+	return from, to
+}
+
+// pump hands out the planned parts whose content and original bytes
+// have all come, then drops what no part can need any more.
+func (pv *partVerifier) pump() {
+	for len(pv.planned) > 0 {
+		j := pv.planned[0]
+		pv.mu.Lock()
+		from, to := pv.need(j)
+		if pv.stopped {
+			pv.mu.Unlock()
+			return
+		}
+		cEnd, oEnd := pv.cFrom+uint64(len(pv.content)), pv.oFrom+uint64(len(pv.orig))
+		if cEnd < to || oEnd < (j.bitEnd+7)/8 {
+			pv.mu.Unlock()
+			break
+		}
+		if from < pv.cFrom || j.bitStart/8 < pv.oFrom {
+			// Cannot happen: the history is kept from the last
+			// verified part's warm-up on.
+			pv.mu.Unlock()
+			pv.overflow()
+			return
+		}
+		j.in, j.inFrom = bytes.Clone(pv.content[from-pv.cFrom:to-pv.cFrom]), from
+		j.orig = bytes.Clone(pv.orig[j.bitStart/8-pv.oFrom : (j.bitEnd+7)/8-pv.oFrom])
+		pv.mu.Unlock()
+		pv.planned = pv.planned[1:]
+		j.done = make(chan struct{})
+		pv.inflight.Add(1)
+		pv.queue <- j
+		go pv.verify(j)
+	}
+	pv.trim()
+}
+
+// trim drops the history no fallback and no planned part needs, and
+// gives up on a member whose history would grow past maxHistory.
+func (pv *partVerifier) trim() {
+	pv.mu.Lock()
+	var cKeep, oKeep uint64
+	if l := pv.last; l != nil {
+		cKeep, oKeep = l.start, l.bitStart/8
+		if l.start > 0 {
+			cKeep = uint64(deflate.WarmStart(pv.params, int64(l.start), deflate.MaxWarm))
+		}
+	}
+	if k := cKeep - min(cKeep, pv.cFrom); k > 0 && k <= uint64(len(pv.content)) {
+		pv.content = append(pv.content[:0], pv.content[k:]...)
+		pv.cFrom += k
+	}
+	if k := oKeep - min(oKeep, pv.oFrom); k > 0 && k <= uint64(len(pv.orig)) {
+		pv.orig = append(pv.orig[:0], pv.orig[k:]...)
+		pv.oFrom += k
+	}
+	over := !pv.stopped && (len(pv.content) > maxHistory || len(pv.orig) > maxHistory)
+	pv.mu.Unlock()
+	if over {
+		pv.overflow()
+	}
+}
+
+// overflow gives up cutting the member (its blocks are longer than any
+// engine makes, or it has too many parts): once the parts handed out are
+// committed, the member is partial from the end of the verified ones.
+func (pv *partVerifier) overflow() {
+	pv.mu.Lock()
+	pv.stopped = true
+	pv.mu.Unlock()
+	pv.planned, pv.cur, pv.run = nil, nil, nil
+	pv.inflight.Wait()
+	pv.fail()
+}
+
+// fail makes the member partial from the end of its verified parts.
+func (pv *partVerifier) fail() {
+	pv.mu.Lock()
+	pv.failed, pv.stopped = true, true
+	pv.mu.Unlock()
+}
+
+// verify runs part j on a worker slot.
+func (pv *partVerifier) verify(j *ipart) {
+	defer close(j.done)
+	pv.mu.Lock()
+	skip := pv.failed
+	pv.mu.Unlock()
+	if skip {
+		return
+	}
+	proofSlots <- struct{}{}
+	defer func() { <-proofSlots }()
+	j.ok = pv.try(j)
+}
+
+// testRefusePart, set by tests only, fails the parts it returns true for
+// (by their start), to exercise the fallbacks.
+var testRefusePart func(start uint64, merged bool) bool
+
+// try verifies j: stored blocks, the engine from the stream's start, or
+// the engine restarted with the cheapest warm-up that rebuilds it.
+func (pv *partVerifier) try(j *ipart) bool {
+	if testRefusePart != nil && testRefusePart(j.start, j.merged) {
+		return false
+	}
+	switch {
+	case j.Kind == SegStored:
+		return pv.checkStored(j)
+	case j.start == 0:
+		j.Kind = SegStart
+		return pv.checkEngine(j, SegStart)
+	}
+	for k := deflate.Warm1; k <= deflate.MaxWarm; k++ {
+		if pv.checkEngine(j, uint8(k)) {
+			j.Kind = uint8(k)
+			return true
+		}
+	}
+	return false
+}
+
+// checkStored verifies a stored part.
+func (pv *partVerifier) checkStored(j *ipart) bool {
+	b, err := deflate.AppendStoredBlocks(nil, j.bitStart, j.Stored, j.in, j.final)
+	if err != nil {
+		return false
+	}
+	c := newPartCompare(j)
+	_, err = c.Write(b)
+	return err == nil && c.complete()
+}
+
+// checkEngine runs the engine for j with warm-up kind (SegStart: from the
+// stream's beginning), as restore will, comparing its bits with the
+// original's.
+func (pv *partVerifier) checkEngine(j *ipart, kind uint8) bool {
+	c := newPartCompare(j)
+	w, err := deflate.NewWriter(c, pv.params)
+	if err != nil {
+		return false
+	}
+	sp := deflate.Split{Stop: -1}
+	if kind != SegStart {
+		sp.From = deflate.WarmStart(pv.params, int64(j.start), deflate.Warm(kind))
+		sp.Cut, sp.CutBit = int64(j.start), j.bitStart
+	}
+	if !j.final {
+		sp.Stop = int64(j.end)
+	}
+	if uint64(sp.From) < j.inFrom || w.SetSplit(sp) != nil {
+		return false
+	}
+	in := j.in[uint64(sp.From)-j.inFrom:]
+	if err := deflate.WriteAligned(w, in, sp.From, func() bool { return w.Stopped() || w.Missed() }); err != nil {
+		return false
+	}
+	if j.final || !w.Stopped() {
+		if err := w.Close(); err != nil {
+			return false
+		}
+	}
+	return !w.Missed() && (j.final || w.Stopped()) && c.complete()
+}
+
+// errPartDiffers stops an engine whose part differs from the original.
+var errPartDiffers = errors.New("recompress: part differs from the original")
+
+// partCompare compares a part's bytes, as made, with the original's: the
+// first byte's bits below the part's start and the last byte's above its
+// end (which belong to the parts around it) are left out.
+type partCompare struct {
+	want      []byte
+	n         int
+	low, high uint // bits of the first byte before the part; of the last byte in it (0: all)
+	bad       bool
+}
+
+func newPartCompare(j *ipart) *partCompare {
+	c := &partCompare{want: j.orig, low: uint(j.bitStart % 8)}
+	if !j.final {
+		c.high = uint(j.bitEnd % 8)
+	}
+	return c
+}
+
+func (c *partCompare) masked(i int) byte {
+	b := c.want[i]
+	if i == 0 {
+		b &^= byte(1)<<c.low - 1
+	}
+	if i == len(c.want)-1 && c.high != 0 {
+		b &= byte(1)<<c.high - 1
+	}
+	return b
+}
+
+func (c *partCompare) Write(p []byte) (int, error) {
+	if c.bad || c.n+len(p) > len(c.want) {
+		c.bad = true
+		return 0, errPartDiffers
+	}
+	written := len(p)
+	for len(p) > 0 {
+		i := c.n
+		if i == 0 || i == len(c.want)-1 {
+			if p[0] != c.masked(i) {
+				c.bad = true
+				return 0, errPartDiffers
+			}
+			c.n++
+			p = p[1:]
+			continue
+		}
+		k := min(len(p), len(c.want)-1-i)
+		if !bytes.Equal(p[:k], c.want[i:i+k]) {
+			c.bad = true
+			return 0, errPartDiffers
+		}
+		c.n += k
+		p = p[k:]
+	}
+	return written, nil
+}
+
+func (c *partCompare) complete() bool { return !c.bad && c.n == len(c.want) }
+
+// commitAll takes the parts' results in order.
+func (pv *partVerifier) commitAll() {
+	defer close(pv.cdone)
+	for j := range pv.queue {
+		<-j.done
+		pv.commit(j)
+		j.in, j.orig = nil, nil
+		pv.inflight.Done()
+	}
+}
+
+// commit records part j, or falls back, or makes the member partial.
+func (pv *partVerifier) commit(j *ipart) {
+	pv.mu.Lock()
+	failed := pv.failed
+	pv.mu.Unlock()
+	if failed {
+		return
+	}
+	if !j.ok && !pv.merge(j) {
+		pv.fail()
+		return
+	}
+	if !j.ok {
+		return // merged into the last part
+	}
+	pv.mu.Lock()
+	pv.segs = append(pv.segs, j.seg())
+	pv.bits += j.Bits
+	pv.last = &ipart{Segment: j.seg(), start: j.start, end: j.end, bitStart: j.bitStart, bitEnd: j.bitEnd}
+	pv.mu.Unlock()
+}
+
+func (j *ipart) seg() Segment {
+	return Segment{Kind: j.Kind, Content: j.end - j.start, Bits: j.bitEnd - j.bitStart, Stored: j.Stored}
+}
+
+// merge verifies j and the last verified part again as one part: the
+// engine that made the last part runs on through j. It reports whether
+// that part is exact (it then replaces the last one).
+func (pv *partVerifier) merge(j *ipart) bool {
+	pv.mu.Lock()
+	l := pv.last
+	if l == nil || j.end-l.start > MaxPartContent {
+		pv.mu.Unlock()
+		return false
+	}
+	m := &ipart{start: l.start, end: j.end, bitStart: l.bitStart, bitEnd: j.bitEnd, final: j.final, merged: true}
+	m.Content, m.Bits = m.end-m.start, m.bitEnd-m.bitStart
+	from, to := pv.need(m)
+	cEnd, oEnd := pv.cFrom+uint64(len(pv.content)), pv.oFrom+uint64(len(pv.orig))
+	if from < pv.cFrom || to > cEnd || m.bitStart/8 < pv.oFrom || (m.bitEnd+7)/8 > oEnd {
+		pv.mu.Unlock()
+		return false
+	}
+	m.in, m.inFrom = bytes.Clone(pv.content[from-pv.cFrom:to-pv.cFrom]), from
+	m.orig = bytes.Clone(pv.orig[m.bitStart/8-pv.oFrom : (m.bitEnd+7)/8-pv.oFrom])
+	pv.mu.Unlock()
+	proofSlots <- struct{}{}
+	ok := pv.try(m)
+	<-proofSlots
+	if !ok {
+		return false
+	}
+	pv.mu.Lock()
+	pv.segs[len(pv.segs)-1] = m.seg()
+	pv.bits += j.Bits
+	pv.last = &ipart{Segment: m.seg(), start: m.start, end: m.end, bitStart: m.bitStart, bitEnd: m.bitEnd}
+	pv.mu.Unlock()
+	return true
+}
+
+// takeRest hands the reading side the original bytes from the end of the
+// verified parts once the member is partial; nil, false before.
+func (pv *partVerifier) takeRest() ([]byte, bool) {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	if !pv.failed || pv.taken {
+		return nil, false
+	}
+	pv.taken = true
+	at := pv.bits / 8
+	if at < pv.oFrom || at > pv.oFrom+uint64(len(pv.orig)) {
+		// Cannot happen (the history is kept from the last part's
+		// start): keep nothing rather than a wrong tail.
+		panic(fmt.Sprintf("recompress: part verifier: rest from byte %d, history from %d", at, pv.oFrom))
+	}
+	rest := pv.orig[at-pv.oFrom:]
+	pv.orig, pv.content = nil, nil
+	return rest, true
+}
+
+// finish hands out the last parts and waits for every result; abort (a
+// damaged stream) drops what is not complete and makes the member partial
+// from the end of its verified parts.
+func (pv *partVerifier) finish(abort bool) error {
+	pv.mu.Lock()
+	whole := pv.sawFinal && !abort
+	if !whole {
+		pv.stopped = true
+	}
+	pv.mu.Unlock()
+	if whole {
+		pv.pump()
+	} else {
+		pv.planned, pv.cur, pv.run = nil, nil, nil
+	}
+	close(pv.queue)
+	<-pv.cdone
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	if !whole || len(pv.planned) > 0 {
+		pv.failed, pv.stopped = true, true
+	}
+	pv.planned = nil
+	if !pv.failed && pv.bits != (uint64(pv.prev.Bit)+7)&^7 {
+		return fmt.Errorf("%w: parts cover %d bits of a stream of %d", ErrUnpack, pv.bits, pv.prev.Bit)
+	}
+	return nil
+}
+
+// matched is the number of original bytes the verified parts rebuild
+// (a partial member's tail starts in the byte after them).
+func (pv *partVerifier) matched() uint64 {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	return pv.bits / 8
+}
+
+func (pv *partVerifier) winnerParams() deflate.Params { return pv.params }
+
+// segments returns the verified parts (nil: one part from the stream's
+// start, which restore runs as a whole engine).
+func (pv *partVerifier) segments(contentLen, exact uint64) []Segment {
+	pv.mu.Lock()
+	defer pv.mu.Unlock()
+	if len(pv.segs) == 0 || (len(pv.segs) == 1 && pv.segs[0].Kind == SegStart) {
+		return nil
+	}
+	return pv.segs
+}

@@ -1,0 +1,133 @@
+package recompress
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+)
+
+// ingestMixed is GNU gzip -1 of dump-like text with runs of real JPEG and
+// PNG files (stored blocks), about 5 MiB.
+func ingestMixed(t *testing.T) []byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(9, 14))
+	var mixed []byte
+	for len(mixed) < 5<<20 {
+		mixed = append(mixed, testSQL(rng, 50_000+rng.IntN(400_000))...)
+		mixed = append(mixed, testImages(rng, 150_000+rng.IntN(600_000))...)
+	}
+	return run(t, mixed, "gzip", "-1", "-c")
+}
+
+// unpackRefusing unpacks file with refuse deciding which parts fail their
+// verification, checks that it packs back bit for bit (through the
+// encoded recipe), and returns its only member.
+func unpackRefusing(t *testing.T, file []byte, refuse func(start uint64, merged bool) bool) (Member, *Result) {
+	t.Helper()
+	testRefusePart = refuse
+	defer func() { testRefusePart = nil }()
+	sink := &memSink{}
+	res, err := Unpack(context.Background(), bytes.NewReader(file), sink, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := res.Recipe.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc[4] != RecipeVersion {
+		t.Fatalf("recipe version %d written, want %d", enc[4], RecipeVersion)
+	}
+	var rc Recipe
+	if err := rc.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Pack(context.Background(), &rc, sink.open, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), file) {
+		t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), file))
+	}
+	g, ok := rc.Root.(*Gzip)
+	if !ok || len(g.Members) != 1 {
+		t.Fatalf("root %T, want one gzip member", rc.Root)
+	}
+	return g.Members[0], res
+}
+
+// TestIngestPartsFallback: at ingest every part is verified by making it
+// as restore will. A part that no warm-up rebuilds falls back to the
+// engine of the part before (the two verified again as one); when that
+// fails too, or the first part fails, the member is partial from there:
+// its verified parts stay (recipe version 3) and the rest is verbatim.
+// Each way, the file rebuilds bit for bit.
+func TestIngestPartsFallback(t *testing.T) {
+	file := ingestMixed(t)
+	m, _ := unpackRefusing(t, file, nil)
+	all, stored, restarts := partsOf(&Gzip{Members: []Member{m}})
+	t.Logf("all verified: %d parts, %d stored, %d restarts", all, stored, restarts)
+	if m.Mode != ModeExact || restarts < 2 || stored == 0 {
+		t.Fatalf("mode %d, %d parts (%d stored, %d restarts): want an exact member in parts of both kinds", m.Mode, all, stored, restarts)
+	}
+
+	// Every other restart refused: merged into the part before.
+	n := 0
+	m2, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool {
+		if merged || start == 0 {
+			return false
+		}
+		n++
+		return n%2 == 0
+	})
+	all2, _, restarts2 := partsOf(&Gzip{Members: []Member{m2}})
+	if m2.Mode != ModeExact || all2 >= all || restarts2 >= restarts {
+		t.Errorf("refused restarts did not merge: mode %d, %d parts (%d restarts), before %d (%d)", m2.Mode, all2, restarts2, all, restarts)
+	}
+
+	// One part refused, and its fallback too: partial from its start.
+	var cut uint64
+	var c uint64
+	for i, s := range m.Segments {
+		if i == len(m.Segments)/2 {
+			cut = c
+		}
+		c += s.Content
+	}
+	m3, res := unpackRefusing(t, file, func(start uint64, merged bool) bool { return start == cut || merged && start < cut })
+	var covered uint64
+	for _, s := range m3.Segments {
+		covered += s.Content
+	}
+	if m3.Mode != ModePartial || covered != cut || m3.Tail == 0 || m3.Exact == 0 {
+		t.Errorf("a refused part and fallback: mode %d, parts cover %d content bytes (want %d), exact %d, tail %d",
+			m3.Mode, covered, cut, m3.Exact, m3.Tail)
+	}
+	if l := res.Summary.Layers; len(l) == 0 || l[0].Mode != "partial" {
+		t.Errorf("summary %+v: want the member reported partial", l)
+	}
+
+	// The first part refused: nothing is rebuilt by an engine.
+	m4, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool { return start == 0 })
+	if m4.Mode != ModePartial || m4.Exact != 0 || len(m4.Segments) != 0 {
+		t.Errorf("first part refused: mode %d, exact %d, %d parts; want partial from byte 0", m4.Mode, m4.Exact, len(m4.Segments))
+	}
+}
+
+// TestIngestPartsDamaged: a member cut short keeps the parts verified
+// before the damage, and the rest verbatim; it rebuilds bit for bit.
+func TestIngestPartsDamaged(t *testing.T) {
+	file := ingestMixed(t)
+	for _, frac := range []int{3, 2} {
+		cut := file[:len(file)*(frac-1)/frac+777]
+		m, res := unpackRefusing(t, cut, nil)
+		if len(res.Warnings) == 0 {
+			t.Errorf("cut at %d: no warning", len(cut))
+		}
+		if m.Mode != ModePartial || len(m.Segments) < 2 || m.Exact == 0 || m.Tail == 0 {
+			t.Errorf("cut at %d: mode %d, %d parts, exact %d, tail %d; want partial with its verified parts",
+				len(cut), m.Mode, len(m.Segments), m.Exact, m.Tail)
+		}
+	}
+}
