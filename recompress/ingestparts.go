@@ -74,17 +74,17 @@ type partVerifier struct {
 	cdone    chan struct{}
 	inflight sync.WaitGroup // parts handed out and not committed
 
-	mu      sync.Mutex
-	content []byte // content from cFrom on
-	cFrom   uint64
-	orig    []byte // original deflate bytes from oFrom on
-	oFrom   uint64
-	segs    []Segment // the verified parts, in order
-	last    *ipart    // the last verified part, nil before the first
-	bits    uint64    // bits the verified parts make
-	failed  bool      // the member is partial from bits on
-	taken   bool      // the reading side took the original bytes from there
-	stopped bool      // nothing more is planned (failed, aborted)
+	mu       sync.Mutex
+	content  []byte // content from cFrom on
+	cFrom    uint64
+	orig     []byte // original deflate bytes from oFrom on
+	oFrom    uint64
+	segs     []Segment // the verified parts, in order
+	last     *ipart    // the last verified part, nil before the first
+	bits     uint64    // bits the verified parts make
+	failed   bool      // the member is partial from bits on
+	taken    bool      // the reading side took the original bytes from there
+	stopped  bool      // nothing more is planned (failed, aborted)
 	sawFinal bool
 	total    uint64 // content, once the final block is seen
 }
