@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"iter"
 	"runtime"
 	"sync"
 
@@ -52,9 +54,8 @@ type ipart struct {
 	bitStart, bitEnd uint64 // stream bits; the final part's end is padded to a byte
 	final            bool
 
-	in     []byte // content from inFrom on (warm-up, part, lookahead)
-	inFrom uint64
-	orig   []byte // original bytes bitStart/8 to (bitEnd+7)/8
+	in     view // content (warm-up, part, lookahead)
+	orig   view // original bytes bitStart/8 to (bitEnd+7)/8
 	done   chan struct{}
 	ok     bool
 	merged bool // a fallback of two parts
@@ -75,10 +76,8 @@ type partVerifier struct {
 	inflight sync.WaitGroup // parts handed out and not committed
 
 	mu       sync.Mutex
-	content  []byte // content from cFrom on
-	cFrom    uint64
-	orig     []byte // original deflate bytes from oFrom on
-	oFrom    uint64
+	content  history // the member's content
+	orig     history // its original deflate bytes
 	segs     []Segment // the verified parts, in order
 	last     *ipart    // the last verified part, nil before the first
 	bits     uint64    // bits the verified parts make
@@ -186,7 +185,7 @@ func (pv *partVerifier) emit(j *ipart) {
 func (pv *partVerifier) feed(p []byte) {
 	pv.mu.Lock()
 	if !pv.stopped {
-		pv.content = append(pv.content, p...)
+		pv.content.write(p)
 	}
 	pv.mu.Unlock()
 	pv.pump()
@@ -201,7 +200,7 @@ func (pv *partVerifier) addOrig(p []byte) bool {
 		return false
 	}
 	if !pv.stopped {
-		pv.orig = append(pv.orig, p...)
+		pv.orig.write(p)
 	}
 	pv.mu.Unlock()
 	pv.pump()
@@ -244,20 +243,19 @@ func (pv *partVerifier) pump() {
 			pv.mu.Unlock()
 			return
 		}
-		cEnd, oEnd := pv.cFrom+uint64(len(pv.content)), pv.oFrom+uint64(len(pv.orig))
-		if cEnd < to || oEnd < (j.bitEnd+7)/8 {
+		if pv.content.end < to || pv.orig.end < (j.bitEnd+7)/8 {
 			pv.mu.Unlock()
 			break
 		}
-		if from < pv.cFrom || j.bitStart/8 < pv.oFrom {
+		if from < pv.content.from || j.bitStart/8 < pv.orig.from {
 			// Cannot happen: the history is kept from the last
 			// verified part's warm-up on.
 			pv.mu.Unlock()
 			pv.overflow()
 			return
 		}
-		j.in, j.inFrom = bytes.Clone(pv.content[from-pv.cFrom:to-pv.cFrom]), from
-		j.orig = bytes.Clone(pv.orig[j.bitStart/8-pv.oFrom : (j.bitEnd+7)/8-pv.oFrom])
+		j.in = pv.content.view(from, to)
+		j.orig = pv.orig.view(j.bitStart/8, (j.bitEnd+7)/8)
 		pv.mu.Unlock()
 		pv.planned = pv.planned[1:]
 		j.done = make(chan struct{})
@@ -279,15 +277,9 @@ func (pv *partVerifier) trim() {
 			cKeep = uint64(deflate.WarmStart(pv.params, int64(l.start), deflate.MaxWarm))
 		}
 	}
-	if k := cKeep - min(cKeep, pv.cFrom); k > 0 && k <= uint64(len(pv.content)) {
-		pv.content = append(pv.content[:0], pv.content[k:]...)
-		pv.cFrom += k
-	}
-	if k := oKeep - min(oKeep, pv.oFrom); k > 0 && k <= uint64(len(pv.orig)) {
-		pv.orig = append(pv.orig[:0], pv.orig[k:]...)
-		pv.oFrom += k
-	}
-	over := !pv.stopped && (len(pv.content) > maxHistory || len(pv.orig) > maxHistory)
+	pv.content.drop(cKeep)
+	pv.orig.drop(oKeep)
+	over := !pv.stopped && (pv.content.len() > maxHistory || pv.orig.len() > maxHistory)
 	pv.mu.Unlock()
 	if over {
 		pv.overflow()
@@ -355,10 +347,13 @@ func (pv *partVerifier) try(j *ipart) bool {
 
 // checkStored verifies a stored part.
 func (pv *partVerifier) checkStored(j *ipart) bool {
-	b, err := deflate.AppendStoredBlocks(nil, j.bitStart, j.Stored, j.in, j.final)
+	data := j.in.appendTo(getBuf(j.in.n))
+	defer putBuf(data)
+	b, err := deflate.AppendStoredBlocks(getBuf(j.orig.n), j.bitStart, j.Stored, data, j.final)
 	if err != nil {
 		return false
 	}
+	defer putBuf(b)
 	c := newPartCompare(j)
 	_, err = c.Write(b)
 	return err == nil && c.complete()
@@ -369,10 +364,11 @@ func (pv *partVerifier) checkStored(j *ipart) bool {
 // original's.
 func (pv *partVerifier) checkEngine(j *ipart, kind uint8) bool {
 	c := newPartCompare(j)
-	w, err := deflate.NewWriter(c, pv.params)
+	w, err := getWriter(c, pv.params)
 	if err != nil {
 		return false
 	}
+	defer writerPool.Put(w)
 	sp := deflate.Split{Stop: -1}
 	if kind != SegStart {
 		sp.From = deflate.WarmStart(pv.params, int64(j.start), deflate.Warm(kind))
@@ -381,12 +377,19 @@ func (pv *partVerifier) checkEngine(j *ipart, kind uint8) bool {
 	if !j.final {
 		sp.Stop = int64(j.end)
 	}
-	if uint64(sp.From) < j.inFrom || w.SetSplit(sp) != nil {
+	if uint64(sp.From) < j.in.from || w.SetSplit(sp) != nil {
 		return false
 	}
-	in := j.in[uint64(sp.From)-j.inFrom:]
-	if err := deflate.WriteAligned(w, in, sp.From, func() bool { return w.Stopped() || w.Missed() }); err != nil {
-		return false
+	done := func() bool { return w.Stopped() || w.Missed() }
+	for p, off := range j.in.pieces(uint64(sp.From)) {
+		// Pieces end on block boundaries of the history, multiples of
+		// FeedChunk: the engine gets the pieces restore gives it.
+		if err := deflate.WriteAligned(w, p, int64(off), done); err != nil {
+			return false
+		}
+		if done() {
+			break
+		}
 	}
 	if j.final || !w.Stopped() {
 		if err := w.Close(); err != nil {
@@ -403,50 +406,47 @@ var errPartDiffers = errors.New("recompress: part differs from the original")
 // first byte's bits below the part's start and the last byte's above its
 // end (which belong to the parts around it) are left out.
 type partCompare struct {
-	want      []byte
-	n         int
-	low, high uint // bits of the first byte before the part; of the last byte in it (0: all)
-	bad       bool
+	want        view
+	n           int
+	first, last byte // the first and last bytes wanted, masked
+	bad         bool
 }
 
 func newPartCompare(j *ipart) *partCompare {
-	c := &partCompare{want: j.orig, low: uint(j.bitStart % 8)}
-	if !j.final {
-		c.high = uint(j.bitEnd % 8)
+	c := &partCompare{want: j.orig}
+	if c.want.n == 0 {
+		return c
+	}
+	c.first = c.want.at(0) &^ (byte(1)<<(j.bitStart%8) - 1)
+	c.last = c.want.at(c.want.n - 1)
+	if c.want.n == 1 {
+		c.last = c.first
+	}
+	if high := j.bitEnd % 8; !j.final && high != 0 {
+		c.last &= byte(1)<<high - 1
 	}
 	return c
 }
 
-func (c *partCompare) masked(i int) byte {
-	b := c.want[i]
-	if i == 0 {
-		b &^= byte(1)<<c.low - 1
-	}
-	if i == len(c.want)-1 && c.high != 0 {
-		b &= byte(1)<<c.high - 1
-	}
-	return b
-}
-
 func (c *partCompare) Write(p []byte) (int, error) {
-	if c.bad || c.n+len(p) > len(c.want) {
+	if c.bad || c.n+len(p) > c.want.n {
 		c.bad = true
 		return 0, errPartDiffers
 	}
 	written := len(p)
 	for len(p) > 0 {
-		i := c.n
-		if i == 0 || i == len(c.want)-1 {
-			if p[0] != c.masked(i) {
-				c.bad = true
-				return 0, errPartDiffers
-			}
-			c.n++
-			p = p[1:]
-			continue
+		var ok bool
+		k := 1
+		switch i := c.n; {
+		case i == c.want.n-1:
+			ok = p[0] == c.last
+		case i == 0:
+			ok = p[0] == c.first
+		default:
+			k = min(len(p), c.want.n-1-i)
+			ok = c.want.equal(i, p[:k])
 		}
-		k := min(len(p), len(c.want)-1-i)
-		if !bytes.Equal(p[:k], c.want[i:i+k]) {
+		if !ok {
 			c.bad = true
 			return 0, errPartDiffers
 		}
@@ -456,7 +456,7 @@ func (c *partCompare) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-func (c *partCompare) complete() bool { return !c.bad && c.n == len(c.want) }
+func (c *partCompare) complete() bool { return !c.bad && c.n == c.want.n }
 
 // commitAll takes the parts' results in order.
 func (pv *partVerifier) commitAll() {
@@ -464,7 +464,7 @@ func (pv *partVerifier) commitAll() {
 	for j := range pv.queue {
 		<-j.done
 		pv.commit(j)
-		j.in, j.orig = nil, nil
+		j.in, j.orig = view{}, view{}
 		pv.inflight.Done()
 	}
 }
@@ -508,13 +508,12 @@ func (pv *partVerifier) merge(j *ipart) bool {
 	m := &ipart{start: l.start, end: j.end, bitStart: l.bitStart, bitEnd: j.bitEnd, final: j.final, merged: true}
 	m.Content, m.Bits = m.end-m.start, m.bitEnd-m.bitStart
 	from, to := pv.need(m)
-	cEnd, oEnd := pv.cFrom+uint64(len(pv.content)), pv.oFrom+uint64(len(pv.orig))
-	if from < pv.cFrom || to > cEnd || m.bitStart/8 < pv.oFrom || (m.bitEnd+7)/8 > oEnd {
+	if from < pv.content.from || to > pv.content.end || m.bitStart/8 < pv.orig.from || (m.bitEnd+7)/8 > pv.orig.end {
 		pv.mu.Unlock()
 		return false
 	}
-	m.in, m.inFrom = bytes.Clone(pv.content[from-pv.cFrom:to-pv.cFrom]), from
-	m.orig = bytes.Clone(pv.orig[m.bitStart/8-pv.oFrom : (m.bitEnd+7)/8-pv.oFrom])
+	m.in = pv.content.view(from, to)
+	m.orig = pv.orig.view(m.bitStart/8, (m.bitEnd+7)/8)
 	pv.mu.Unlock()
 	proofSlots <- struct{}{}
 	ok := pv.try(m)
@@ -540,13 +539,16 @@ func (pv *partVerifier) takeRest() ([]byte, bool) {
 	}
 	pv.taken = true
 	at := pv.bits / 8
-	if at < pv.oFrom || at > pv.oFrom+uint64(len(pv.orig)) {
+	if at < pv.orig.from || at > pv.orig.end {
 		// Cannot happen (the history is kept from the last part's
 		// start): keep nothing rather than a wrong tail.
-		panic(fmt.Sprintf("recompress: part verifier: rest from byte %d, history from %d", at, pv.oFrom))
+		panic(fmt.Sprintf("recompress: part verifier: rest from byte %d, history from %d", at, pv.orig.from))
 	}
-	rest := pv.orig[at-pv.oFrom:]
-	pv.orig, pv.content = nil, nil
+	rest := pv.orig.view(at, pv.orig.end).appendTo(nil)
+	// Parts may still be running on the blocks: leave them to the
+	// garbage collector rather than to the pool.
+	pv.orig.forget()
+	pv.content.forget()
 	return rest, true
 }
 
@@ -598,4 +600,175 @@ func (pv *partVerifier) segments(contentLen, exact uint64) []Segment {
 		return nil
 	}
 	return pv.segs
+}
+
+// Buffers and engines are reused from part to part: a part's copies of
+// its content and original bytes are a few MiB, an engine's tables a few
+// hundred KiB, and a night has thousands of parts (and their retries).
+var (
+	bufPool    sync.Pool // *[]byte
+	writerPool sync.Pool // *deflate.Writer
+)
+
+
+// getBuf returns an empty pooled buffer of capacity n or more.
+func getBuf(n int) []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, n+n/4)
+}
+
+// putBuf returns a buffer of copyBuf to the pool.
+func putBuf(b []byte) {
+	if cap(b) > 0 {
+		bufPool.Put(&b)
+	}
+}
+
+// getWriter returns an engine with p writing to dst.
+func getWriter(dst io.Writer, p deflate.Params) (*deflate.Writer, error) {
+	if w, ok := writerPool.Get().(*deflate.Writer); ok {
+		if err := w.Reset(dst, p); err == nil {
+			return w, nil
+		}
+	}
+	return deflate.NewWriter(dst, p)
+}
+
+// history holds the bytes of a stream from offset from to end, in
+// blocks of histBlock bytes aligned to the stream's offsets, so that
+// dropping its head moves nothing.
+type history struct {
+	from, end uint64
+	base      uint64    // the offset of blocks[0][0], a multiple of histBlock
+	blocks    []*[]byte // all full but the last
+}
+
+const histBlock = 1 << 20
+
+var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, histBlock); return &b }}
+
+func (h *history) len() uint64 { return h.end - h.from }
+
+// write appends p.
+func (h *history) write(p []byte) {
+	for len(p) > 0 {
+		switch {
+		case len(h.blocks) == 0:
+			// Nothing is held (from == end): start the block of end.
+			b := blockPool.Get().(*[]byte)
+			h.base = h.end &^ (histBlock - 1)
+			*b = (*b)[:h.end-h.base] // below from: never read
+			h.blocks = append(h.blocks, b)
+		case len(*h.blocks[len(h.blocks)-1]) == histBlock:
+			b := blockPool.Get().(*[]byte)
+			*b = (*b)[:0]
+			h.blocks = append(h.blocks, b)
+		}
+		b := h.blocks[len(h.blocks)-1]
+		k := min(len(p), histBlock-len(*b))
+		*b = append(*b, p[:k]...)
+		h.end += uint64(k)
+		p = p[k:]
+	}
+}
+
+// view returns [from, to), which h holds, without copying: the blocks'
+// bytes below their lengths now are never written again, and a block is
+// reused only once dropped, which the verifier does only below every
+// part in flight.
+func (h *history) view(from, to uint64) view {
+	v := view{from: from, n: int(to - from)}
+	for off := from; off < to; {
+		b := *h.blocks[(off-h.base)/histBlock]
+		i := (off - h.base) % histBlock
+		k := min(to-off, uint64(len(b))-i)
+		v.blocks = append(v.blocks, b[i:i+k])
+		off += k
+	}
+	return v
+}
+
+// forget drops every block without reusing them.
+func (h *history) forget() {
+	h.blocks = nil
+	h.from = h.end
+}
+
+// view is a range of a history's bytes.
+type view struct {
+	from   uint64
+	n      int
+	blocks [][]byte
+}
+
+// pieces yields the view's bytes from offset off on, block by block, with
+// each piece's offset.
+func (v view) pieces(off uint64) iter.Seq2[[]byte, uint64] {
+	return func(yield func([]byte, uint64) bool) {
+		at := v.from
+		for _, b := range v.blocks {
+			end := at + uint64(len(b))
+			if end > off {
+				skip := off - min(off, at)
+				if !yield(b[skip:], at+skip) {
+					return
+				}
+			}
+			at = end
+		}
+	}
+}
+
+// appendTo appends the view's bytes to dst.
+func (v view) appendTo(dst []byte) []byte {
+	for _, b := range v.blocks {
+		dst = append(dst, b...)
+	}
+	return dst
+}
+
+// at returns the byte at index i of the view.
+func (v view) at(i int) byte {
+	for _, b := range v.blocks {
+		if i < len(b) {
+			return b[i]
+		}
+		i -= len(b)
+	}
+	panic("recompress: view index out of range")
+}
+
+// equal reports whether the view's bytes from index i on start with p.
+func (v view) equal(i int, p []byte) bool {
+	for _, b := range v.blocks {
+		if len(p) == 0 {
+			return true
+		}
+		if i >= len(b) {
+			i -= len(b)
+			continue
+		}
+		k := min(len(p), len(b)-i)
+		if !bytes.Equal(p[:k], b[i:i+k]) {
+			return false
+		}
+		p, i = p[k:], 0
+	}
+	return len(p) == 0
+}
+
+// drop forgets the bytes before off.
+func (h *history) drop(off uint64) {
+	off = min(off, h.end)
+	if off <= h.from {
+		return
+	}
+	h.from = off
+	for len(h.blocks) > 0 && h.base+histBlock <= off {
+		blockPool.Put(h.blocks[0])
+		h.blocks = h.blocks[1:]
+		h.base += histBlock
+	}
 }

@@ -72,18 +72,24 @@ func TestIngestPartsFallback(t *testing.T) {
 		t.Fatalf("mode %d, %d parts (%d stored, %d restarts): want an exact member in parts of both kinds", m.Mode, all, stored, restarts)
 	}
 
-	// Every other restart refused: merged into the part before.
-	n := 0
-	m2, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool {
-		if merged || start == 0 {
-			return false
+	// Every other restart refused: merged into the part before (a
+	// restart after a stored part then restarts where that one started).
+	refused := map[uint64]bool{}
+	var off uint64
+	for i, s := range m.Segments {
+		if s.Kind != SegStart && s.Kind != SegStored && i%2 == 0 {
+			refused[off] = true
 		}
-		n++
-		return n%2 == 0
-	})
+		off += s.Content
+	}
+	if len(refused) < 2 {
+		t.Fatalf("only %d restarts to refuse", len(refused))
+	}
+	m2, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool { return !merged && refused[start] })
 	all2, _, restarts2 := partsOf(&Gzip{Members: []Member{m2}})
-	if m2.Mode != ModeExact || all2 >= all || restarts2 >= restarts {
-		t.Errorf("refused restarts did not merge: mode %d, %d parts (%d restarts), before %d (%d)", m2.Mode, all2, restarts2, all, restarts)
+	if m2.Mode != ModeExact || all2 != all-len(refused) || restarts2 > restarts {
+		t.Errorf("%d refused restarts did not merge: mode %d, %d parts (%d restarts), before %d (%d)",
+			len(refused), m2.Mode, all2, restarts2, all, restarts)
 	}
 
 	// One part refused, and its fallback too: partial from its start.
@@ -128,6 +134,61 @@ func TestIngestPartsDamaged(t *testing.T) {
 		if m.Mode != ModePartial || len(m.Segments) < 2 || m.Exact == 0 || m.Tail == 0 {
 			t.Errorf("cut at %d: mode %d, %d parts, exact %d, tail %d; want partial with its verified parts",
 				len(cut), m.Mode, len(m.Segments), m.Exact, m.Tail)
+		}
+	}
+}
+
+// The history's blocks give back exactly the bytes written, across block
+// boundaries, after drops of any length (to its end too).
+func TestHistory(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var h history
+	var ref []byte // the whole stream
+	for step := 0; step < 3000; step++ {
+		switch rng.IntN(4) {
+		case 0, 1:
+			p := make([]byte, rng.IntN(300_000))
+			for i := range p {
+				p[i] = byte(rng.Uint32())
+			}
+			h.write(p)
+			ref = append(ref, p...)
+		case 2:
+			h.drop(h.from + uint64(rng.Int64N(int64(h.len()+1))))
+		case 3:
+			if rng.IntN(10) == 0 {
+				h.drop(h.end)
+			}
+		}
+		if h.end != uint64(len(ref)) {
+			t.Fatalf("step %d: end %d, wrote %d", step, h.end, len(ref))
+		}
+		if h.len() > 0 {
+			a := h.from + uint64(rng.Int64N(int64(h.len())))
+			b := a + uint64(rng.Int64N(int64(h.end-a+1)))
+			v := h.view(a, b)
+			if got := v.appendTo(nil); !bytes.Equal(got, ref[a:b]) {
+				t.Fatalf("step %d: [%d, %d) differs", step, a, b)
+			}
+			if b > a {
+				i := rng.IntN(int(b - a))
+				if v.at(i) != ref[a+uint64(i)] || !v.equal(i, ref[a+uint64(i):b]) || (b-a > 1 && v.equal(0, ref[a+1:b])) && !bytes.Equal(ref[a+1:b], ref[a:b-1]) {
+					t.Fatalf("step %d: at/equal wrong in [%d, %d)", step, a, b)
+				}
+				var joined []byte
+				for p, off := range v.pieces(a + uint64(i)) {
+					if off != a+uint64(i)+uint64(len(joined)) {
+						t.Fatalf("step %d: piece at %d, want %d", step, off, a+uint64(i)+uint64(len(joined)))
+					}
+					joined = append(joined, p...)
+				}
+				if !bytes.Equal(joined, ref[a+uint64(i):b]) {
+					t.Fatalf("step %d: pieces differ", step)
+				}
+			}
+		}
+		if len(h.blocks) > int(h.len()/histBlock)+2 {
+			t.Fatalf("step %d: %d blocks held for %d bytes", step, len(h.blocks), h.len())
 		}
 	}
 }

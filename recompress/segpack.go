@@ -1,7 +1,6 @@
 package recompress
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -117,7 +116,7 @@ func (e *segEngine) startReady() error {
 		if from < e.histFrom {
 			return fmt.Errorf("%w: part %d needs content already dropped", ErrPack, e.next)
 		}
-		in := bytes.Clone(e.hist[from-e.histFrom : to-e.histFrom])
+		in := append(getBuf(int(to-from)), e.hist[from-e.histFrom:to-e.histFrom]...)
 		ch := make(chan segResult, 1)
 		select {
 		case e.queue <- ch:
@@ -156,6 +155,7 @@ func (e *segEngine) run(i int, from uint64, in []byte, ch chan segResult) {
 		return
 	}
 	b, err := e.make(i, from, in)
+	putBuf(in)
 	<-e.p.sem
 	ch <- segResult{b: b, err: err}
 }
@@ -166,13 +166,14 @@ func (e *segEngine) make(i int, from uint64, in []byte) ([]byte, error) {
 	s := e.segs[i]
 	last := i+1 == len(e.segs) && !e.partial
 	if s.Kind == SegStored {
-		return deflate.AppendStoredBlocks(nil, e.bit[i], s.Stored, in, last)
+		return deflate.AppendStoredBlocks(getBuf(len(in)+len(in)/64+64), e.bit[i], s.Stored, in, last)
 	}
-	var buf bytes.Buffer
-	w, err := deflate.NewWriter(&buf, e.params)
+	buf := &appendBuf{b: getBuf(int(s.Bits/8 + 8))}
+	w, err := getWriter(buf, e.params)
 	if err != nil {
 		return nil, err
 	}
+	defer writerPool.Put(w)
 	sp := deflate.Split{From: int64(from), Cut: int64(e.start[i]), CutBit: e.bit[i], Stop: -1}
 	if s.Kind == SegStart {
 		sp.Cut, sp.CutBit = 0, 0
@@ -194,7 +195,15 @@ func (e *segEngine) make(i int, from uint64, in []byte) ([]byte, error) {
 	if w.Missed() || (!last && !w.Stopped()) {
 		return nil, fmt.Errorf("%w: part %d: the engine made no block boundary where the recipe says", ErrPack, i+1)
 	}
-	return buf.Bytes(), nil
+	return buf.b, nil
+}
+
+// appendBuf is an io.Writer appending to a (pooled) buffer.
+type appendBuf struct{ b []byte }
+
+func (a *appendBuf) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
 }
 
 // assemble writes the parts in order to out.
@@ -243,6 +252,7 @@ func (e *segEngine) assemble() {
 		if _, err := e.out.Write(b); err != nil {
 			e.fail(err)
 		}
+		putBuf(r.b)
 		i++
 	}
 }
