@@ -76,8 +76,8 @@ type partVerifier struct {
 	inflight sync.WaitGroup // parts handed out and not committed
 
 	mu       sync.Mutex
-	content  history // the member's content
-	orig     history // its original deflate bytes
+	content  history   // the member's content
+	orig     history   // its original deflate bytes
 	segs     []Segment // the verified parts, in order
 	last     *ipart    // the last verified part, nil before the first
 	bits     uint64    // bits the verified parts make
@@ -609,7 +609,6 @@ var (
 	bufPool    sync.Pool // *[]byte
 	writerPool sync.Pool // *deflate.Writer
 )
-
 
 // getBuf returns an empty pooled buffer of capacity n or more.
 func getBuf(n int) []byte {
