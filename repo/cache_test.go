@@ -2,9 +2,13 @@ package repo
 
 import (
 	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	mrand "math/rand/v2"
 	"reflect"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/larder/larder/repo/internal/index"
 	"github.com/larder/larder/repo/internal/pack"
@@ -310,4 +314,102 @@ func TestCacheBatchLookups(t *testing.T) {
 	if err := c.CopiesMany([]ID{absent[2]}, nil); err == nil {
 		t.Error("CopiesMany with no room for the answer: no error")
 	}
+}
+
+// BenchmarkIndexLookup compares, on a cache of 200k copies (100k of them
+// verified), 10k lookups one read transaction each (Has, Copies) with the
+// same lookups in batches (HasMany of a stream's held chunks, CopiesMany
+// of a read ahead's batch), half of them of absent chunks, in the order a
+// stream would ask. It reports ns a lookup both ways and their ratio.
+func BenchmarkIndexLookup(b *testing.B) {
+	const entries, perPack, lookups = 200_000, 1000, 10_000
+	c, err := openCacheDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	c.db.NoSync = true // building the cache is not what is measured
+	rnd := mrand.New(mrand.NewPCG(1, 2))
+	randID := func() (id ID) {
+		for i := 0; i < len(id); i += 8 {
+			binary.LittleEndian.PutUint64(id[i:], rnd.Uint64())
+		}
+		return id
+	}
+	var present []ID
+	for p := 0; p < entries/perPack; p++ {
+		ip := index.Pack{ID: randID()}
+		for j := range perPack {
+			id := randID()
+			present = append(present, id)
+			ip.Blobs = append(ip.Blobs, pack.Blob{Type: pack.BlobData, ID: id, Offset: uint32(j) * 1000, Length: 900, RawLen: 2000,
+				Framed: true, Inner: uint32(j) * 100, FrameRaw: 1 << 18})
+		}
+		// Every other pack is in the master's verified index files.
+		if err := c.addIndex(fmt.Sprint(p), &index.File{Verified: p%2 == 0, Packs: []index.Pack{ip}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.db.NoSync = false
+	ids := make([]ID, lookups)
+	for i := range ids {
+		if i%2 == 0 {
+			ids[i] = present[rnd.IntN(len(present))]
+		} else {
+			ids[i] = randID()
+		}
+	}
+	// run times the lookups one by one (single) and batch by batch
+	// (batched), both in each round (after a round that brings the
+	// cache's pages in), and reports them.
+	run := func(b *testing.B, size int, single func(ID) error, batched func([]ID) error) {
+		timed := func(d *time.Duration, lookup func()) {
+			start := time.Now()
+			lookup()
+			*d += time.Since(start)
+		}
+		singles := func() {
+			for _, id := range ids {
+				if err := single(id); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		batches := func() {
+			for rest := ids; len(rest) > 0; rest = rest[min(len(rest), size):] {
+				if err := batched(rest[:min(len(rest), size)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		singles()
+		batches()
+		var one, many time.Duration
+		for b.Loop() {
+			timed(&one, singles)
+			timed(&many, batches)
+		}
+		n := float64(b.N * lookups)
+		b.ReportMetric(float64(one.Nanoseconds())/n, "single-ns/lookup")
+		b.ReportMetric(float64(many.Nanoseconds())/n, "batched-ns/lookup")
+		b.ReportMetric(float64(one)/float64(many), "speedup")
+	}
+	b.Run("dedup", func(b *testing.B) {
+		found := make([]bool, maxHeldChunks)
+		run(b, maxHeldChunks, func(id ID) error {
+			_, err := c.Has(id)
+			return err
+		}, func(batch []ID) error {
+			return c.HasMany(batch, found[:len(batch)])
+		})
+	})
+	b.Run("copies", func(b *testing.B) {
+		out := make([][]blobCopy, lookupBatch)
+		run(b, lookupBatch, func(id ID) error {
+			_, err := c.Copies(id)
+			return err
+		}, func(batch []ID) error {
+			return c.CopiesMany(batch, out[:len(batch)])
+		})
+	})
 }
