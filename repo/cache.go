@@ -224,29 +224,70 @@ type blobCopy struct {
 }
 
 // Copies returns every claimed copy of a chunk, those the master verified
-// first, then this machine's own, then the rest.
+// first, then this machine's own, then the rest. CopiesMany looks up many.
 func (c *localCache) Copies(id ID) ([]blobCopy, error) {
 	var out []blobCopy
 	err := c.db.View(func(tx *bolt.Tx) error {
-		packs := tx.Bucket(bucketPacks)
-		cur := tx.Bucket(bucketBlobs).Cursor()
-		for k, v := cur.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = cur.Next() {
-			num, flags, b, ok := decodeLoc(k, v)
-			if !ok {
-				continue
-			}
-			pid := packs.Get(binary.BigEndian.AppendUint64(nil, uint64(num)))
-			if len(pid) != len(ID{}) {
-				continue
-			}
-			cp := blobCopy{PackedBlob: pack.PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
-			copy(cp.Pack[:], pid)
-			out = append(out, cp)
-		}
+		out = copiesTx(tx, id, nil)
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the cache: %w", err)
+	}
+	return out, nil
+}
+
+// CopiesMany sets out[i] to what Copies(ids[i]) returns, in one read
+// transaction that visits the IDs in sorted order (neighbouring keys share
+// the tree's pages). out must be as long as ids; on an error it is left
+// as it was.
+func (c *localCache) CopiesMany(ids []ID, out [][]blobCopy) error {
+	if len(out) != len(ids) {
+		return fmt.Errorf("cache: %d answers for %d chunks", len(out), len(ids))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	res := make([][]blobCopy, len(ids))
+	err := c.db.View(func(tx *bolt.Tx) error {
+		pids := map[uint32]ID{}
+		for _, i := range sortedOrder(ids) {
+			res[i] = copiesTx(tx, ids[i], pids)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the cache: %w", err)
+	}
+	copy(out, res)
+	return nil
+}
+
+// copiesTx is Copies in a transaction; pids, when not nil, remembers the
+// IDs of the pack numbers it read.
+func copiesTx(tx *bolt.Tx, id ID, pids map[uint32]ID) []blobCopy {
+	var out []blobCopy
+	packs := tx.Bucket(bucketPacks)
+	cur := tx.Bucket(bucketBlobs).Cursor()
+	for k, v := cur.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, v = cur.Next() {
+		num, flags, b, ok := decodeLoc(k, v)
+		if !ok {
+			continue
+		}
+		cp := blobCopy{PackedBlob: pack.PackedBlob{Blob: b}, Verified: flags&copyVerified != 0, Own: flags&copyOwn != 0}
+		if pid, known := pids[num]; known {
+			cp.Pack = pid
+		} else {
+			raw := packs.Get(binary.BigEndian.AppendUint64(nil, uint64(num)))
+			if len(raw) != len(ID{}) {
+				continue
+			}
+			copy(cp.Pack[:], raw)
+			if pids != nil {
+				pids[num] = cp.Pack
+			}
+		}
+		out = append(out, cp)
 	}
 	rank := func(c blobCopy) int {
 		switch {
@@ -258,24 +299,64 @@ func (c *localCache) Copies(id ID) ([]blobCopy, error) {
 		return 2
 	}
 	slices.SortStableFunc(out, func(a, b blobCopy) int { return rank(a) - rank(b) })
-	return out, nil
+	return out
 }
 
 // Has reports whether a writer may deduplicate against a chunk: a copy of
 // it is verified by the master or in a pack this machine saved. Claims of
 // other writers are never trusted for that: a thief of a write key could
 // claim chunks it does not hold, and every later backup that deduplicated
-// against them would miss them.
+// against them would miss them. HasMany looks up many.
 func (c *localCache) Has(id ID) (bool, error) {
 	var ok bool
 	err := c.db.View(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketDedup).Get(id[:]) != nil
+		ok = hasTx(tx, id)
 		return nil
 	})
 	if err != nil {
 		return false, fmt.Errorf("reading the cache: %w", err)
 	}
 	return ok, nil
+}
+
+// HasMany sets found[i] to what Has(ids[i]) returns, in one read
+// transaction that visits the IDs in sorted order (neighbouring keys share
+// the tree's pages). found must be as long as ids; on an error it is left
+// as it was.
+func (c *localCache) HasMany(ids []ID, found []bool) error {
+	if len(found) != len(ids) {
+		return fmt.Errorf("cache: %d answers for %d chunks", len(found), len(ids))
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	res := make([]bool, len(ids))
+	err := c.db.View(func(tx *bolt.Tx) error {
+		for _, i := range sortedOrder(ids) {
+			res[i] = hasTx(tx, ids[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("reading the cache: %w", err)
+	}
+	copy(found, res)
+	return nil
+}
+
+// hasTx is Has in a transaction.
+func hasTx(tx *bolt.Tx, id ID) bool {
+	return tx.Bucket(bucketDedup).Get(id[:]) != nil
+}
+
+// sortedOrder returns the positions of ids in the order of the IDs.
+func sortedOrder(ids []ID) []int {
+	order := make([]int, len(ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
+	return order
 }
 
 // packNum returns the number of a pack, made if new. In an Update.

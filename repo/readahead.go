@@ -41,8 +41,11 @@ type readAhead struct {
 
 	window []aheadEntry
 	// pending are list chunks the walk will load after the window's
-	// (queue).
+	// (queue); the first len(looked) of them have their copies looked up
+	// (in lookBuf, reused).
 	pending []ID
+	looked  [][]blobCopy
+	lookBuf [][]blobCopy
 
 	mu      sync.Mutex
 	fetches map[rangeKey]*aheadRange // the window's ranges
@@ -66,6 +69,11 @@ const (
 	// between a stream's frames).
 	maxReadAheadGap = 64 << 10
 )
+
+// lookupBatch is how many chunks' copies a read ahead looks up in the
+// cache at once (localCache.CopiesMany: one read transaction), ahead of
+// their place in the window.
+const lookupBatch = 256
 
 // rangeKey names a range of a pack.
 type rangeKey struct {
@@ -105,14 +113,22 @@ func newReadAhead(ctx context.Context, br *blobReader, t pack.BlobType, n int) *
 	return ra
 }
 
-// entry returns e as the window holds it, with the range the reader will
-// fetch for its chunk: its first copy (the one blobReader.load tries
-// first), unless the reader holds that frame already or its claimed length
-// is too large to read ahead.
-func (ra *readAhead) entry(e listEntry) aheadEntry {
-	// A cache that cannot be read leaves copies nil: the load asks it
-	// again and reports the error then.
-	copies, _ := ra.br.cache.Copies(e.ID)
+// lookup returns the copies of chunks as the cache has them, one slice
+// per ID, in one read transaction. A cache that cannot be read leaves the
+// copies nil: the load asks it again and reports the error then. dst is
+// reused.
+func (ra *readAhead) lookup(ids []ID, dst [][]blobCopy) [][]blobCopy {
+	dst = slices.Grow(dst[:0], len(ids))[:len(ids)]
+	clear(dst)
+	_ = ra.br.cache.CopiesMany(ids, dst) // nil copies: see above
+	return dst
+}
+
+// entry returns e as the window holds it, with its copies (lookup) and
+// the range the reader will fetch for its chunk: its first copy (the one
+// blobReader.load tries first), unless the reader holds that frame already
+// or its claimed length is too large to read ahead.
+func (ra *readAhead) entry(e listEntry, copies []blobCopy) aheadEntry {
 	ae := aheadEntry{e: e, copies: copies}
 	for _, c := range ae.copies {
 		if c.Type != ra.t {
@@ -348,7 +364,7 @@ func (ra *readAhead) queue(ids []ID) {
 		}
 		ra.done(ae) // a walk that did not load them (it cannot happen)
 	}
-	ra.pending = ids
+	ra.pending, ra.looked = ids, nil
 	ra.fill()
 }
 
@@ -365,14 +381,22 @@ func (ra *readAhead) loaded(id ID) {
 	ra.fill()
 }
 
+// fill moves pending list chunks into the window while it has room,
+// looking up their copies lookupBatch at a time.
 func (ra *readAhead) fill() {
 	for len(ra.pending) > 0 {
-		ae := ra.entry(listEntry{ID: ra.pending[0]})
+		if len(ra.looked) == 0 {
+			ra.lookBuf = ra.lookup(ra.pending[:min(len(ra.pending), lookupBatch)], ra.lookBuf)
+			ra.looked = ra.lookBuf
+		}
+		ae := ra.entry(listEntry{ID: ra.pending[0]}, ra.looked[0])
 		if ra.full(ae) {
 			return
 		}
 		ra.push(ae)
 		ra.pending = ra.pending[1:]
+		ra.looked[0] = nil
+		ra.looked = ra.looked[1:]
 	}
 }
 
@@ -381,7 +405,7 @@ func (ra *readAhead) stop() {
 	ra.cancel()
 	ra.wg.Wait()
 	ra.br.ahead = nil
-	ra.window, ra.pending = nil, nil
+	ra.window, ra.pending, ra.looked, ra.lookBuf = nil, nil, nil, nil
 	ra.mu.Lock()
 	ra.fetches, ra.order, ra.queued = nil, nil, nil
 	ra.mu.Unlock()

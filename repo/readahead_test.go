@@ -178,3 +178,39 @@ func waitFor(t *testing.T, what string, done func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestIndexLookupsBatched: an ingest checks its chunks against the cache,
+// and a restore looks up their copies, in batches (HasMany, CopiesMany):
+// far fewer read transactions than chunks. (Each chunk used to cost one.)
+func TestIndexLookupsBatched(t *testing.T) {
+	be, k := newRepo(t)
+	ctx := context.Background()
+	w := open(t, be, k.write)
+	readTxs := func(r *Repo) int {
+		t.Helper()
+		c, err := r.openCache(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.db.Stats().TxN
+	}
+	text := sqlLike(5, 3<<20)
+	before := readTxs(w)
+	id := ingest(t, w, "night", text)
+	chunks := int(w.lastStats.Chunks)
+	ingestTxs := readTxs(w) - before
+	m := open(t, be, k.master)
+	snap, err := m.FindSnapshot(ctx, id.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = readTxs(m)
+	if got := readStream(t, m, snap.Manifest.Streams[0]); !bytes.Equal(got, text) {
+		t.Fatal("restore differs")
+	}
+	restoreTxs := readTxs(m) - before
+	t.Logf("%d chunks: %d read transactions to ingest them, %d to restore them", chunks, ingestTxs, restoreTxs)
+	if chunks < 1000 || ingestTxs*8 > chunks || restoreTxs*8 > chunks {
+		t.Errorf("%d chunks: %d read transactions to ingest them, %d to restore them; want fewer than 1 in 8", chunks, ingestTxs, restoreTxs)
+	}
+}

@@ -382,7 +382,8 @@ func (r *Repo) walkStream(ctx context.Context, ref StreamRef, ahead int, fn func
 // reads the chunks in order, fetching the frames of the next ones and the
 // list chunks that name them ahead (readAhead: SetReadAhead fetches at
 // once each, within maxReadAheadBytes); memory is about that, one chunk,
-// the frames the blob reader keeps and one list chunk per tree level.
+// the frames the blob reader keeps, one list chunk per tree level and the
+// copies of the lookupBatch entries whose lookup is made in one go.
 func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, error) {
 	if err := r.need("read snapshot contents", crypto.RoleMaster); err != nil {
 		return nil, err
@@ -415,20 +416,44 @@ func (r *Repo) OpenStream(ctx context.Context, ref StreamRef) (io.ReadCloser, er
 			_, err = pw.Write(chunk)
 			return err
 		}
+		// The walk's entries wait, lookupBatch at most, for one cache
+		// lookup of all their copies; then they join the window.
+		var batch []listEntry
+		var ids []ID
+		var copies [][]blobCopy
+		admit := func() error {
+			ids = ids[:0]
+			for _, e := range batch {
+				ids = append(ids, e.ID)
+			}
+			copies = ra.lookup(ids, copies)
+			for i, e := range batch {
+				ae := ra.entry(e, copies[i])
+				for ra.full(ae) {
+					if err := next(); err != nil {
+						return err
+					}
+					ae = ra.entry(e, copies[i]) // the reader may hold its frame now
+				}
+				ra.push(ae)
+			}
+			batch = batch[:0]
+			return nil
+		}
 		var readErr error
 		err := r.walkStream(ctx, ref, r.readAheadSlots(), func(e listEntry) error {
-			ae := ra.entry(e)
-			for ra.full(ae) {
-				if readErr = next(); readErr != nil {
-					return readErr
-				}
-				ae = ra.entry(e) // the reader may hold its frame now
+			if batch = append(batch, e); len(batch) >= lookupBatch {
+				readErr = admit()
 			}
-			ra.push(ae)
-			return nil
+			return readErr
 		})
 		// The chunks listed before the end (or a damaged list chunk) come
 		// first, as they would without the window.
+		if readErr == nil {
+			if readErr = admit(); readErr != nil {
+				err = readErr
+			}
+		}
 		for readErr == nil && ra.len() > 0 {
 			if readErr = next(); readErr != nil {
 				err = readErr

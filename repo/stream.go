@@ -154,7 +154,7 @@ func (s *StreamWriter) chunkSegment(c *chunk.Chunker, fw *frameWriter, tb *treeB
 		if err != nil {
 			return total, err
 		}
-		id, _, err := fw.Add(s.ctx, data)
+		id, err := fw.Add(s.ctx, data)
 		if err != nil {
 			return total, err
 		}
