@@ -66,9 +66,9 @@ const (
 	outSize    = 128 << 10
 	windowSize = 32 << 10
 	// A Huffman symbol starts only below huffRoom: a match fits after it,
-	// and so do the up to 7 bytes past its end that copying it 8 bytes at
+	// and so do the up to 13 bytes past its end that copying it 8 bytes at
 	// a time writes.
-	huffRoom = outSize - maxMatch - 8
+	huffRoom = outSize - maxMatch - 16
 )
 
 // What an Inflater decodes next.
@@ -786,10 +786,13 @@ func (f *Inflater) huffman() {
 		}
 		switch {
 		case d >= 8 && length <= 32:
-			// 8 bytes at a time: each piece was written before it is
-			// read, even where the match overlaps itself.
+			// 8 bytes at a time, at least 16 (most matches are short):
+			// each piece was written before it is read, even where the
+			// match overlaps itself.
 			s := w - d
-			for i := 0; i < length; i += 8 {
+			binary.LittleEndian.PutUint64(out[w:], binary.LittleEndian.Uint64(out[s:]))
+			binary.LittleEndian.PutUint64(out[w+8:], binary.LittleEndian.Uint64(out[s+8:]))
+			for i := 16; i < length; i += 8 {
 				binary.LittleEndian.PutUint64(out[w+i:], binary.LittleEndian.Uint64(out[s+i:]))
 			}
 			w += length
