@@ -318,7 +318,7 @@ const (
 	kindLen  = 1 << 12 // a match length
 	kindEOB  = 2 << 12
 	kindLink = 4 << 12
-	kindBad  = 8 << 12 // an invalid code; the value is its symbol
+	kindBad  = 8 << 12 // an invalid code: its symbol (286, 287, 30, 31), or 0 where no code is
 	kindMask = 15 << 12
 )
 
