@@ -2,9 +2,13 @@ package deflate
 
 import (
 	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -70,8 +74,63 @@ func FuzzIdentify(f *testing.F) {
 	})
 }
 
+// FuzzInflate compares the Inflater with compress/flate on arbitrary
+// streams: both fail, or both give the same content; before a failure, the
+// shorter output is a prefix of the longer. On success the Inflater took
+// the bytes up to its final block's last bit and no more.
+func FuzzInflate(f *testing.F) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	sql, random := genSQL(rng, 3000), genRandom(rng, 800)
+	mixed := slices.Concat(sql[:1000], random, sql[1000:])
+	z := zlibReference(f)
+	for _, data := range [][]byte{sql, mixed} {
+		for _, l := range []int{1, 6, 9} {
+			f.Add(gzipReference(f, l, false, data))
+		}
+		for _, l := range []int{1, 4, 6, 9} {
+			f.Add(z.compress(f, l, 15, 8, DefaultStrategy, 0, data))
+		}
+		f.Add(z.compress(f, 6, 15, 1, DefaultStrategy, 0, data))
+		f.Add(z.compress(f, 6, 15, 8, Fixed, 0, data))
+	}
+	stored, err := AppendStoredBlocks(nil, 0, []StoredRun{{Len: 300, Count: 2}, {Len: 0, Count: 1}}, random[:600], true)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(stored)
+	f.Add([]byte{0x03, 0x00})
+	f.Add([]byte{0x01, 0x00, 0x00, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if len(src) > 8<<10 {
+			return // matches of 258 bytes in 1 bit: keep the output small
+		}
+		got := inflate(src, nil, 4096)
+		want, werr := flateAll(src)
+		if (got.err == nil) != (werr == nil) {
+			t.Fatalf("Inflater: %v; compress/flate: %v", got.err, werr)
+		}
+		if got.err == nil {
+			if !bytes.Equal(got.out, want) {
+				t.Fatalf("content differs from compress/flate's at %d", firstDiff(got.out, want))
+			}
+			last := got.ends[len(got.ends)-1]
+			if !last.Final || int((last.Bit+7)/8)+len(got.rest) != len(src) || last.Input != int64(len(want)) {
+				t.Fatalf("last block end %+v, %d bytes left of %d", last, len(got.rest), len(src))
+			}
+			return
+		}
+		if !errors.Is(got.err, ErrCorrupt) && got.err != io.ErrUnexpectedEOF {
+			t.Fatalf("error %v is neither ErrCorrupt nor io.ErrUnexpectedEOF", got.err)
+		}
+		n := min(len(got.out), len(want))
+		if !bytes.Equal(got.out[:n], want[:n]) {
+			t.Fatalf("output before the error differs from compress/flate's at %d", firstDiff(got.out[:n], want[:n]))
+		}
+	})
+}
+
 func TestFuzzSeedCorpora(t *testing.T) {
-	for _, name := range []string{"FuzzZlibEngine", "FuzzParams", "FuzzIdentify"} {
+	for _, name := range []string{"FuzzZlibEngine", "FuzzParams", "FuzzIdentify", "FuzzInflate"} {
 		ents, err := os.ReadDir(filepath.Join("testdata", "fuzz", name))
 		if err != nil || len(ents) == 0 {
 			t.Errorf("seed corpus testdata/fuzz/%s is empty or missing: %v", name, err)
