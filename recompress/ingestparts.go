@@ -8,6 +8,7 @@ import (
 	"iter"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/larder/larder/recompress/deflate"
 )
@@ -58,7 +59,8 @@ type ipart struct {
 	orig   view // original bytes bitStart/8 to (bitEnd+7)/8
 	done   chan struct{}
 	ok     bool
-	merged bool // a fallback of two parts
+	merged bool      // a fallback of two parts
+	head   *verifier // the first part's verifier, which has had its bytes
 }
 
 // partVerifier verifies one member in parts.
@@ -73,6 +75,10 @@ type partVerifier struct {
 	nparts   int
 	queue    chan *ipart
 	cdone    chan struct{}
+	// head verifies the first part as it is read, as the whole-member
+	// verifier does, so that a short member is checked while it is read
+	// rather than after; nil once the first part is handed out.
+	head     *verifier
 	inflight sync.WaitGroup // parts handed out and not committed
 
 	mu       sync.Mutex
@@ -91,6 +97,9 @@ type partVerifier struct {
 func newPartVerifier(p deflate.Params) *partVerifier {
 	pv := &partVerifier{params: p, look: uint64(deflate.SplitLookahead(p)),
 		queue: make(chan *ipart, partQueue), cdone: make(chan struct{})}
+	if h, err := newHeadVerifier(p); err == nil {
+		pv.head = h
+	}
 	go pv.commitAll()
 	return pv
 }
@@ -183,6 +192,9 @@ func (pv *partVerifier) emit(j *ipart) {
 
 // feed takes content the inflater made.
 func (pv *partVerifier) feed(p []byte) {
+	if pv.head != nil {
+		pv.head.feed(p)
+	}
 	pv.mu.Lock()
 	if !pv.stopped {
 		pv.content.write(p)
@@ -203,6 +215,9 @@ func (pv *partVerifier) addOrig(p []byte) bool {
 		pv.orig.write(p)
 	}
 	pv.mu.Unlock()
+	if pv.head != nil {
+		pv.head.addOrig(p)
+	}
 	pv.pump()
 	return true
 }
@@ -258,6 +273,14 @@ func (pv *partVerifier) pump() {
 		j.orig = pv.orig.view(j.bitStart/8, (j.bitEnd+7)/8)
 		pv.mu.Unlock()
 		pv.planned = pv.planned[1:]
+		if pv.head != nil {
+			if j.start == 0 && j.Kind != SegStored {
+				j.head = pv.head // it has had all of j's bytes
+			} else {
+				_ = pv.head.finish(true) // its engine only writes to memory
+			}
+			pv.head = nil
+		}
 		j.done = make(chan struct{})
 		pv.inflight.Add(1)
 		pv.queue <- j
@@ -314,10 +337,27 @@ func (pv *partVerifier) verify(j *ipart) {
 	if skip {
 		return
 	}
+	if j.head != nil {
+		// The engine from the stream's start has run (or still runs) over
+		// everything read so far: the part is exact if it matched the
+		// original's bits up to the part's end (the bits after it, in the
+		// same byte, are the next block's, which may differ here: its
+		// input was cut short). Otherwise make the part.
+		_ = j.head.finish(false) // its engine only writes to memory
+		if testRefusePart == nil && j.head.matchedBits(j.bitEnd) {
+			headVerified.Add(1)
+			j.Kind, j.ok = SegStart, true
+			return
+		}
+	}
 	proofSlots <- struct{}{}
 	defer func() { <-proofSlots }()
 	j.ok = pv.try(j)
 }
+
+// headVerified counts the first parts the head verifier passed (for
+// tests).
+var headVerified atomic.Int64
 
 // testRefusePart, set by tests only, fails the parts it returns true for
 // (by their start), to exercise the fallbacks.

@@ -21,6 +21,8 @@ type verifier struct {
 	exact    uint64 // bytes matched
 	diverged bool
 	taken    bool // the reading side took the unmatched bytes
+	diff     byte // the bits that differ in the first byte that differs
+	diffSet  bool
 
 	engine *deflate.Writer
 	work   chan *[]byte // content for the engine; closed at the member's end
@@ -43,13 +45,33 @@ const (
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkCap); return &b }}
 
 func newVerifier(p deflate.Params) (*verifier, error) {
+	v, err := newPlainVerifier(p)
+	if err != nil {
+		return nil, err
+	}
+	v.plan = newPlanner(p, v.engine)
+	go v.run()
+	return v, nil
+}
+
+// newHeadVerifier returns a verifier that plans no parts: the one that
+// checks the first part of a member verified in parts (ingestparts.go)
+// while it is read.
+func newHeadVerifier(p deflate.Params) (*verifier, error) {
+	v, err := newPlainVerifier(p)
+	if err != nil {
+		return nil, err
+	}
+	go v.run()
+	return v, nil
+}
+
+func newPlainVerifier(p deflate.Params) (*verifier, error) {
 	v := &verifier{work: make(chan *[]byte, verifyQueue), done: make(chan error, 1)}
 	var err error
 	if v.engine, err = deflate.NewWriter(v, p); err != nil {
 		return nil, err
 	}
-	v.plan = newPlanner(p, v.engine)
-	go v.run()
 	return v, nil
 }
 
@@ -175,6 +197,21 @@ func (v *verifier) matched() uint64 {
 	return v.exact
 }
 
+// matchedBits reports whether the engine's stream matched the original's
+// in its first n bits (the bits above them in the byte they end in may
+// differ).
+func (v *verifier) matchedBits(n uint64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case v.exact >= (n+7)/8:
+		return true
+	case v.exact == n/8 && n%8 != 0 && v.diverged:
+		return v.diff&(byte(1)<<(n%8)-1) == 0 && v.diffSet
+	}
+	return false
+}
+
 // match compares what both sides have; the caller holds mu.
 func (v *verifier) match() {
 	n := min(len(v.orig), len(v.gen))
@@ -186,6 +223,7 @@ func (v *verifier) match() {
 		for v.orig[i] == v.gen[i] {
 			i++
 		}
+		v.diff, v.diffSet = v.orig[i]^v.gen[i], true
 		v.exact += uint64(i)
 		v.orig = v.orig[i:]
 		v.gen = nil
