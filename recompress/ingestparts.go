@@ -276,10 +276,9 @@ func (pv *partVerifier) pump() {
 		if pv.head != nil {
 			if j.start == 0 && j.Kind != SegStored {
 				j.head = pv.head // it has had all of j's bytes
-			} else {
-				_ = pv.head.finish(true) // its engine only writes to memory
+				pv.head = nil
 			}
-			pv.head = nil
+			pv.dropHead()
 		}
 		j.done = make(chan struct{})
 		pv.inflight.Add(1)
@@ -317,8 +316,17 @@ func (pv *partVerifier) overflow() {
 	pv.stopped = true
 	pv.mu.Unlock()
 	pv.planned, pv.cur, pv.run = nil, nil, nil
+	pv.dropHead()
 	pv.inflight.Wait()
 	pv.fail()
+}
+
+// dropHead stops the head verifier if no part took it.
+func (pv *partVerifier) dropHead() {
+	if pv.head != nil {
+		_ = pv.head.finish(true) // its engine only writes to memory
+		pv.head = nil
+	}
 }
 
 // fail makes the member partial from the end of its verified parts.
@@ -607,6 +615,7 @@ func (pv *partVerifier) finish(abort bool) error {
 	} else {
 		pv.planned, pv.cur, pv.run = nil, nil, nil
 	}
+	pv.dropHead()
 	close(pv.queue)
 	<-pv.cdone
 	pv.mu.Lock()

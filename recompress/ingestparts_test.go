@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"runtime"
 	"testing"
+	"time"
+
+	"github.com/larder/larder/recompress/deflate"
 )
 
 // ingestMixed is GNU gzip -1 of dump-like text with runs of real JPEG and
@@ -129,6 +133,7 @@ func TestIngestPartsFallback(t *testing.T) {
 // before the damage, and the rest verbatim; it rebuilds bit for bit.
 func TestIngestPartsDamaged(t *testing.T) {
 	file := ingestMixed(t)
+	before := runtime.NumGoroutine()
 	for _, frac := range []int{3, 2} {
 		cut := file[:len(file)*(frac-1)/frac+777]
 		m, res := unpackRefusing(t, cut, nil)
@@ -139,6 +144,24 @@ func TestIngestPartsDamaged(t *testing.T) {
 			t.Errorf("cut at %d: mode %d, %d parts, exact %d, tail %d; want partial with its verified parts",
 				len(cut), m.Mode, len(m.Segments), m.Exact, m.Tail)
 		}
+	}
+	// Cut inside the first part (hex text: 2 MiB of content, the first
+	// part, take more than Identify's 1 MiB prefix): nothing verified,
+	// and the verifier that reads along is stopped.
+	rng := rand.New(rand.NewPCG(3, 3))
+	hex := make([]byte, 4<<20)
+	for i := range hex {
+		hex[i] = "0123456789abcdef"[rng.IntN(16)]
+	}
+	m, _ := unpackRefusing(t, run(t, hex, "gzip", "-1", "-c")[:deflate.IdentifyPrefix+100_000], nil)
+	if m.Mode != ModePartial || m.Exact != 0 || len(m.Segments) != 0 {
+		t.Errorf("cut in the first part: mode %d, exact %d, %d parts", m.Mode, m.Exact, len(m.Segments))
+	}
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines left running after the damaged members (%d before)", n, before)
 	}
 }
 
