@@ -15,10 +15,12 @@ import (
 // Result is one measured run.
 type Result struct {
 	Wall   time.Duration
-	PeakMB float64 // MiB
+	CPU    time.Duration // user and system time of the process
+	PeakMB float64       // MiB
 }
 
-// Run starts cmd, waits for it, and returns its wall time and peak RSS.
+// Run starts cmd, waits for it, and returns its wall time, CPU time and
+// peak RSS.
 func Run(cmd *exec.Cmd) (Result, error) {
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -49,7 +51,8 @@ func Run(cmd *exec.Cmd) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%v: %w", cmd.Args, err)
 	}
-	return Result{Wall: time.Since(start), PeakMB: p}, nil
+	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return Result{Wall: time.Since(start), CPU: cpu, PeakMB: p}, nil
 }
 
 // VmHWM reads the peak resident set (kB) from a /proc status file.
