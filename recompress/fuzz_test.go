@@ -56,8 +56,8 @@ func FuzzRecipe(f *testing.F) {
 		}
 		f.Add(enc)
 	}
-	// Recipes in parts (version 2): the committed fixtures are too small
-	// to be cut, and version 1 recipes as written before parts.
+	// Recipes in parts (version 2 and 3): the committed fixtures are too
+	// small to be cut, and version 1 and 2 recipes as written before.
 	for _, rc := range segmentedRecipes() {
 		enc, err := rc.MarshalBinary()
 		if err != nil {
@@ -65,8 +65,8 @@ func FuzzRecipe(f *testing.F) {
 		}
 		f.Add(enc)
 	}
-	v1, _ := filepath.Glob(filepath.Join("testdata", "recipes-v1", "*.recipe"))
-	for _, p := range v1 {
+	old, _ := filepath.Glob(filepath.Join("testdata", "recipes-v[12]", "*.recipe"))
+	for _, p := range old {
 		f.Add(mustRead(f, p))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -134,5 +134,11 @@ func segmentedRecipes() []*Recipe {
 		out = append(out, &Recipe{Streams: []Stream{{Kind: KindRaw, Len: 100}},
 			Root: &Gzip{Verbatim: -1, Members: []Member{m}, Content: &Copy{Stream: 0, Len: 100}}, Size: 10 + 100 + 8})
 	}
+	// A partial member with parts (version 3): they end inside the byte
+	// where its tail starts.
+	m := Member{Header: make([]byte, 10), Mode: ModePartial, Params: p, ContentLen: 100, Exact: 25, Tail: 5,
+		Segments: []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 2, Content: 20, Bits: 81}}}
+	out = append(out, &Recipe{Streams: []Stream{{Kind: KindRaw, Len: 100}, {Kind: KindVerbatim, Len: 5}},
+		Root: &Gzip{Verbatim: 1, Members: []Member{m}, Content: &Copy{Stream: 0, Len: 100}}, Size: 10 + 25 + 5 + 8})
 	return out
 }
