@@ -630,6 +630,9 @@ func isIncomplete(lengths []uint8) bool {
 // huffman decodes a Huffman block's symbols until its end or until the
 // output buffer is full. It is the hot loop: the bit accumulator and the
 // output position live in locals, stored back on every way out.
+//
+// long: the decoding of literals, lengths and distances stays in one loop
+// so its state stays in registers; split into calls it ran slower.
 func (f *Inflater) huffman() {
 	src := f.src
 	acc, nb, nin := f.acc, f.nb, f.nin
