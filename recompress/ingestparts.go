@@ -343,6 +343,9 @@ func (pv *partVerifier) verify(j *ipart) {
 	skip := pv.failed
 	pv.mu.Unlock()
 	if skip {
+		if j.head != nil {
+			_ = j.head.finish(true) // its engine only writes to memory
+		}
 		return
 	}
 	if j.head != nil {
