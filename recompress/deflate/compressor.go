@@ -174,9 +174,10 @@ func (c *compressor) reset(p Params) {
 // from the three window bytes at p: zlib's and gzip's rolling hash always
 // equals this function of them (the bits of older bytes shift out).
 func (c *compressor) insertString(p int) int {
-	w := &c.window
-	h := uint16((uint32(w[p&windowIdx])<<(c.shift2&31) ^ uint32(w[(p+1)&windowIdx])<<(c.shift1&31) ^
-		uint32(w[(p+2)&windowIdx])) & c.hashMask)
+	// One load for the three bytes: positions stay below the window's
+	// used size, far under windowAlloc-4.
+	v := binary.LittleEndian.Uint32(c.window[p&windowIdx:])
+	h := uint16(((v&0xff)<<(c.shift2&31) ^ (v>>8&0xff)<<(c.shift1&31) ^ v>>16&0xff) & c.hashMask)
 	head := c.head[h]
 	c.prev[uint16(p&c.wMask)] = head
 	c.head[h] = uint16(p)
@@ -242,15 +243,16 @@ func (c *compressor) longestMatch(cur int) int {
 	prev := &c.prev
 	wmask := c.wMask
 	s := win[scan : scan+maxMatch+8 : scan+maxMatch+8]
-	scanEnd1, scanEnd := s[bestLen-1], s[bestLen]
-	s0, s1 := s[0], s[1]
+	// The candidate must extend the best match: its two bytes at the
+	// best match's end and its first two equal the string's (zlib checks
+	// the four one by one; a conjunction, so one 16-bit compare each
+	// gives the same candidates). Positions are below
+	// windowAlloc-maxMatch-1, so the masks change nothing.
+	scanEnd := binary.LittleEndian.Uint16(s[bestLen-1:])
+	start := binary.LittleEndian.Uint16(s)
 	for {
-		// The candidate must extend the best match: check its last two
-		// bytes, then its first two (zlib's order of checks). Positions
-		// are below windowAlloc-maxMatch, so the masks change nothing.
-		e := cur + bestLen
-		if win[e&windowIdx] == scanEnd && win[(e-1)&windowIdx] == scanEnd1 &&
-			win[cur&windowIdx] == s0 && win[(cur+1)&windowIdx] == s1 {
+		e := (cur + bestLen - 1) & windowIdx
+		if binary.LittleEndian.Uint16(win[e:e+2:e+2]) == scanEnd && binary.LittleEndian.Uint16(win[cur&windowIdx:]) == start {
 			l := 2 + matchLen(win[cur+2:cur+maxMatch], s[2:maxMatch])
 			if l > bestLen {
 				c.matchStart = cur
@@ -258,7 +260,7 @@ func (c *compressor) longestMatch(cur int) int {
 				if l >= nice {
 					break
 				}
-				scanEnd1, scanEnd = s[bestLen-1], s[bestLen]
+				scanEnd = binary.LittleEndian.Uint16(s[bestLen-1:])
 			}
 		}
 		cur = int(prev[uint16(cur&wmask)])
