@@ -130,16 +130,9 @@ func (p *packer) node(n Node, w io.Writer) error {
 	case *Copy:
 		return p.copyN(w, n.Stream, n.Len)
 	case *Tar:
-		for _, part := range n.Parts {
-			if err := p.copyN(w, n.Skeleton, part.Skip); err != nil {
+		for i := range n.Parts {
+			if err := p.entry(n.Skeleton, &n.Parts[i], w); err != nil {
 				return err
-			}
-			cw := &countWriter{w: w}
-			if err := p.node(part.Child, cw); err != nil {
-				return err
-			}
-			if cw.n != part.Len {
-				return fmt.Errorf("%w: a tar member was rebuilt as %d bytes, not %d", ErrPack, cw.n, part.Len)
 			}
 		}
 		return p.copyN(w, n.Skeleton, n.Rest)
@@ -169,6 +162,22 @@ func (p *packer) node(n Node, w io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("%w: unknown node %T", ErrRecipe, n)
+}
+
+// entry writes a tar entry: the skeleton bytes before it, then its child
+// layer, which must make the entry's length.
+func (p *packer) entry(skeleton int, part *TarPart, w io.Writer) error {
+	if err := p.copyN(w, skeleton, part.Skip); err != nil {
+		return err
+	}
+	cw := &countWriter{w: w}
+	if err := p.node(part.Child, cw); err != nil {
+		return err
+	}
+	if cw.n != part.Len {
+		return fmt.Errorf("%w: a tar member was rebuilt as %d bytes, not %d", ErrPack, cw.n, part.Len)
+	}
+	return nil
 }
 
 // memberWriter receives a gzip layer's content and writes its members:
