@@ -22,12 +22,23 @@ var ErrPack = errors.New("recompress: pack failed")
 // Pack writes the original file of rc to w, reading each canonical stream,
 // in order, from the reader open returns for it. Streams are opened when
 // first needed and read exactly once.
+//
+// Pack writes to w from several goroutines, one at a time: w need not be
+// safe for concurrent use, but it must not depend on being written from
+// the caller's goroutine.
 func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, error), w io.Writer) error {
+	return pack(ctx, rc, open, w, nil)
+}
+
+// pack is Pack with a test's hooks (nil for none).
+func pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, error), w io.Writer, hooks *packHooks) error {
 	if err := rc.Validate(); err != nil {
 		return err
 	}
 	p := &packer{ctx: ctx, rc: rc, open: open, readers: make([]io.Reader, len(rc.Streams)),
-		sem: make(chan struct{}, runtime.GOMAXPROCS(0))}
+		sem: make(chan struct{}, runtime.GOMAXPROCS(0)), hooks: hooks, jobTars: map[*Tar]bool{}}
+	p.tarLim = tarLimitsFor(cap(p.sem), hooks)
+	jobTars(rc.Root, p.tarLim.jobInput, p.jobTars)
 	defer p.stopEngines()
 	cw := &countWriter{w: w}
 	if err := p.node(rc.Root, cw); err != nil {
@@ -55,7 +66,9 @@ func Pack(ctx context.Context, rc *Recipe, open func(i int, k Kind) (io.Reader, 
 // The goroutine that walks the recipe reads the streams; an engine's
 // goroutine writes the layer's output into the layer around it, which may
 // end a member of that layer there and read a verbatim tail: mu guards
-// the readers and the engines, and nothing holds it while writing.
+// the readers and the engines, and nothing holds it while writing. The
+// small gzip files of a tar are rebuilt side by side, each in a packer of
+// its own, from bytes the walker reads ahead for it (tarpack.go).
 type packer struct {
 	ctx     context.Context
 	rc      *Recipe
@@ -71,6 +84,11 @@ type packer struct {
 	// tee, when set, returns a writer that also receives a gzip layer's
 	// content (Export), or nil.
 	tee func(Node) (io.Writer, error)
+	// jobTars are the tar layers whose entries are rebuilt side by side
+	// (tarpack.go); nil in an entry's own packer and in Export.
+	jobTars map[*Tar]bool
+	tarLim  tarLimits
+	hooks   *packHooks // a test's, or nil
 }
 
 // stream returns the reader of stream i, opening it when first needed;
@@ -130,16 +148,12 @@ func (p *packer) node(n Node, w io.Writer) error {
 	case *Copy:
 		return p.copyN(w, n.Stream, n.Len)
 	case *Tar:
-		for _, part := range n.Parts {
-			if err := p.copyN(w, n.Skeleton, part.Skip); err != nil {
+		if p.jobTars[n] {
+			return p.tarJobs(n, w)
+		}
+		for i := range n.Parts {
+			if err := p.entry(n.Skeleton, &n.Parts[i], w); err != nil {
 				return err
-			}
-			cw := &countWriter{w: w}
-			if err := p.node(part.Child, cw); err != nil {
-				return err
-			}
-			if cw.n != part.Len {
-				return fmt.Errorf("%w: a tar member was rebuilt as %d bytes, not %d", ErrPack, cw.n, part.Len)
 			}
 		}
 		return p.copyN(w, n.Skeleton, n.Rest)
@@ -169,6 +183,22 @@ func (p *packer) node(n Node, w io.Writer) error {
 		return nil
 	}
 	return fmt.Errorf("%w: unknown node %T", ErrRecipe, n)
+}
+
+// entry writes a tar entry: the skeleton bytes before it, then its child
+// layer, which must make the entry's length.
+func (p *packer) entry(skeleton int, part *TarPart, w io.Writer) error {
+	if err := p.copyN(w, skeleton, part.Skip); err != nil {
+		return err
+	}
+	cw := &countWriter{w: w}
+	if err := p.node(part.Child, cw); err != nil {
+		return err
+	}
+	if cw.n != part.Len {
+		return fmt.Errorf("%w: a tar member was rebuilt as %d bytes, not %d", ErrPack, cw.n, part.Len)
+	}
+	return nil
 }
 
 // memberWriter receives a gzip layer's content and writes its members:
@@ -365,6 +395,7 @@ type memberEngine interface {
 // One goroutine at a time writes and closes; abort may come from another.
 type asyncEngine struct {
 	e      *deflate.Writer
+	busy   func(int) // a test's hook, or nil
 	queue  chan *engineBuf
 	quit   chan struct{}         // closed by abort
 	done   chan struct{}         // closed when run returns
@@ -395,9 +426,11 @@ func (a *asyncEngine) run() {
 				return
 			}
 			if a.err.Load() == nil {
+				a.setBusy(1)
 				if _, err := a.e.Write(b.b[:b.n]); err != nil {
 					a.err.Store(&err)
 				}
+				a.setBusy(-1)
 			}
 			b.n = 0
 			engineBufs.Put(b)
@@ -472,7 +505,15 @@ func (a *asyncEngine) Close() error {
 	if err := a.failed(); err != nil {
 		return err
 	}
+	a.setBusy(1)
+	defer a.setBusy(-1)
 	return a.e.Close()
+}
+
+func (a *asyncEngine) setBusy(d int) {
+	if a.busy != nil {
+		a.busy(d)
+	}
 }
 
 // abort stops the engine without deflating what is queued.
@@ -481,6 +522,9 @@ func (a *asyncEngine) abort() { a.once.Do(func() { close(a.quit) }) }
 // startEngine runs e on its own goroutine for the packer.
 func (p *packer) startEngine(e *deflate.Writer) *asyncEngine {
 	a := &asyncEngine{e: e, queue: make(chan *engineBuf, engineQueue), quit: make(chan struct{}), done: make(chan struct{})}
+	if p.hooks != nil {
+		a.busy = p.hooks.engineBusy
+	}
 	go a.run()
 	p.mu.Lock()
 	p.engines = append(p.engines, a)
@@ -494,6 +538,18 @@ func (p *packer) startEngine(e *deflate.Writer) *asyncEngine {
 // stopEngines stops every engine (those of layers an error left
 // unfinished are still running) and waits for their goroutines.
 func (p *packer) stopEngines() {
+	engines, segs := p.abortEngines()
+	for _, e := range engines {
+		<-e.done
+	}
+	for _, e := range segs {
+		<-e.done
+	}
+}
+
+// abortEngines stops every engine, and those started from now on, without
+// waiting for them; it returns the engines started so far.
+func (p *packer) abortEngines() ([]*asyncEngine, []*segEngine) {
 	p.mu.Lock()
 	p.stopping = true
 	engines, segs := p.engines, p.segEngines
@@ -504,10 +560,5 @@ func (p *packer) stopEngines() {
 	for _, e := range segs {
 		e.abort()
 	}
-	for _, e := range engines {
-		<-e.done
-	}
-	for _, e := range segs {
-		<-e.done
-	}
+	return engines, segs
 }
