@@ -119,3 +119,29 @@ func committed(t testing.TB) []string {
 	sort.Strings(files)
 	return files
 }
+
+// recodeAndPack encodes rc, checks it is of this release's version,
+// decodes it and packs the decoded recipe from sink's streams, failing t
+// unless that rebuilds want bit for bit. It returns the decoded recipe.
+func recodeAndPack(t testing.TB, rc *Recipe, sink *memSink, want []byte) *Recipe {
+	t.Helper()
+	enc, err := rc.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enc[4] != RecipeVersion {
+		t.Fatalf("recipe version %d written, want %d", enc[4], RecipeVersion)
+	}
+	var back Recipe
+	if err := back.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := Pack(context.Background(), &back, sink.open, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), want))
+	}
+	return &back
+}

@@ -36,24 +36,7 @@ func unpackRefusing(t *testing.T, file []byte, refuse func(start uint64, merged 
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := res.Recipe.MarshalBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if enc[4] != RecipeVersion {
-		t.Fatalf("recipe version %d written, want %d", enc[4], RecipeVersion)
-	}
-	var rc Recipe
-	if err := rc.UnmarshalBinary(enc); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	if err := Pack(context.Background(), &rc, sink.open, &out); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes(), file) {
-		t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), file))
-	}
+	rc := recodeAndPack(t, res.Recipe, sink, file)
 	g, ok := rc.Root.(*Gzip)
 	if !ok || len(g.Members) != 1 {
 		t.Fatalf("root %T, want one gzip member", rc.Root)

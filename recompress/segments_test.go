@@ -139,27 +139,13 @@ func TestSegmentsRealTools(t *testing.T) {
 			if all < 3 || restarts == 0 || (c.wantStored && stored == 0) {
 				t.Errorf("expected parts with restarts (and stored parts): %d parts, %d stored, %d restarts", all, stored, restarts)
 			}
-			enc, err := res.Recipe.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var rc Recipe
-			if err := rc.UnmarshalBinary(enc); err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			if err := Pack(context.Background(), &rc, sink.open, &out); err != nil {
-				t.Fatal(err)
-			}
-			if sha256.Sum256(out.Bytes()) != sha256.Sum256(c.file) {
-				t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), c.file))
-			}
+			rc := recodeAndPack(t, res.Recipe, sink, c.file)
 			// The longest warm-up reaches back past short parts before
 			// it: restore must keep that content. (A longer warm-up than
 			// the one proved restarts these streams exactly too.)
 			setWarm(rc.Root, uint8(deflate.Warm8))
-			out.Reset()
-			if err := Pack(context.Background(), &rc, sink.open, &out); err != nil {
+			var out bytes.Buffer
+			if err := Pack(context.Background(), rc, sink.open, &out); err != nil {
 				t.Fatalf("with 8-window warm-ups: %v", err)
 			}
 			if sha256.Sum256(out.Bytes()) != sha256.Sum256(c.file) {
