@@ -46,7 +46,8 @@ var partQueue = runtime.GOMAXPROCS(0) + 1
 // maxHistory bounds the content or original bytes a part verifier keeps:
 // a fallback part of MaxPartContent and the parts in flight. A member
 // whose blocks are longer than that (no engine makes them) is partial.
-const maxHistory = 2 * MaxPartContent
+// (A variable for tests.)
+var maxHistory uint64 = 2 * MaxPartContent
 
 // ipart is a part of a member being verified at ingest.
 type ipart struct {

@@ -202,3 +202,18 @@ func TestHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestPartsHistoryBound: a member whose history would outgrow its
+// bound (blocks longer than any engine makes, here a bound lowered below
+// a part) is partial from the end of its verified parts, and still
+// rebuilds bit for bit.
+func TestIngestPartsHistoryBound(t *testing.T) {
+	file := ingestMixed(t)
+	saved := maxHistory
+	maxHistory = 1 << 20
+	defer func() { maxHistory = saved }()
+	m, _ := unpackRefusing(t, file, nil)
+	if m.Mode != ModePartial || m.Tail == 0 {
+		t.Errorf("mode %d, exact %d, tail %d: want a partial member", m.Mode, m.Exact, m.Tail)
+	}
+}
