@@ -75,12 +75,11 @@ type packer struct {
 	open    func(int, Kind) (io.Reader, error)
 	mu      sync.Mutex
 	readers []io.Reader
-	engines []*asyncEngine // to stop when Pack returns
-	// segEngines are the engines of members cut into parts; sem holds a
-	// slot per part being made, GOMAXPROCS over all layers.
-	segEngines []*segEngine
-	sem        chan struct{}
-	stopping   bool // Pack is returning
+	engines []runningEngine // to stop when Pack returns
+	// sem holds a slot per part of a member being made (segpack.go),
+	// GOMAXPROCS over all layers.
+	sem      chan struct{}
+	stopping bool // Pack is returning
 	// tee, when set, returns a writer that also receives a gzip layer's
 	// content (Export), or nil.
 	tee func(Node) (io.Writer, error)
@@ -526,39 +525,47 @@ func (p *packer) startEngine(e *deflate.Writer) *asyncEngine {
 		a.busy = p.hooks.engineBusy
 	}
 	go a.run()
+	p.track(a)
+	return a
+}
+
+// runningEngine is an engine's goroutine (a whole member's, asyncEngine,
+// or one in parts, segEngine), which Pack stops when it returns.
+type runningEngine interface {
+	abort() // stop without waiting
+	wait()  // wait for the goroutine to return
+}
+
+func (a *asyncEngine) wait() { <-a.done }
+
+// track registers e to be stopped when Pack returns, and stops it at once
+// if Pack is returning already.
+func (p *packer) track(e runningEngine) {
 	p.mu.Lock()
-	p.engines = append(p.engines, a)
+	p.engines = append(p.engines, e)
 	if p.stopping {
-		a.abort()
+		e.abort()
 	}
 	p.mu.Unlock()
-	return a
 }
 
 // stopEngines stops every engine (those of layers an error left
 // unfinished are still running) and waits for their goroutines.
 func (p *packer) stopEngines() {
-	engines, segs := p.abortEngines()
-	for _, e := range engines {
-		<-e.done
-	}
-	for _, e := range segs {
-		<-e.done
+	for _, e := range p.abortEngines() {
+		e.wait()
 	}
 }
 
 // abortEngines stops every engine, and those started from now on, without
 // waiting for them; it returns the engines started so far.
-func (p *packer) abortEngines() ([]*asyncEngine, []*segEngine) {
+func (p *packer) abortEngines() []runningEngine {
 	p.mu.Lock()
 	p.stopping = true
-	engines, segs := p.engines, p.segEngines
+	engines := p.engines
 	p.mu.Unlock()
 	for _, e := range engines {
 		e.abort()
 	}
-	for _, e := range segs {
-		e.abort()
-	}
-	return engines, segs
+	return engines
 }

@@ -61,12 +61,7 @@ func (p *packer) startSegEngine(mb *Member, out io.Writer) *segEngine {
 		b += s.Bits
 	}
 	go e.assemble()
-	p.mu.Lock()
-	p.segEngines = append(p.segEngines, e)
-	if p.stopping {
-		e.abort()
-	}
-	p.mu.Unlock()
+	p.track(e)
 	return e
 }
 
@@ -297,6 +292,8 @@ func (e *segEngine) Close() error {
 
 // abort stops the parts not yet started.
 func (e *segEngine) abort() { e.once.Do(func() { close(e.quit) }) }
+
+func (e *segEngine) wait() { <-e.done }
 
 // alignUp rounds n up to a multiple of deflate.FeedChunk.
 func alignUp(n uint64) uint64 {
