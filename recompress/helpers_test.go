@@ -8,8 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"testing"
+	"time"
 )
 
 // memSink keeps streams in memory (tests only).
@@ -144,4 +146,17 @@ func recodeAndPack(t testing.TB, rc *Recipe, sink *memSink, want []byte) *Recipe
 		t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), want))
 	}
 	return &back
+}
+
+// goroutinesLeft waits a moment for the goroutines started since there
+// were before to return (the runtime accounts for them a little late) and
+// reports how many are still running, 0 when none.
+func goroutinesLeft(before int) int {
+	for range 100 {
+		if runtime.NumGoroutine() <= before {
+			return 0
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return max(runtime.NumGoroutine()-before, 0)
 }

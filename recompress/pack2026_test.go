@@ -374,14 +374,8 @@ func TestPackEntriesFailures(t *testing.T) {
 		}
 		g.Members[0].Params = good
 	}
-	for range 100 {
-		if runtime.NumGoroutine() <= before {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after the failed packs, %d before", n, before)
+	if n := goroutinesLeft(before); n > 0 {
+		t.Fatalf("%d goroutines more after the failed packs than before", n)
 	}
 	packWith(t, "after the failures", rc, sink, data, nil)
 }

@@ -90,16 +90,8 @@ func TestPackFailuresStopEveryEngine(t *testing.T) {
 	if err := Pack(ctx, res.Recipe, sink.open, io.Discard); !errors.Is(err, context.Canceled) {
 		t.Fatalf("canceled: Pack returned %v", err)
 	}
-	// Pack waits for its goroutines; allow the runtime a moment to
-	// account for them.
-	for range 50 {
-		if runtime.NumGoroutine() <= before {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after the failed packs, %d before", n, before)
+	if n := goroutinesLeft(before); n > 0 {
+		t.Fatalf("%d goroutines more after the failed packs than before", n)
 	}
 	var out bytes.Buffer
 	if err := Pack(context.Background(), res.Recipe, sink.open, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
