@@ -51,7 +51,7 @@ var maxHistory uint64 = 2 * MaxPartContent
 
 // ipart is a part of a member being verified at ingest.
 type ipart struct {
-	Segment                 // Kind: SegStored, or set when verified
+	Segment                 // Kind (SegStored, or set when verified) and Stored; seg() gives the rest
 	start, end       uint64 // content offsets
 	bitStart, bitEnd uint64 // stream bits; the final part's end is padded to a byte
 	final            bool
@@ -86,7 +86,7 @@ type partVerifier struct {
 	content  history   // the member's content
 	orig     history   // its original deflate bytes
 	segs     []Segment // the verified parts, in order
-	last     *ipart    // the last verified part, nil before the first
+	last     *ipart    // where the last verified part starts (start, bitStart); nil before the first
 	bits     uint64    // bits the verified parts make
 	failed   bool      // the member is partial from bits on
 	taken    bool      // the reading side took the original bytes from there
@@ -182,9 +182,8 @@ func (pv *partVerifier) endRun() {
 
 // emit queues a planned part to be handed out.
 func (pv *partVerifier) emit(j *ipart) {
-	j.Content, j.Bits = j.end-j.start, j.bitEnd-j.bitStart
 	pv.nparts++
-	if pv.nparts > MaxSegments || j.Content > MaxPartContent {
+	if pv.nparts > MaxSegments || j.end-j.start > MaxPartContent {
 		pv.overflow()
 		return
 	}
@@ -538,8 +537,8 @@ func (pv *partVerifier) commit(j *ipart) {
 	}
 	pv.mu.Lock()
 	pv.segs = append(pv.segs, j.seg())
-	pv.bits += j.Bits
-	pv.last = &ipart{Segment: j.seg(), start: j.start, end: j.end, bitStart: j.bitStart, bitEnd: j.bitEnd}
+	pv.bits += j.bitEnd - j.bitStart
+	pv.last = &ipart{start: j.start, bitStart: j.bitStart}
 	pv.mu.Unlock()
 }
 
@@ -558,7 +557,6 @@ func (pv *partVerifier) merge(j *ipart) bool {
 		return false
 	}
 	m := &ipart{start: l.start, end: j.end, bitStart: l.bitStart, bitEnd: j.bitEnd, final: j.final, merged: true}
-	m.Content, m.Bits = m.end-m.start, m.bitEnd-m.bitStart
 	from, to := pv.need(m)
 	if from < pv.content.from || to > pv.content.end || m.bitStart/8 < pv.orig.from || (m.bitEnd+7)/8 > pv.orig.end {
 		pv.mu.Unlock()
@@ -575,8 +573,8 @@ func (pv *partVerifier) merge(j *ipart) bool {
 	}
 	pv.mu.Lock()
 	pv.segs[len(pv.segs)-1] = m.seg()
-	pv.bits += j.Bits
-	pv.last = &ipart{Segment: m.seg(), start: m.start, end: m.end, bitStart: m.bitStart, bitEnd: m.bitEnd}
+	pv.bits += j.bitEnd - j.bitStart
+	pv.last = &ipart{start: m.start, bitStart: m.bitStart}
 	pv.mu.Unlock()
 	return true
 }
