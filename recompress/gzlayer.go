@@ -185,7 +185,6 @@ func (g *gzLayer) next() error {
 	m := &gzMember{index: len(g.node.Members) + 1, start: start, crc: crc32.NewIEEE()}
 	m.m.Header = hdr.raw
 	m.tee = &teeReader{r: g.in, g: g, m: m}
-	m.inflate = flate.NewReader(m.tee)
 	if !g.inherited && !g.opaque {
 		prefix, _ := g.in.Peek(deflate.IdentifyPrefix)
 		res, ierr := deflate.Identify(prefix, hintFor(hdr, g.depth))
@@ -207,6 +206,9 @@ func (g *gzLayer) next() error {
 		case first:
 			g.opaque = true
 		}
+	}
+	if m.inflate == nil {
+		m.inflate = flate.NewReader(m.tee)
 	}
 	m.verbatim = m.v == nil
 	g.cur = m
