@@ -26,7 +26,7 @@ func ingestMixed(t *testing.T) []byte {
 // unpackRefusing unpacks file with refuse deciding which parts fail their
 // verification, checks that it packs back bit for bit (through the
 // encoded recipe), and returns its only member.
-func unpackRefusing(t *testing.T, file []byte, refuse func(start uint64, merged bool) bool) (Member, *Result) {
+func unpackRefusing(t *testing.T, file []byte, refuse func(start uint64, merged bool) bool) (Member, *Result, *memSink) {
 	t.Helper()
 	testRefusePart = refuse
 	defer func() { testRefusePart = nil }()
@@ -40,7 +40,7 @@ func unpackRefusing(t *testing.T, file []byte, refuse func(start uint64, merged 
 	if !ok || len(g.Members) != 1 {
 		t.Fatalf("root %T, want one gzip member", rc.Root)
 	}
-	return g.Members[0], res
+	return g.Members[0], res, sink
 }
 
 // TestIngestPartsFallback: at ingest every part is verified by making it
@@ -52,7 +52,7 @@ func unpackRefusing(t *testing.T, file []byte, refuse func(start uint64, merged 
 func TestIngestPartsFallback(t *testing.T) {
 	file := ingestMixed(t)
 	heads := headVerified.Load()
-	m, _ := unpackRefusing(t, file, nil)
+	m, _, _ := unpackRefusing(t, file, nil)
 	if headVerified.Load() == heads {
 		t.Error("the first part was not passed by the verifier that runs while the member is read")
 	}
@@ -75,7 +75,7 @@ func TestIngestPartsFallback(t *testing.T) {
 	if len(refused) < 2 {
 		t.Fatalf("only %d restarts to refuse", len(refused))
 	}
-	m2, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool { return !merged && refused[start] })
+	m2, _, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool { return !merged && refused[start] })
 	all2, _, restarts2 := partsOf(&Gzip{Members: []Member{m2}})
 	if m2.Mode != ModeExact || all2 != all-len(refused) || restarts2 > restarts {
 		t.Errorf("%d refused restarts did not merge: mode %d, %d parts (%d restarts), before %d (%d)",
@@ -91,7 +91,7 @@ func TestIngestPartsFallback(t *testing.T) {
 		}
 		c += s.Content
 	}
-	m3, res := unpackRefusing(t, file, func(start uint64, merged bool) bool { return start == cut || merged && start < cut })
+	m3, res, sink := unpackRefusing(t, file, func(start uint64, merged bool) bool { return start == cut || merged && start < cut })
 	var covered uint64
 	for _, s := range m3.Segments {
 		covered += s.Content
@@ -104,8 +104,31 @@ func TestIngestPartsFallback(t *testing.T) {
 		t.Errorf("summary %+v: want the member reported partial", l)
 	}
 
+	// A writer's recipe is a claim: a byte of bits moved from the last
+	// engine part to the first (their sum, the stored parts' alignment,
+	// so the recipe's checks, unchanged) makes no exact file, and Pack
+	// returns rather than hanging or panicking.
+	forged := res.Recipe
+	fm := &forged.Root.(*Gzip).Members[0]
+	last := len(fm.Segments) - 1
+	for last > 0 && fm.Segments[last].Kind == SegStored {
+		last--
+	}
+	if last == 0 || fm.Segments[0].Kind == SegStored {
+		t.Fatalf("the partial member lacks two engine parts: %+v", fm.Segments)
+	}
+	fm.Segments[0].Bits += 8
+	fm.Segments[last].Bits -= 8
+	if err := forged.Validate(); err != nil {
+		t.Fatalf("the forged recipe does not even validate: %v", err)
+	}
+	var out bytes.Buffer
+	if err := Pack(context.Background(), forged, sink.open, &out); err == nil && bytes.Equal(out.Bytes(), file) {
+		t.Error("parts with a byte of bits moved still rebuilt the file")
+	}
+
 	// The first part refused: nothing is rebuilt by an engine.
-	m4, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool { return start == 0 })
+	m4, _, _ := unpackRefusing(t, file, func(start uint64, merged bool) bool { return start == 0 })
 	if m4.Mode != ModePartial || m4.Exact != 0 || len(m4.Segments) != 0 {
 		t.Errorf("first part refused: mode %d, exact %d, %d parts; want partial from byte 0", m4.Mode, m4.Exact, len(m4.Segments))
 	}
@@ -118,7 +141,7 @@ func TestIngestPartsDamaged(t *testing.T) {
 	before := runtime.NumGoroutine()
 	for _, frac := range []int{3, 2} {
 		cut := file[:len(file)*(frac-1)/frac+777]
-		m, res := unpackRefusing(t, cut, nil)
+		m, res, _ := unpackRefusing(t, cut, nil)
 		if len(res.Warnings) == 0 {
 			t.Errorf("cut at %d: no warning", len(cut))
 		}
@@ -135,7 +158,7 @@ func TestIngestPartsDamaged(t *testing.T) {
 	for i := range hex {
 		hex[i] = "0123456789abcdef"[rng.IntN(16)]
 	}
-	m, _ := unpackRefusing(t, run(t, hex, "gzip", "-1", "-c")[:deflate.IdentifyPrefix+100_000], nil)
+	m, _, _ := unpackRefusing(t, run(t, hex, "gzip", "-1", "-c")[:deflate.IdentifyPrefix+100_000], nil)
 	if m.Mode != ModePartial || m.Exact != 0 || len(m.Segments) != 0 {
 		t.Errorf("cut in the first part: mode %d, exact %d, %d parts", m.Mode, m.Exact, len(m.Segments))
 	}
@@ -208,7 +231,7 @@ func TestIngestPartsHistoryBound(t *testing.T) {
 	saved := maxHistory
 	maxHistory = 1 << 20
 	defer func() { maxHistory = saved }()
-	m, _ := unpackRefusing(t, file, nil)
+	m, _, _ := unpackRefusing(t, file, nil)
 	if m.Mode != ModePartial || m.Tail == 0 {
 		t.Errorf("mode %d, exact %d, tail %d: want a partial member", m.Mode, m.Exact, m.Tail)
 	}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
-	"time"
 )
 
 // failingReader gives n bytes of r, then err.
@@ -164,13 +163,7 @@ func TestPackFailuresWithParts(t *testing.T) {
 			t.Fatalf("output full at %d of %d: Pack returned %v", at, len(data), err)
 		}
 	}
-	for range 100 {
-		if runtime.NumGoroutine() <= before {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > before {
-		t.Fatalf("%d goroutines after the failed packs, %d before", n, before)
+	if n := goroutinesLeft(before); n > 0 {
+		t.Fatalf("%d goroutines more after the failed packs than before", n)
 	}
 }
