@@ -35,6 +35,7 @@ func (u *unpacker) gzipNode(in *bufio.Reader, depth int, c nodeCtx) (Node, uint6
 	if !g.done {
 		cc := g.c
 		cc.discard = g.inherited || g.opaque
+		cc.ahead = nil
 		var err error
 		content, clen, err = u.node(bufio.NewReaderSize(g, smallBuf), depth+1, cc)
 		if err != nil {
@@ -187,8 +188,16 @@ func (g *gzLayer) next() error {
 	m.tee = &teeReader{r: g.in, g: g, m: m}
 	if !g.inherited && !g.opaque {
 		prefix, _ := g.in.Peek(deflate.IdentifyPrefix)
-		res, ierr := deflate.Identify(prefix, hintFor(hdr, g.depth))
+		hint := hintFor(hdr, g.depth)
+		res, ierr, ok := g.c.ahead.take(prefix, hint)
+		if !ok {
+			res, ierr = deflate.Identify(prefix, hint)
+		}
 		switch {
+		case ierr == nil && res.Complete && !testFullVerifier:
+			// Identify rebuilt the whole member: no engine runs again.
+			m.m.Params = res.Params
+			m.v = newIdentified(res, prefix)
 		case ierr == nil && len(res.Others) == 0 && restartable(res.Params) && !testFullVerifier:
 			// One engine: verified in parts, from the original's
 			// block ends (ingestparts.go).

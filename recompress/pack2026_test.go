@@ -476,3 +476,73 @@ func TestPackEntriesMixed(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkUnpack2026 unpacks the tar BenchmarkPack2026 packs (the ingest
+// side: identifying and verifying every member) at GOMAXPROCS 1 and 2 in
+// the same run, and times GNU gzip -6 compressing the members' content in
+// one file as the reference: pg_dump made the members at that level, so
+// an ingest that verifies them cannot take less than about that much
+// engine work.
+func BenchmarkUnpack2026(b *testing.B) {
+	data := datGzTar(b, 200, 100<<10, 1536<<10, 14, "zlib")
+	_, sink := unpackMem(b, "backup.tar", data)
+	var content []byte
+	for i := range sink.streams {
+		if sink.kinds[i] == KindPGData {
+			content = append(content, sink.streams[i].Bytes()...)
+		}
+	}
+	if len(content) == 0 {
+		b.Fatal("no table data unpacked")
+	}
+	plain := filepath.Join(b.TempDir(), "tables")
+	if err := os.WriteFile(plain, content, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	run := func() (wall, cpu time.Duration) {
+		c0 := cpuTime(b)
+		start := time.Now()
+		if _, err := Unpack(context.Background(), bytes.NewReader(data), discard{}, Options{Name: "backup.tar"}); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start), cpuTime(b) - c0
+	}
+	var t1, c1, t2, c2, tg time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		cmd := exec.Command("gzip", "-6", "-c", plain)
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("gzip -6: %v", err)
+		}
+		tg += time.Since(start)
+		withProcs(1, func() {
+			w, c := run()
+			t1, c1 = t1+w, c1+c
+		})
+		withProcs(2, func() {
+			w, c := run()
+			t2, c2 = t2+w, c2+c
+		})
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(len(data))/1e6, "tar-MB")
+	b.ReportMetric(float64(len(content))/1e6, "content-MB")
+	b.ReportMetric(tg.Seconds()/n, "gzip-6-s")
+	b.ReportMetric(t1.Seconds()/n, "unpack-1-s")
+	b.ReportMetric(t2.Seconds()/n, "unpack-2-s")
+	b.ReportMetric(t2.Seconds()/tg.Seconds(), "unpack-2/gzip-6")
+	b.ReportMetric(t1.Seconds()/t2.Seconds(), "scaling")
+	b.ReportMetric(c1.Seconds()/t1.Seconds(), "unpack-1-cores")
+	b.ReportMetric(c2.Seconds()/t2.Seconds(), "unpack-2-cores")
+}
+
+// discard is a Sink that keeps nothing.
+type discard struct{}
+
+func (discard) Stream(int, Kind) (io.WriteCloser, error) { return discardStream{}, nil }
+
+type discardStream struct{}
+
+func (discardStream) Write(p []byte) (int, error) { return len(p), nil }
+func (discardStream) Close() error                { return nil }

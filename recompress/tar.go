@@ -155,6 +155,7 @@ func (u *unpacker) tarNode(r *bufio.Reader, depth int, c nodeCtx) (Node, uint64,
 		t.node.Skeleton = si
 	}
 	stats := u.sum.tar()
+	defer func() { t.ahead.stop() }()
 	if err := t.walk(stats); err != nil {
 		return nil, 0, err
 	}
@@ -181,6 +182,7 @@ type tarWalk struct {
 	meta    tarMeta // what extended headers said about the next member
 	ended   bool    // an end-of-archive block was seen
 	inMeta  bool    // the last header was a long name or pax header
+	ahead   *ahead  // identifies small gzip members ahead (nil: none met)
 }
 
 // skel copies n bytes of the layer into the skeleton.
@@ -398,6 +400,7 @@ func (t *tarWalk) sparseMap(off int64) (more bool, err error) {
 func (t *tarWalk) data(name string, size, off int64) (more bool, err error) {
 	head, _ := t.r.Peek(3)
 	if size >= 18 && isGzip(head) {
+		t.lookAhead(int64(t.total), size)
 		if err := t.splice(name, size, off); err != nil {
 			return false, err
 		}
@@ -430,6 +433,7 @@ func (t *tarWalk) splice(name string, size, off int64) error {
 	lr := &io.LimitedReader{R: t.r, N: size}
 	c := t.c.child("member " + name)
 	c.name = name
+	c.ahead = t.ahead
 	c.content = c.content || isCarried(name)
 	child, n, err := t.u.node(bufio.NewReaderSize(lr, smallBuf), t.depth+1, c)
 	if err != nil {

@@ -181,6 +181,9 @@ type nodeCtx struct {
 	content bool   // inside carried content (uploads)
 	depth   int
 	discard bool // the output is not stored (inside a verbatim member)
+	// ahead holds the identifications made ahead for the members of the
+	// tar this layer is an entry of (only that layer's: nil below it).
+	ahead *ahead
 }
 
 func (c nodeCtx) child(where string) nodeCtx {

@@ -2,6 +2,8 @@ package recompress
 
 import (
 	"bytes"
+	"hash"
+	"hash/crc32"
 	"runtime"
 	"sync"
 
@@ -399,3 +401,70 @@ func (s *verifierSet) finish(abort bool) error {
 func (s *verifierSet) matched() uint64 { return s.vs[s.winner()].matched() }
 
 func (s *verifierSet) winnerParams() deflate.Params { return s.params[s.winner()] }
+
+// identified is the check of a member that deflate.Identify rebuilt whole
+// from its head: the engine has already made every original byte, so no
+// engine runs again. It only makes sure the member is what Identify saw:
+// the inflater consumes exactly those deflate bytes and decodes the same
+// content (length and CRC-32). Anything else makes the member partial
+// from byte 0, its deflate bytes kept as they are.
+type identified struct {
+	params deflate.Params
+	stream []byte // the deflate stream Identify rebuilt (a copy)
+	n      int    // of which the inflater consumed
+	size   int
+	crc    hash.Hash32
+	want   deflate.Result
+	failed bool
+	taken  bool
+}
+
+func newIdentified(res deflate.Result, stream []byte) *identified {
+	return &identified{params: res.Params, stream: bytes.Clone(stream[:res.Verified]),
+		crc: crc32.NewIEEE(), want: res}
+}
+
+func (k *identified) feed(p []byte) {
+	k.size += len(p)
+	k.crc.Write(p)
+}
+
+func (k *identified) addOrig(p []byte) bool {
+	if k.failed {
+		return false
+	}
+	if len(p) > len(k.stream)-k.n || !bytes.Equal(p, k.stream[k.n:k.n+len(p)]) {
+		k.failed = true
+		return false
+	}
+	k.n += len(p)
+	return true
+}
+
+func (k *identified) takeRest() ([]byte, bool) {
+	if !k.failed || k.taken {
+		return nil, false
+	}
+	k.taken = true
+	return k.stream[:k.n], true
+}
+
+func (k *identified) finish(abort bool) error {
+	if abort || k.n != len(k.stream) || k.size != k.want.ContentLen || k.crc.Sum32() != k.want.ContentCRC {
+		k.failed = true
+	}
+	return nil
+}
+
+func (k *identified) matched() uint64 {
+	if k.failed {
+		return 0
+	}
+	return uint64(len(k.stream))
+}
+
+func (k *identified) winnerParams() deflate.Params { return k.params }
+
+// segments: one part from the stream's start (restore runs the engine
+// whole).
+func (k *identified) segments(contentLen, exact uint64) []Segment { return nil }

@@ -3,6 +3,7 @@ package deflate
 import (
 	"bytes"
 	"errors"
+	"hash/crc32"
 	"slices"
 )
 
@@ -38,8 +39,13 @@ type Result struct {
 	// Verified is how many leading compressed bytes the engine reproduced.
 	Verified int
 	// Complete is set when the whole stream was given and reproduced:
-	// no further verification is needed.
-	Complete bool
+	// no further verification is needed. Verified is then the stream's
+	// length, and ContentLen and ContentCRC (CRC-32, IEEE) describe the
+	// content the engine made it from, for the caller to check that its
+	// own inflater decoded the same.
+	Complete   bool
+	ContentLen int
+	ContentCRC uint32
 	// Survivors counts the candidates that reproduced the prefix.
 	Survivors int
 	// Others are the next survivors after Params, most likely first (at
@@ -104,6 +110,7 @@ func Identify(src []byte, hint Hint) (Result, error) {
 		if found == 1 {
 			best = Result{Params: p, Verified: n, Complete: whole}
 			if whole {
+				best.ContentLen, best.ContentCRC = len(pr.out), crc32.ChecksumIEEE(pr.out)
 				break // reproduced exactly: no better answer exists
 			}
 		} else if len(best.Others) < MaxOthers {
@@ -146,7 +153,11 @@ func storedResult(pr *parsed, src []byte, whole bool) (Result, bool) {
 	if err != nil || !bytes.HasPrefix(src, bw.out) || whole && len(bw.out) != len(src) {
 		return Result{}, false
 	}
-	return Result{Params: p, Verified: end, Complete: whole, Survivors: 1}, true
+	r := Result{Params: p, Verified: end, Complete: whole, Survivors: 1}
+	if whole {
+		r.ContentLen, r.ContentCRC = len(pr.out), crc32.ChecksumIEEE(pr.out)
+	}
+	return r, true
 }
 
 func allStored(pr *parsed) bool {
