@@ -198,6 +198,7 @@ func (g *gzLayer) next() error {
 			// Identify rebuilt the whole member: no engine runs again.
 			m.m.Params = res.Params
 			m.v = newIdentified(res, prefix)
+			m.inflate = deflate.NewInflater(m.tee, nil)
 		case ierr == nil && len(res.Others) == 0 && restartable(res.Params) && !testFullVerifier:
 			// One engine: verified in parts, from the original's
 			// block ends (ingestparts.go).
