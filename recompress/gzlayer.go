@@ -113,6 +113,7 @@ type gzMember struct {
 	crc      hash.Hash32
 	size     uint64
 	verbatim bool // every further deflate byte goes to the verbatim stream
+	slot     int  // of its line in the summary's layers
 }
 
 // Read returns decompressed content.
@@ -221,6 +222,12 @@ func (g *gzLayer) next() error {
 		m.inflate = flate.NewReader(m.tee)
 	}
 	m.verbatim = m.v == nil
+	if !g.inherited {
+		// The summary lists members in the order they start: a layer
+		// read ahead (ahead.go) may end before the members inside it.
+		m.slot = len(g.u.sum.layers)
+		g.u.sum.layers = append(g.u.sum.layers, LayerSummary{})
+	}
 	g.cur = m
 	return nil
 }
@@ -397,7 +404,7 @@ func (g *gzLayer) record(m *gzMember) {
 	if m.m.Mode != ModeVerbatim {
 		l.Engine = m.m.Params.String()
 	}
-	g.u.sum.layers = append(g.u.sum.layers, l)
+	g.u.sum.layers[m.slot] = l
 }
 
 // damaged ends a member whose deflate stream is corrupt or cut short: its

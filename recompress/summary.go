@@ -278,7 +278,11 @@ func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
 	for i, st := range streams {
 		out.Streams = append(out.Streams, StreamSummary{Index: i, Kind: st.kind.String(), Bytes: st.n})
 	}
-	out.Layers = s.layers
+	for _, l := range s.layers {
+		if l.Where != "" { // a member that never ended (cannot happen when Unpack succeeds)
+			out.Layers = append(out.Layers, l)
+		}
+	}
 	var walk func(n Node)
 	walk = func(n Node) {
 		switch n := n.(type) {
