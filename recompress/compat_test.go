@@ -100,15 +100,48 @@ func goldenV2Input(t testing.TB) []byte {
 	return out.Bytes()
 }
 
-const goldenV2 = "testdata/recipes-v2/mixed-gzip1.recipe"
+const (
+	goldenV2 = "testdata/recipes-v2/mixed-gzip1.recipe"
+	goldenV3 = "testdata/recipes-v3/cut-gzip1.recipe"
+)
 
-// TestRecipeV2Restores: a recipe written by the release that introduced
-// parts (version 2, made by commit d5a3170 and kept in testdata), with
-// stored and restarted parts, still decodes and rebuilds its original bit
-// for bit from today's canonical streams. LARDER_WRITE_GOLDEN=1 writes it
-// (only ever with the release that writes version 2).
+// TestRecipeV2Restores: a version 2 recipe (parts in an exact member, as
+// the release before partial members had parts wrote it) of a seeded gzip
+// -1 file with stored and restarted parts still restores bit for bit.
+// LARDER_WRITE_GOLDEN=1 writes it again, with a release that writes
+// version 2.
 func TestRecipeV2Restores(t *testing.T) {
+	goldenRestores(t, 2, goldenV2, goldenV2Input(t), func(rc *Recipe) {
+		all, stored, restarts := partsOf(rc.Root)
+		if stored == 0 || restarts == 0 {
+			t.Fatalf("the golden recipe has %d parts, %d stored and %d restarted: it should have both kinds", all, stored, restarts)
+		}
+	})
+}
+
+// TestRecipeV3Restores: a version 3 recipe (partial members with parts,
+// before gzip --rsyncable members could have parts) of the same file cut
+// at two thirds, whose member is partial after its verified parts, still
+// restores bit for bit.
+func TestRecipeV3Restores(t *testing.T) {
 	data := goldenV2Input(t)
+	goldenRestores(t, 3, goldenV3, data[:len(data)*2/3], func(rc *Recipe) {
+		g, ok := rc.Root.(*Gzip)
+		if !ok || len(g.Members) != 1 {
+			t.Fatalf("the golden recipe's root is %T, not one gzip member", rc.Root)
+		}
+		if m := g.Members[0]; m.Mode != ModePartial || len(m.Segments) < 2 {
+			t.Fatalf("the golden recipe's member is mode %d with %d parts; want partial with parts", m.Mode, len(m.Segments))
+		}
+	})
+}
+
+// goldenRestores decodes the version v recipe kept at path (written from
+// data when LARDER_WRITE_GOLDEN=1, by a release that writes version v),
+// checks it with check and packs it from today's streams of data, which
+// must come back bit for bit.
+func goldenRestores(t *testing.T, v byte, path string, data []byte, check func(*Recipe)) {
+	t.Helper()
 	sink := &memSink{}
 	rc, err := Unpack(context.Background(), bytes.NewReader(data), sink, Options{})
 	if err != nil {
@@ -119,34 +152,31 @@ func TestRecipeV2Restores(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if enc[4] != 2 {
-			t.Fatalf("this release writes version %d recipes, not 2", enc[4])
+		if enc[4] != v {
+			t.Fatalf("this release writes version %d recipes, not %d", enc[4], v)
 		}
-		if err := os.MkdirAll(filepath.Dir(goldenV2), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(goldenV2, enc, 0o644); err != nil {
+		if err := os.WriteFile(path, enc, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	enc, err := os.ReadFile(goldenV2)
+	enc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if enc[4] != 2 {
-		t.Fatalf("%s is recipe version %d, not 2", goldenV2, enc[4])
+	if enc[4] != v {
+		t.Fatalf("%s is recipe version %d, not %d", path, enc[4], v)
 	}
 	var old Recipe
 	if err := old.UnmarshalBinary(enc); err != nil {
-		t.Fatalf("decoding a version 2 recipe: %v", err)
+		t.Fatalf("decoding a version %d recipe: %v", v, err)
 	}
-	all, stored, restarts := partsOf(old.Root)
-	if stored == 0 || restarts == 0 {
-		t.Fatalf("the golden recipe has %d parts, %d stored and %d restarted: it should have both kinds", all, stored, restarts)
-	}
+	check(&old)
 	var out bytes.Buffer
 	if err := Pack(context.Background(), &old, sink.open, &out); err != nil {
-		t.Fatalf("packing with the version 2 recipe: %v", err)
+		t.Fatalf("packing with the version %d recipe: %v", v, err)
 	}
 	if sha256.Sum256(out.Bytes()) != sha256.Sum256(data) {
 		t.Fatalf("rebuilt file differs at byte %d", firstDiff(out.Bytes(), data))
