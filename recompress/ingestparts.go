@@ -72,10 +72,18 @@ type partVerifier struct {
 	// The reading side's planning state.
 	prev     deflate.BlockEnd // the start of the next block
 	cur, run *ipart           // engine part and stored run being planned
-	planned  []*ipart         // complete, not yet handed out
-	nparts   int
-	queue    chan *ipart
-	cdone    chan struct{}
+	// A gzip --rsyncable engine follows the block it flushes at a
+	// rolling-sum point with an empty stored block (a sync marker): that
+	// block is engine output, and a part cannot end between the two, as
+	// the engine stopped there at restore writes both. huffman: the last
+	// block was a Huffman block; full: the engine part that has its size
+	// and ends at the next block unless that is its marker.
+	huffman bool
+	full    bool
+	planned []*ipart // complete, not yet handed out
+	nparts  int
+	queue   chan *ipart
+	cdone   chan struct{}
 	// head verifies the first part as it is read, as the whole-member
 	// verifier does, so that a short member is checked while it is read
 	// rather than after; nil once the first part is handed out.
@@ -98,7 +106,10 @@ type partVerifier struct {
 func newPartVerifier(p deflate.Params) *partVerifier {
 	pv := &partVerifier{params: p, look: uint64(deflate.SplitLookahead(p)),
 		queue: make(chan *ipart, partQueue), cdone: make(chan struct{})}
-	if h, err := newHeadVerifier(p); err == nil {
+	// The head verifier compares the whole engine's bits: for an
+	// --rsyncable engine, whose part 0 may end in a sync marker, the
+	// first part is made on a worker as restore makes it instead.
+	if h, err := newHeadVerifier(p); err == nil && p.Rsync == deflate.RsyncOff {
 		pv.head = h
 	}
 	go pv.commitAll()
@@ -107,7 +118,7 @@ func newPartVerifier(p deflate.Params) *partVerifier {
 
 // restartable reports whether members of engine p can be cut into parts.
 func restartable(p deflate.Params) bool {
-	return p.Engine != deflate.Stored && p.Rsync == deflate.RsyncOff
+	return p.Engine != deflate.Stored
 }
 
 // block takes a block end of the original (the inflater's callback, on
@@ -123,7 +134,16 @@ func (pv *partVerifier) block(e deflate.BlockEnd) {
 		pv.sawFinal, pv.total = true, uint64(e.Input)
 		pv.mu.Unlock()
 	}
-	if e.Stored {
+	marker := pv.params.Rsync != deflate.RsyncOff && pv.huffman && e.Stored && e.StoredLen == 0
+	pv.huffman = !e.Stored || marker
+	if pv.full {
+		pv.full = false
+		if !marker {
+			pv.emit(pv.cur)
+			pv.cur = nil
+		}
+	}
+	if e.Stored && !marker {
 		pv.storedBlock(start, e)
 		return
 	}
@@ -143,7 +163,13 @@ func (pv *partVerifier) extend(start, e deflate.BlockEnd) {
 	if e.Final {
 		c.bitEnd = (e.Bit + 7) &^ 7
 	}
-	if e.Final || c.end-c.start >= partSize {
+	switch {
+	case e.Final:
+		pv.emit(c)
+		pv.cur = nil
+	case c.end-c.start >= partSize && pv.params.Rsync != deflate.RsyncOff:
+		pv.full = true // emitted at the next block, with it if it is the marker
+	case c.end-c.start >= partSize:
 		pv.emit(c)
 		pv.cur = nil
 	}

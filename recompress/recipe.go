@@ -167,11 +167,12 @@ var ErrRecipe = errors.New("recompress: invalid recipe")
 
 var recipeMagic = []byte("LRCP")
 
-const recipeVersion = 3
+const recipeVersion = 4
 
 // RecipeVersion is the version of the recipes this release writes; it
-// also reads version 1, which has no segments, and version 2, whose
-// partial members have none (docs/FORMAT.md, "Recipe").
+// also reads version 1, which has no segments, version 2, whose partial
+// members have none, and version 3, whose gzip --rsyncable members have
+// none (docs/FORMAT.md, "Recipe").
 const RecipeVersion = recipeVersion
 
 const (
@@ -456,6 +457,9 @@ func (d *decoder) member(i int) (Member, bool) {
 		m.Segments = d.segments()
 		if d.version < 3 && m.Mode == ModePartial && len(m.Segments) > 0 {
 			d.fail("member %d: a partial member with parts in a version %d recipe", i, d.version)
+		}
+		if d.version < 4 && m.Params.Rsync != deflate.RsyncOff && len(m.Segments) > 0 {
+			d.fail("member %d: a gzip --rsyncable member with parts in a version %d recipe", i, d.version)
 		}
 	}
 	return m, d.err == nil

@@ -62,7 +62,7 @@ func checkSegments(i int, m *Member) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: member %d: "+format, append([]any{ErrRecipe, i}, a...)...)
 	}
-	if m.Mode == ModeVerbatim || m.Params.Engine == deflate.Stored || m.Params.Rsync != deflate.RsyncOff {
+	if m.Mode == ModeVerbatim || m.Params.Engine == deflate.Stored {
 		return bad("parts need an exact or partial member of a restartable engine")
 	}
 	if len(m.Segments) > MaxSegments {

@@ -124,6 +124,12 @@ func TestSegmentsRealTools(t *testing.T) {
 	for _, l := range []int{1, 5, 9} {
 		cases = append(cases, tc{fmt.Sprintf("gzip-%d", l), run(t, mixed, "gzip", fmt.Sprintf("-%d", l), "-c"), true})
 	}
+	// gzip --rsyncable (recipe version 4): its block ends where the
+	// rolling sum says are parts' ends too.
+	for _, l := range []int{1, 6} {
+		cases = append(cases, tc{fmt.Sprintf("gzip-%d-rsyncable", l),
+			run(t, mixed, "gzip", fmt.Sprintf("-%d", l), "--rsyncable", "-c"), true})
+	}
 	for _, l := range []int{1, 4, 6, 9} {
 		cases = append(cases, tc{fmt.Sprintf("zlib-%d", l), pyGzip(t, sql, l, ""), false})
 	}
@@ -133,6 +139,13 @@ func TestSegmentsRealTools(t *testing.T) {
 			res, err := Unpack(context.Background(), bytes.NewReader(c.file), sink, Options{})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if g, ok := res.Recipe.Root.(*Gzip); !ok || len(g.Members) != 1 ||
+				(g.Members[0].Params.Rsync != deflate.RsyncOff) != strings.HasSuffix(c.name, "rsyncable") {
+				t.Fatalf("not one member of the engine wanted: %+v", res.Summary.Layers)
+			}
+			if !res.Summary.Exact {
+				t.Errorf("not rebuilt whole by the engine: %+v", res.Summary.Layers)
 			}
 			all, stored, restarts := partsOf(res.Recipe.Root)
 			t.Logf("%d parts: %d stored, %d restarts", all, stored, restarts)
@@ -283,6 +296,36 @@ func TestSegmentsPartialChecked(t *testing.T) {
 		enc[4] = 2
 		if err := back.UnmarshalBinary(enc); err == nil {
 			t.Errorf("%s: a version 2 recipe with parts in a partial member decoded", c.name)
+		}
+	}
+}
+
+// Parts of a gzip --rsyncable member are version 4: a version 3 recipe
+// with them is refused, one without them still decodes.
+func TestSegmentsRsyncVersion(t *testing.T) {
+	for _, parts := range []bool{true, false} {
+		m := Member{Header: make([]byte, 10), Mode: ModeExact, Params: deflate.GzipParams(6, deflate.RsyncUpstream),
+			ContentLen: 100, Exact: 30}
+		if parts {
+			m.Segments = []Segment{{Kind: SegStart, Content: 60, Bits: 120}, {Kind: 1, Content: 40, Bits: 120}}
+		}
+		rc := &Recipe{Streams: []Stream{{Kind: KindRaw, Len: 100}},
+			Root: &Gzip{Verbatim: -1, Members: []Member{m}, Content: &Copy{Stream: 0, Len: 100}}, Size: 10 + 30 + 8}
+		enc, err := rc.MarshalBinary()
+		if err != nil {
+			t.Fatalf("parts %v: %v", parts, err)
+		}
+		var back Recipe
+		if err := back.UnmarshalBinary(enc); err != nil {
+			t.Errorf("parts %v: version %d does not decode: %v", parts, enc[4], err)
+		}
+		enc[4] = 3
+		err = back.UnmarshalBinary(enc)
+		if parts && (err == nil || !strings.Contains(err.Error(), "rsyncable")) {
+			t.Errorf("a version 3 recipe with parts in an --rsyncable member: %v", err)
+		}
+		if !parts && err != nil {
+			t.Errorf("a version 3 recipe with a whole --rsyncable member: %v", err)
 		}
 	}
 }

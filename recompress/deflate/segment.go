@@ -107,9 +107,11 @@ func WarmReach(p Params) int64 {
 // SetSplit makes w, before its first Write, write only the part of the
 // stream that s names; its input must start at s.From of the stream's.
 func (w *Writer) SetSplit(s Split) error {
+	// A --rsyncable engine restarts like the others: its rolling sum
+	// covers the last 4 KiB, which every warm-up feeds it again.
 	p := w.Params()
 	switch {
-	case w.st != nil || p.Rsync != RsyncOff:
+	case w.st != nil:
 		return fmt.Errorf("%w: engine %v", ErrSplit, p)
 	case w.in != 0:
 		return fmt.Errorf("%w: input already written", ErrSplit)
@@ -345,6 +347,12 @@ func WriteAligned(w *Writer, p []byte, off int64, done func() bool) error {
 // in is the stream's input from WarmStart(p, cut.Input, k) to at least
 // cut.Input + SplitLookahead(p).
 func ProveRestart(p Params, in []byte, cut BlockEnd, k Warm, want *State) (bool, error) {
+	if p.Rsync != RsyncOff {
+		// A State does not hold the --rsyncable rolling sum: equal
+		// states would prove nothing. Such parts are verified by their
+		// bits instead (recompress/ingestparts.go).
+		return false, nil
+	}
 	from := WarmStart(p, cut.Input, k)
 	w, err := NewWriter(discard{}, p)
 	if err != nil {

@@ -166,6 +166,15 @@ func TestSplitsRealStreams(t *testing.T) {
 				gzipReference(t, l, false, in.data)})
 		}
 	}
+	for _, l := range []int{1, 6, 9} {
+		for _, in := range []struct {
+			name string
+			data []byte
+		}{{"sql", sql}, {"tar", tarLike}} {
+			cases = append(cases, tcase{fmt.Sprintf("gzip-%d-rsyncable-%s", l, in.name), GzipParams(l, RsyncUpstream), in.data,
+				gzipReference(t, l, true, in.data)})
+		}
+	}
 	for _, l := range []int{1, 4, 6, 9} {
 		cases = append(cases, tcase{fmt.Sprintf("zlib-%d-sql", l), ZlibParams(l, 15, 8, DefaultStrategy), sql,
 			z.compress(t, l, 15, 8, DefaultStrategy, 0, sql)})
