@@ -61,7 +61,7 @@ func FuzzRecipe(f *testing.F) {
 		f.Add(enc)
 	}
 	// Recipes in parts (version 2 and 3): the committed fixtures are too
-	// small to be cut, and version 1 and 2 recipes as written before.
+	// small to be cut, and version 1, 2 and 3 recipes as written before.
 	for _, rc := range segmentedRecipes() {
 		enc, err := rc.MarshalBinary()
 		if err != nil {
@@ -69,7 +69,7 @@ func FuzzRecipe(f *testing.F) {
 		}
 		f.Add(enc)
 	}
-	old, _ := filepath.Glob(filepath.Join("testdata", "recipes-v[12]", "*.recipe"))
+	old, _ := filepath.Glob(filepath.Join("testdata", "recipes-v[123]", "*.recipe"))
 	for _, p := range old {
 		f.Add(mustRead(f, p))
 	}
