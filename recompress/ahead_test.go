@@ -28,19 +28,8 @@ func aheadCount(t *testing.T, name string, data []byte) (rc *Recipe, sink *memSi
 		}
 	}
 	defer func() { testAheadTake = nil }()
-	rc, sink = unpackLenient(t, name, data)
-	return rc, sink, hits, misses
-}
-
-// unpackLenient unpacks data into memory, whatever its layers' modes.
-func unpackLenient(t *testing.T, name string, data []byte) (*Recipe, *memSink) {
-	t.Helper()
-	sink := &memSink{}
-	res, err := Unpack(context.Background(), bytes.NewReader(data), sink, Options{Name: name})
-	if err != nil {
-		t.Fatalf("%s: unpack: %v", name, err)
-	}
-	return res.Recipe, sink
+	res, sink := unpackAny(t, name, data)
+	return res.Recipe, sink, hits, misses
 }
 
 // noAhead unpacks data with the scan turned off.
@@ -48,8 +37,8 @@ func noAhead(t *testing.T, name string, data []byte) *Recipe {
 	t.Helper()
 	testNoAhead = true
 	defer func() { testNoAhead = false }()
-	rc, _ := unpackLenient(t, name, data)
-	return rc
+	res, _ := unpackAny(t, name, data)
+	return res.Recipe
 }
 
 // sameRecipe fails t unless a and b encode to the same bytes.

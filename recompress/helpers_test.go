@@ -60,11 +60,7 @@ func (m *memSink) open(i int, k Kind) (io.Reader, error) {
 // back and requires the same bytes.
 func roundTrip(t *testing.T, name string, data []byte) (*Result, *memSink) {
 	t.Helper()
-	sink := &memSink{}
-	res, err := Unpack(context.Background(), bytes.NewReader(data), sink, Options{Name: name})
-	if err != nil {
-		t.Fatalf("%s: unpack: %v", name, err)
-	}
+	res, sink := unpackAny(t, name, data)
 	for i, c := range sink.closed {
 		if !c {
 			t.Fatalf("%s: stream %d not closed", name, i)

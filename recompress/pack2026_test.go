@@ -100,18 +100,26 @@ func tool(tb testing.TB, dir, name string, args ...string) {
 	}
 }
 
-// unpackMem unpacks data into memory and returns its recipe and streams.
+// unpackMem unpacks data into memory and returns its recipe and streams;
+// every layer must be rebuilt by an engine.
 func unpackMem(tb testing.TB, name string, data []byte) (*Recipe, *memSink) {
+	tb.Helper()
+	res, sink := unpackAny(tb, name, data)
+	if !res.Summary.Exact {
+		tb.Fatalf("%s: not every layer is rebuilt by an engine: %+v", name, res.Summary.Layers)
+	}
+	return res.Recipe, sink
+}
+
+// unpackAny unpacks data into memory, whatever its layers' modes.
+func unpackAny(tb testing.TB, name string, data []byte) (*Result, *memSink) {
 	tb.Helper()
 	sink := &memSink{}
 	res, err := Unpack(context.Background(), bytes.NewReader(data), sink, Options{Name: name})
 	if err != nil {
 		tb.Fatalf("%s: unpack: %v", name, err)
 	}
-	if !res.Summary.Exact {
-		tb.Fatalf("%s: not every layer is rebuilt by an engine: %+v", name, res.Summary.Layers)
-	}
-	return res.Recipe, sink
+	return res, sink
 }
 
 // withProcs runs f with GOMAXPROCS set to n.
@@ -152,27 +160,15 @@ func BenchmarkPack2026(b *testing.B) {
 		}
 		return wall, cpu
 	}
-	var t1, c1, t2, c2 time.Duration
+	var pt procTimes
 	b.ResetTimer()
 	for range b.N {
-		withProcs(1, func() {
-			w, c := run()
-			t1, c1 = t1+w, c1+c
-		})
-		withProcs(2, func() {
-			w, c := run()
-			t2, c2 = t2+w, c2+c
-		})
+		pt.add(run)
 	}
 	mb := float64(len(data)) / 1e6
 	b.ReportMetric(mb, "tar-MB")
-	b.ReportMetric(t1.Seconds()/float64(b.N), "pack-1-s")
-	b.ReportMetric(t2.Seconds()/float64(b.N), "pack-2-s")
-	b.ReportMetric(t1.Seconds()/t2.Seconds(), "scaling")
-	// Below 1 at GOMAXPROCS 1, other work on the machine took the time.
-	b.ReportMetric(c1.Seconds()/t1.Seconds(), "pack-1-cores")
-	b.ReportMetric(c2.Seconds()/t2.Seconds(), "pack-2-cores")
-	b.ReportMetric(mb*float64(b.N)/t2.Seconds(), "pack-2-MB/s")
+	pt.report(b, "pack")
+	b.ReportMetric(mb*float64(b.N)/pt.t2.Seconds(), "pack-2-MB/s")
 	b.ReportMetric(float64(held.max.Load())/(1<<20), "held-max-MiB")
 }
 
@@ -507,7 +503,8 @@ func BenchmarkUnpack2026(b *testing.B) {
 		}
 		return time.Since(start), cpuTime(b) - c0
 	}
-	var t1, c1, t2, c2, tg time.Duration
+	var pt procTimes
+	var tg time.Duration
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
@@ -516,25 +513,40 @@ func BenchmarkUnpack2026(b *testing.B) {
 			b.Fatalf("gzip -6: %v", err)
 		}
 		tg += time.Since(start)
-		withProcs(1, func() {
-			w, c := run()
-			t1, c1 = t1+w, c1+c
-		})
-		withProcs(2, func() {
-			w, c := run()
-			t2, c2 = t2+w, c2+c
-		})
+		pt.add(run)
 	}
-	n := float64(b.N)
 	b.ReportMetric(float64(len(data))/1e6, "tar-MB")
 	b.ReportMetric(float64(len(content))/1e6, "content-MB")
-	b.ReportMetric(tg.Seconds()/n, "gzip-6-s")
-	b.ReportMetric(t1.Seconds()/n, "unpack-1-s")
-	b.ReportMetric(t2.Seconds()/n, "unpack-2-s")
-	b.ReportMetric(t2.Seconds()/tg.Seconds(), "unpack-2/gzip-6")
-	b.ReportMetric(t1.Seconds()/t2.Seconds(), "scaling")
-	b.ReportMetric(c1.Seconds()/t1.Seconds(), "unpack-1-cores")
-	b.ReportMetric(c2.Seconds()/t2.Seconds(), "unpack-2-cores")
+	b.ReportMetric(tg.Seconds()/float64(b.N), "gzip-6-s")
+	pt.report(b, "unpack")
+	b.ReportMetric(pt.t2.Seconds()/tg.Seconds(), "unpack-2/gzip-6")
+}
+
+// procTimes sums the wall and CPU times of runs at GOMAXPROCS 1 and 2.
+type procTimes struct{ t1, c1, t2, c2 time.Duration }
+
+// add runs run once at GOMAXPROCS 1, then once at 2.
+func (p *procTimes) add(run func() (wall, cpu time.Duration)) {
+	withProcs(1, func() {
+		w, c := run()
+		p.t1, p.c1 = p.t1+w, p.c1+c
+	})
+	withProcs(2, func() {
+		w, c := run()
+		p.t2, p.c2 = p.t2+w, p.c2+c
+	})
+}
+
+// report reports the mean times as name-1-s and name-2-s, their ratio
+// (scaling) and the cores each kept busy (below 1 at GOMAXPROCS 1: other
+// work on the machine took the time).
+func (p *procTimes) report(b *testing.B, name string) {
+	n := float64(b.N)
+	b.ReportMetric(p.t1.Seconds()/n, name+"-1-s")
+	b.ReportMetric(p.t2.Seconds()/n, name+"-2-s")
+	b.ReportMetric(p.t1.Seconds()/p.t2.Seconds(), "scaling")
+	b.ReportMetric(p.c1.Seconds()/p.t1.Seconds(), name+"-1-cores")
+	b.ReportMetric(p.c2.Seconds()/p.t2.Seconds(), name+"-2-cores")
 }
 
 // discard is a Sink that keeps nothing.

@@ -141,7 +141,8 @@ func pickCuts(ends []BlockEnd, n int) (cuts []int, storedEnds int) {
 }
 
 // TestSplitsRealStreams forces restarts at many block ends of real gzip
-// -1/-5/-9 and zlib -1/-4/-6/-9 streams (GNU gzip, python3's zlib), over
+// -1/-5/-9, gzip -1/-6/-9 --rsyncable and zlib -1/-4/-6/-9 streams (GNU
+// gzip, python3's zlib), over
 // SQL and over runs of stored blocks of real JPEG/PNG data, and checks that
 // each restarted engine makes exactly the original's bits up to the next
 // restart (or the stream's end).
@@ -157,20 +158,18 @@ func TestSplitsRealStreams(t *testing.T) {
 		orig []byte
 	}
 	var cases []tcase
+	inputs := []struct {
+		name string
+		data []byte
+	}{{"sql", sql}, {"tar", tarLike}}
 	for _, l := range []int{1, 5, 9} {
-		for _, in := range []struct {
-			name string
-			data []byte
-		}{{"sql", sql}, {"tar", tarLike}} {
+		for _, in := range inputs {
 			cases = append(cases, tcase{fmt.Sprintf("gzip-%d-%s", l, in.name), GzipParams(l, RsyncOff), in.data,
 				gzipReference(t, l, false, in.data)})
 		}
 	}
 	for _, l := range []int{1, 6, 9} {
-		for _, in := range []struct {
-			name string
-			data []byte
-		}{{"sql", sql}, {"tar", tarLike}} {
+		for _, in := range inputs {
 			cases = append(cases, tcase{fmt.Sprintf("gzip-%d-rsyncable-%s", l, in.name), GzipParams(l, RsyncUpstream), in.data,
 				gzipReference(t, l, true, in.data)})
 		}
