@@ -524,6 +524,12 @@ func (t *teeReader) ReadByte() (byte, error) {
 	return b, nil
 }
 
+// Buffered and Take make the tee a deflate.BufferedSource: the inflater
+// takes its bits from the peeked bytes 8 at a time.
+func (t *teeReader) Buffered() []byte { return t.buf[t.pos:] }
+
+func (t *teeReader) Take(n int) { t.pos += n }
+
 func (t *teeReader) Read(p []byte) (int, error) {
 	if t.pos == len(t.buf) {
 		if err := t.fill(); err != nil {

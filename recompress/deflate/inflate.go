@@ -28,6 +28,20 @@ type Source interface {
 	io.ByteReader
 }
 
+// BufferedSource is a Source that lends its buffered bytes: an Inflater
+// decoding a Huffman block from one takes its bits 8 bytes at a time
+// instead of a byte per call, and before it returns (or reads any other
+// way) gives back the whole bytes it did not use: it still takes only the
+// bytes that hold the stream's bits.
+type BufferedSource interface {
+	Source
+	// Buffered returns the bytes ready to take, without reading; it may
+	// be empty.
+	Buffered() []byte
+	// Take takes the first n bytes Buffered returned.
+	Take(n int)
+}
+
 // Inflater decompresses a raw deflate stream (no zlib or gzip wrapper) and
 // reports each block's end. Memory is bounded: a 128 KiB output buffer
 // (the 32 KiB window and room to decode ahead) and the Huffman tables,
@@ -180,6 +194,19 @@ func (f *Inflater) srcErr(err error) {
 		err = io.ErrUnexpectedEOF
 	}
 	f.err = err
+}
+
+// giveBack ends a run of refills from bs: the whole bytes acc holds (of
+// the bi taken from its buffer) go back, the rest are taken. It returns
+// acc, nb and nin after that.
+func giveBack(bs BufferedSource, acc uint64, nb uint, nin uint64, bi int) (uint64, uint, uint64) {
+	if bs == nil {
+		return acc, nb, nin
+	}
+	g := min(nb>>3, uint(bi))
+	nb -= g << 3
+	bs.Take(bi - int(g))
+	return acc & (1<<nb - 1), nb, nin - uint64(g)
 }
 
 // need makes acc hold at least n bits (n ≤ 56), taking as few bytes from
@@ -633,6 +660,14 @@ func isIncomplete(lengths []uint8) bool {
 //
 // long: the decoding of literals, lengths and distances stays in one loop
 // so its state stays in registers; split into calls it ran slower.
+//
+// From a BufferedSource it takes 56 bits or more at once before each
+// symbol (a length and distance need at most 48), from bytes buf[bi:]; bits
+// of acc above nb are then those of the next byte, which the next refill
+// ORs in again at the same place. Before anything else reads the source,
+// the whole bytes acc holds are given back (bi less them is taken), so the
+// one-byte reads below, which then run, and the rest of the Inflater see
+// what they always do: fewer than 8 bits in acc, nothing above them.
 func (f *Inflater) huffman() {
 	src := f.src
 	acc, nb, nin := f.acc, f.nb, f.nin
@@ -642,8 +677,24 @@ func (f *Inflater) huffman() {
 	var rerr error
 	var e, de uint32
 	var length, d, n1, n2 int
+	bs, _ := src.(BufferedSource)
+	var buf []byte
+	bi := 0
 
 	for w < huffRoom {
+		if nb < 48 && bs != nil {
+			if len(buf)-bi < 8 {
+				acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
+				buf, bi = bs.Buffered(), 0
+			}
+			if len(buf)-bi >= 8 {
+				acc |= binary.LittleEndian.Uint64(buf[bi:]) << nb
+				k := (63 - nb) >> 3
+				bi += int(k)
+				nb += k << 3
+				nin += uint64(k)
+			}
+		}
 		// The literal/length code.
 		e = lit[acc&(1<<litRoot-1)]
 		for e&lenMask > uint32(nb) {
@@ -684,10 +735,12 @@ func (f *Inflater) huffman() {
 			if e&kindMask == kindEOB {
 				acc >>= e & lenMask
 				nb -= uint(e & lenMask)
+				acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
 				f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
 				f.blockEnd(false)
 				return
 			}
+			acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
 			f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
 			if e>>valShift >= lCodes {
 				f.corrupt(f.bitPos(), "literal/length code %d", e>>valShift)
@@ -750,6 +803,7 @@ func (f *Inflater) huffman() {
 			}
 		}
 		if de&kindMask == kindBad {
+			acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
 			f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
 			if de>>valShift >= dCodes {
 				f.corrupt(f.bitPos(), "distance code %d", de>>valShift)
@@ -783,6 +837,7 @@ func (f *Inflater) huffman() {
 		// The copy. After a slide w is the window's size, so d > w means
 		// before the stream's start.
 		if d > w {
+			acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
 			f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
 			f.corrupt(f.bitPos()-uint64(n1+n2), "distance %d too far back (%d bytes out)", d, f.base+int64(w))
 			return
@@ -809,10 +864,12 @@ func (f *Inflater) huffman() {
 			}
 		}
 	}
+	acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
 	f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
 	return
 
 fail:
+	acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
 	f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
 	f.srcErr(rerr)
 }

@@ -23,11 +23,45 @@ type inflated struct {
 }
 
 // inflate decodes src followed by trailer with an Inflater reading through
-// a bufio.Reader, in Reads of step bytes.
+// a bufio.Reader, in Reads of step bytes, and again from a BufferedSource
+// that lends the bytes in chunks of odd sizes (the bulk path); if the two
+// differ in anything (content, block ends, what is left, the error), the
+// result's err says so (what is left in the source is compared for streams
+// that decode).
 func inflate(src, trailer []byte, step int) inflated {
-	br := bufio.NewReader(bytes.NewReader(slices.Concat(src, trailer)))
+	all := slices.Concat(src, trailer)
+	br := bufio.NewReader(bytes.NewReader(all))
+	r := inflateFrom(br, step)
+	r.rest, _ = io.ReadAll(br)
+	cs := &chunkSource{b: all, sizes: []int{1 + step%13, 4096, 7, 8, 9, 65536 + step, 63, 1 << 20}}
+	b := inflateFrom(cs, step)
+	b.rest = slices.Concat(cs.cur[cs.pos:], cs.b)
+	errText := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	switch {
+	case !bytes.Equal(r.out, b.out):
+		r.err = fmt.Errorf("from a BufferedSource: %d bytes of content, not %d (they differ at %d)", len(b.out), len(r.out), firstDiff(b.out, r.out))
+	case !slices.Equal(r.ends, b.ends):
+		r.err = fmt.Errorf("from a BufferedSource: block ends %v, not %v", b.ends, r.ends)
+	case r.err == nil && !bytes.Equal(r.rest, b.rest):
+		// (After an error, what is left matters to no one: the bits
+		// where it is are the same, and the byte path may have taken one
+		// more byte to look a bad code up.)
+		r.err = fmt.Errorf("from a BufferedSource: %d bytes left in the source, not %d", len(b.rest), len(r.rest))
+	case errText(r.err) != errText(b.err) || errors.Is(r.err, io.ErrUnexpectedEOF) != errors.Is(b.err, io.ErrUnexpectedEOF):
+		r.err = fmt.Errorf("from a BufferedSource: error %v, not %v", b.err, r.err)
+	}
+	return r
+}
+
+// inflateFrom decodes what src holds in Reads of step bytes.
+func inflateFrom(src Source, step int) inflated {
 	var r inflated
-	f := NewInflater(br, func(e BlockEnd) { r.ends = append(r.ends, e) })
+	f := NewInflater(src, func(e BlockEnd) { r.ends = append(r.ends, e) })
 	buf := make([]byte, step)
 	for {
 		n, err := f.Read(buf)
@@ -39,8 +73,59 @@ func inflate(src, trailer []byte, step int) inflated {
 			break
 		}
 	}
-	r.rest, _ = io.ReadAll(br)
 	return r
+}
+
+// chunkSource is a BufferedSource over b that lends it in chunks of the
+// sizes given, in turn, as the gzip layer's tee lends what its
+// bufio.Reader holds: a chunk is lent until it is all taken, then the
+// next.
+type chunkSource struct {
+	b     []byte // not lent yet
+	cur   []byte // lent
+	pos   int    // of which taken
+	sizes []int
+	i     int
+}
+
+func (c *chunkSource) next() bool {
+	if len(c.b) == 0 {
+		return false
+	}
+	n := min(c.sizes[c.i%len(c.sizes)], len(c.b))
+	c.i++
+	c.cur, c.b, c.pos = c.b[:n], c.b[n:], 0
+	return true
+}
+
+func (c *chunkSource) Buffered() []byte { return c.cur[c.pos:] }
+
+func (c *chunkSource) Take(n int) {
+	if n < 0 || c.pos+n > len(c.cur) {
+		panic(fmt.Sprintf("chunkSource: take %d of the %d bytes lent", n, len(c.cur)-c.pos))
+	}
+	c.pos += n
+}
+
+func (c *chunkSource) ReadByte() (byte, error) {
+	if c.pos == len(c.cur) && !c.next() {
+		return 0, io.EOF
+	}
+	b := c.cur[c.pos]
+	c.pos++
+	return b, nil
+}
+
+func (c *chunkSource) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if c.pos == len(c.cur) && !c.next() {
+		return 0, io.EOF
+	}
+	n := copy(p, c.cur[c.pos:])
+	c.pos += n
+	return n, nil
 }
 
 // flateAll decodes src with compress/flate.
