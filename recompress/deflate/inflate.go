@@ -209,6 +209,13 @@ func giveBack(bs BufferedSource, acc uint64, nb uint, nin uint64, bi int) (uint6
 	return acc & (1<<nb - 1), nb, nin - uint64(g)
 }
 
+// leave stores huffman's locals back into f on its way out, after
+// giving back what it did not use of bs's bytes.
+func (f *Inflater) leave(bs BufferedSource, acc uint64, nb uint, nin uint64, bi, w int) {
+	f.acc, f.nb, f.nin = giveBack(bs, acc, nb, nin, bi)
+	f.wpos = w
+}
+
 // need makes acc hold at least n bits (n ≤ 56), taking as few bytes from
 // src as it can.
 func (f *Inflater) need(n uint) bool {
@@ -735,13 +742,11 @@ func (f *Inflater) huffman() {
 			if e&kindMask == kindEOB {
 				acc >>= e & lenMask
 				nb -= uint(e & lenMask)
-				acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
-				f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
+				f.leave(bs, acc, nb, nin, bi, w)
 				f.blockEnd(false)
 				return
 			}
-			acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
-			f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
+			f.leave(bs, acc, nb, nin, bi, w)
 			if e>>valShift >= lCodes {
 				f.corrupt(f.bitPos(), "literal/length code %d", e>>valShift)
 			} else {
@@ -803,8 +808,7 @@ func (f *Inflater) huffman() {
 			}
 		}
 		if de&kindMask == kindBad {
-			acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
-			f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
+			f.leave(bs, acc, nb, nin, bi, w)
 			if de>>valShift >= dCodes {
 				f.corrupt(f.bitPos(), "distance code %d", de>>valShift)
 			} else {
@@ -837,8 +841,7 @@ func (f *Inflater) huffman() {
 		// The copy. After a slide w is the window's size, so d > w means
 		// before the stream's start.
 		if d > w {
-			acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
-			f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
+			f.leave(bs, acc, nb, nin, bi, w)
 			f.corrupt(f.bitPos()-uint64(n1+n2), "distance %d too far back (%d bytes out)", d, f.base+int64(w))
 			return
 		}
@@ -864,12 +867,10 @@ func (f *Inflater) huffman() {
 			}
 		}
 	}
-	acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
-	f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
+	f.leave(bs, acc, nb, nin, bi, w)
 	return
 
 fail:
-	acc, nb, nin = giveBack(bs, acc, nb, nin, bi)
-	f.acc, f.nb, f.nin, f.wpos = acc, nb, nin, w
+	f.leave(bs, acc, nb, nin, bi, w)
 	f.srcErr(rerr)
 }
