@@ -437,26 +437,14 @@ func TestPackEntriesMixed(t *testing.T) {
 	rc := res.Recipe
 	var kinds [3]int
 	trailing := 0
-	var walk func(Node)
-	walk = func(n Node) {
-		switch n := n.(type) {
-		case *Gzip:
-			for _, m := range n.Members {
-				kinds[m.Mode]++
-			}
-			if n.Trailing > 0 {
-				trailing++
-			}
-			if n.Content != nil {
-				walk(n.Content)
-			}
-		case *Tar:
-			for _, p := range n.Parts {
-				walk(p.Child)
-			}
+	for g := range gzipNodes(rc.Root) {
+		for _, m := range g.Members {
+			kinds[m.Mode]++
+		}
+		if g.Trailing > 0 {
+			trailing++
 		}
 	}
-	walk(rc.Root)
 	t.Logf("members: %d exact, %d verbatim, %d partial; %d with trailing bytes", kinds[ModeExact], kinds[ModeVerbatim], kinds[ModePartial], trailing)
 	if kinds[ModeVerbatim] == 0 || kinds[ModePartial] == 0 || trailing == 0 {
 		t.Fatal("the tar lacks a verbatim or partial member or trailing bytes")

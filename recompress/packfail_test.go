@@ -99,20 +99,11 @@ func TestPackFailuresStopEveryEngine(t *testing.T) {
 }
 
 func countGzip(n Node) int {
-	switch n := n.(type) {
-	case *Gzip:
-		if n.Content == nil {
-			return 1
-		}
-		return 1 + countGzip(n.Content)
-	case *Tar:
-		c := 0
-		for _, p := range n.Parts {
-			c += countGzip(p.Child)
-		}
-		return c
+	c := 0
+	for range gzipNodes(n) {
+		c++
 	}
-	return 0
+	return c
 }
 
 // TestPackFailuresWithParts: the same for a nested backup whose members

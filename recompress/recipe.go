@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/larder/larder/recompress/deflate"
 )
@@ -125,6 +126,26 @@ const MaxSegments = 1 << 20
 // parts of about 2 MiB (and a block more); a member whose parts would be
 // larger is left in one piece.
 const MaxPartContent = 16 << 20
+
+// gzipNodes yields the gzip layers under n, n first if it is one, outer
+// layers before the layers inside them.
+func gzipNodes(n Node) iter.Seq[*Gzip] {
+	return func(yield func(*Gzip) bool) { walkGzip(n, yield) }
+}
+
+func walkGzip(n Node, yield func(*Gzip) bool) bool {
+	switch n := n.(type) {
+	case *Gzip:
+		return yield(n) && (n.Content == nil || walkGzip(n.Content, yield))
+	case *Tar:
+		for _, p := range n.Parts {
+			if !walkGzip(p.Child, yield) {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Tar is a tar layer: the skeleton stream with children spliced in.
 type Tar struct {

@@ -55,9 +55,8 @@ func testImages(rng *rand.Rand, n int) []byte {
 
 // partsOf counts a recipe's parts: all, stored, restarted.
 func partsOf(n Node) (all, stored, restarts int) {
-	switch n := n.(type) {
-	case *Gzip:
-		for _, m := range n.Members {
+	for g := range gzipNodes(n) {
+		for _, m := range g.Members {
 			for _, s := range m.Segments {
 				all++
 				switch s.Kind {
@@ -69,36 +68,19 @@ func partsOf(n Node) (all, stored, restarts int) {
 				}
 			}
 		}
-		if n.Content != nil {
-			a, s, r := partsOf(n.Content)
-			all, stored, restarts = all+a, stored+s, restarts+r
-		}
-	case *Tar:
-		for _, p := range n.Parts {
-			a, s, r := partsOf(p.Child)
-			all, stored, restarts = all+a, stored+s, restarts+r
-		}
 	}
 	return
 }
 
 // setWarm sets the warm-up of every restarted part to k.
 func setWarm(n Node, k uint8) {
-	switch n := n.(type) {
-	case *Gzip:
-		for i := range n.Members {
-			for j, s := range n.Members[i].Segments {
+	for g := range gzipNodes(n) {
+		for i := range g.Members {
+			for j, s := range g.Members[i].Segments {
 				if s.Kind != SegStart && s.Kind != SegStored {
-					n.Members[i].Segments[j].Kind = k
+					g.Members[i].Segments[j].Kind = k
 				}
 			}
-		}
-		if n.Content != nil {
-			setWarm(n.Content, k)
-		}
-	case *Tar:
-		for _, p := range n.Parts {
-			setWarm(p.Child, k)
 		}
 	}
 }

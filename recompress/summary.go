@@ -278,33 +278,19 @@ func (s *summary) finish(rc *Recipe, streams []*streamOut) *Summary {
 	for i, st := range streams {
 		out.Streams = append(out.Streams, StreamSummary{Index: i, Kind: st.kind.String(), Bytes: st.n})
 	}
-	for _, l := range s.layers {
-		if l.Where != "" { // a member that never ended (cannot happen when Unpack succeeds)
-			out.Layers = append(out.Layers, l)
-		}
-	}
-	var walk func(n Node)
-	walk = func(n Node) {
-		switch n := n.(type) {
-		case *Gzip:
-			for _, m := range n.Members {
-				if m.Mode != ModeExact {
-					out.Exact = false
-				}
-			}
-			if n.Trailing > 0 {
+	// Every member started has ended when Unpack succeeds: each slot
+	// next reserved is filled (gzlayer.go, record).
+	out.Layers = s.layers
+	for g := range gzipNodes(rc.Root) {
+		for _, m := range g.Members {
+			if m.Mode != ModeExact {
 				out.Exact = false
 			}
-			if n.Content != nil {
-				walk(n.Content)
-			}
-		case *Tar:
-			for _, p := range n.Parts {
-				walk(p.Child)
-			}
+		}
+		if g.Trailing > 0 {
+			out.Exact = false
 		}
 	}
-	walk(rc.Root)
 	if s.realm != nil && s.realm.found {
 		out.Realm = s.realm.id
 	}
